@@ -1,0 +1,572 @@
+/**
+ * The agent: one machine's mfpsync. It owns the local store, and — by role — the group store and the
+ * server, and/or a client of a server. This class is the library API firmware embeds (read and write
+ * a user's items, login/logout, typed events) and what the control socket dispatches to.
+ */
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { MfpError } from '../protocol/errors.js';
+import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, PROTOCOL_VERSION } from '../protocol/limits.js';
+import { catalogItem, entityKey, itemsOfKind, parseEntity, type EntityKey, type ItemKind } from '../storage/catalog.js';
+import { assertValidChange, GroupStore } from '../storage/group-store.js';
+import { LevelKv } from '../storage/level-kv.js';
+import { LocalStore, type RemoteItem } from '../storage/local-store.js';
+import type { ConflictEntry, Durability, LogLevel, Store, SyncLogEntry } from '../storage/store.js';
+import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
+import { formatAddress, SyncClient, type ClientState, type ServerAddress } from './client.js';
+import { dataPaths, readConfig, SOFTWARE_VERSION, type AgentConfig } from './config.js';
+import { createIdentity, identityFromSecret, type Identity } from './identity.js';
+import { createLogger, SyncLog, type Logger } from './logger.js';
+import { SyncServer } from './server.js';
+
+/** The roles of SPEC §1. */
+export const ROLES = ['standalone', 'server', 'server-client', 'client', 'replica'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Options of an agent. */
+export interface AgentOptions {
+  dataDir: string;
+  /** Address the server listens on (default all interfaces). */
+  host?: string;
+  port?: number;
+  heartbeatSeconds?: number;
+  clock?: Clock;
+  logger?: Logger;
+  durability?: Durability;
+  /** Protocol version the client part speaks (an older one simulates older firmware). */
+  protocol?: number;
+  /** SPEC §3.5: apply a logged-in user's changed language/accessibility at once, or at the next login. */
+  applyDuringLogin?: 'immediate' | 'next-login';
+  /** The user bound (tests lower it). */
+  maxUsers?: number;
+}
+
+/** Emitted when an item's value changes on this machine. */
+export interface ItemChangedEvent {
+  kind: ItemKind;
+  id: string;
+  item: string;
+  /** `local`: written on this machine; `remote`: arrived from the group. */
+  source: 'local' | 'remote';
+  /** False when the user is logged in and the option defers language/accessibility to the next login. */
+  applyNow: boolean;
+}
+
+/** Emitted when the synchronization state changes. */
+export interface SyncStateEvent {
+  role: Role;
+  state: ClientState | 'serving' | 'standalone';
+  error?: { code: string; message: string };
+}
+
+/** The agent's events (kebab-case names). */
+export interface AgentEvents {
+  'item-changed': [ItemChangedEvent];
+  'entity-deleted': [{ kind: ItemKind; id: string }];
+  'sync-state': [SyncStateEvent];
+}
+
+interface RoleState {
+  role: Role;
+  server?: ServerAddress;
+}
+
+/** One entry of `users list`. */
+export interface UserEntry {
+  kind: 'user' | 'group';
+  id: string;
+  lastUsed: number | null;
+  items: number;
+}
+
+/** One entry of `devices list`. */
+export interface DeviceEntry {
+  id: string;
+  name: string;
+  serial: string;
+  location: string;
+  state: 'server' | 'connected' | 'joining' | 'offline';
+  lastHeartbeat: number | null;
+  version: string;
+  protocol: number;
+  skewMs: number | null;
+  cursorLag: number;
+}
+
+const LIVE_ITEMS = new Set(['language', 'accessibility']);
+
+/** A machine's mfpsync agent. */
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly dataDir: string;
+  readonly identity: Identity;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly log: SyncLog;
+  readonly local: LocalStore;
+  #config: AgentConfig;
+  #o: AgentOptions;
+  #role: RoleState = { role: 'standalone' };
+  #group: GroupStore | undefined;
+  #groupId = '';
+  #server: SyncServer | undefined;
+  #client: SyncClient | undefined;
+  #loggedIn = new Set<string>();
+  #closed = false;
+
+  private constructor(options: AgentOptions, config: AgentConfig, identity: Identity, local: LocalStore, logger: Logger, clock: Clock) {
+    super();
+    this.dataDir = options.dataDir;
+    this.#o = options;
+    this.#config = config;
+    this.identity = identity;
+    this.local = local;
+    this.logger = logger;
+    this.clock = clock;
+    this.log = new SyncLog(logger, clock);
+    this.log.attach(local);
+  }
+
+  /** Opens an initialized data directory. The role it had is resumed by start(). */
+  static async open(options: AgentOptions): Promise<Agent> {
+    const { config, identity } = readConfig(options.dataDir);
+    const clock = options.clock ?? systemClock;
+    const logger = options.logger ?? createLogger();
+    const local = await LocalStore.open({
+      kv: new LevelKv(dataPaths(options.dataDir).local),
+      durability: options.durability,
+      now: () => clock.now(),
+      maxUsers: options.maxUsers,
+    });
+    const agent = new Agent(options, config, identity, local, logger.child({ device: identity.deviceId }), clock);
+    agent.#role = (await local.getMeta<RoleState>('role')) ?? { role: 'standalone' };
+    return agent;
+  }
+
+  /** The port the server listens on (the bound one, once listening). */
+  get port(): number {
+    return this.#server?.port ?? this.#o.port ?? DEFAULT_PORT;
+  }
+
+  /** The current role. */
+  get role(): Role {
+    return this.#role.role;
+  }
+
+  /** The group store, on a server. */
+  get group(): GroupStore | undefined {
+    return this.#group;
+  }
+
+  /** The client part, on a client or server-client. */
+  get client(): SyncClient | undefined {
+    return this.#client;
+  }
+
+  /** Starts the persisted role's components. */
+  async start(): Promise<void> {
+    const { role, server } = this.#role;
+    if (role === 'server' || role === 'server-client') await this.#startServer();
+    if (role === 'server-client') await this.#startClient({ host: 'localhost', port: this.port }, undefined, false);
+    if (role === 'client' && server) await this.#startClient(server, undefined, false);
+    this.#emitState();
+  }
+
+  /** Stops every component and closes the stores. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#stopClient();
+    await this.#stopServer();
+    await this.local.close();
+  }
+
+  // ---- roles ---------------------------------------------------------------------------------------
+
+  /**
+   * Switches role (SPEC §1, §11). A server with connected clients refuses to stop serving unless
+   * forced (CLIENTS_ACTIVE). Becoming a client admits this machine with the server's administrator
+   * account and waits for the join to finish; on any refusal the previous role stays.
+   */
+  async setRole(role: Role, options: { server?: string; user?: string; password?: string; force?: boolean } = {}): Promise<ReturnType<Agent['status']>> {
+    if (!(ROLES as readonly string[]).includes(role)) throw new MfpError('INVALID_ARGUMENT', `unknown role ${JSON.stringify(role)}; one of ${ROLES.join(', ')}`);
+    if (role === 'replica') throw new MfpError('INVALID_ARGUMENT', 'the replica role is not available in this build (replication is not implemented yet)');
+    const target: RoleState = { role };
+    if (role === 'client') {
+      if (!options.server) throw new MfpError('USAGE', 'role set client needs --server HOST[:PORT]');
+      target.server = parseAddress(options.server);
+    }
+    const current = this.#role;
+    const serving = current.role === 'server' || current.role === 'server-client';
+    const willServe = role === 'server' || role === 'server-client';
+    if (serving && !willServe) {
+      const active = this.#server?.sessions() ?? [];
+      if (active.length > 0 && !options.force) {
+        throw new MfpError('CLIENTS_ACTIVE', `${active.length} client(s) are connected (${active.map((s) => s.deviceId).join(', ')}): stop them first, or pass --force`);
+      }
+    }
+    const admission = options.user !== undefined ? { user: options.user, password: options.password ?? '' } : undefined;
+    if (role === 'client' && !admission && !(await this.#knowsGroup())) {
+      throw new MfpError('USAGE', 'the first connection to a server needs its administrator account: --user ID --password PW');
+    }
+    await this.#stopClient();
+    try {
+      if (willServe && !this.#server) await this.#startServer();
+      if (!willServe) await this.#stopServer();
+      if (role === 'server-client') await this.#startClient({ host: 'localhost', port: this.port }, undefined, true);
+      if (role === 'client') await this.#startClient(target.server!, admission, true);
+    } catch (err) {
+      // Back to the previous role; the error says why the new one was refused.
+      await this.#stopClient();
+      if (!serving) await this.#stopServer();
+      if (serving && !this.#server) await this.#startServer().catch(() => undefined);
+      if (current.role === 'server-client') await this.#startClient({ host: 'localhost', port: this.port }, undefined, false).catch(() => undefined);
+      if (current.role === 'client' && current.server) await this.#startClient(current.server, undefined, false).catch(() => undefined);
+      throw err;
+    }
+    this.#role = target;
+    await this.local.setMeta({ role: target });
+    this.log.info('ROLE_CHANGED', `role ${current.role} → ${role}${target.server ? ` (server ${formatAddress(target.server)})` : ''}`);
+    this.#emitState();
+    return this.status();
+  }
+
+  async #knowsGroup(): Promise<boolean> {
+    return (await this.local.getMeta('pin')) !== undefined;
+  }
+
+  async #startServer(): Promise<void> {
+    if (this.clock.now() < PLAUSIBLE_SINCE) {
+      throw new MfpError('CLOCK_NOT_SET', `the system clock reads ${new Date(this.clock.now()).toISOString()}: set the time (SNTP) before serving`);
+    }
+    const group = await GroupStore.open({
+      kv: new LevelKv(dataPaths(this.dataDir).group),
+      durability: this.#o.durability,
+      now: () => this.clock.now(),
+      maxUsers: this.#o.maxUsers,
+    });
+    try {
+      let key = await group.getMeta<{ groupId: string; secretKey: string }>('groupKey');
+      if (!key) {
+        const id = createIdentity();
+        key = { groupId: id.deviceId, secretKey: Buffer.from(id.secretKey).toString('base64') };
+        await group.setMeta({ groupKey: key });
+      }
+      const groupKey = identityFromSecret(Buffer.from(key.secretKey, 'base64'));
+      if (!group.device(this.identity.deviceId)) {
+        await group.putDevice({
+          id: this.identity.deviceId,
+          publicKey: Buffer.from(this.identity.publicKey).toString('base64'),
+          name: this.#config.name,
+          serial: this.#config.serial,
+          location: this.#config.location,
+          software: SOFTWARE_VERSION,
+          protocol: PROTOCOL_VERSION,
+          capabilities: [],
+          admittedAt: this.clock.now(),
+          lastSeen: this.clock.now(),
+          lastCounter: 0,
+          cursor: 0,
+          self: true,
+        });
+      }
+      const server = new SyncServer({
+        store: group,
+        identity: this.identity,
+        groupKey,
+        groupId: key.groupId,
+        admin: this.#config.admin,
+        settings: this.#config.settings,
+        clock: this.clock,
+        log: this.log,
+        host: this.#o.host ?? '::',
+        port: this.#o.port ?? DEFAULT_PORT,
+        software: SOFTWARE_VERSION,
+      });
+      await server.start();
+      this.#group = group;
+      this.#groupId = key.groupId;
+      this.#server = server;
+      this.log.info('SERVING', `serving group ${key.groupId} on port ${server.port}`);
+    } catch (err) {
+      await group.close();
+      throw err;
+    }
+  }
+
+  async #stopServer(): Promise<void> {
+    const server = this.#server;
+    const group = this.#group;
+    this.#server = undefined;
+    this.#group = undefined;
+    await server?.stop();
+    await group?.close();
+  }
+
+  async #startClient(address: ServerAddress, admission: { user: string; password: string } | undefined, wait: boolean): Promise<void> {
+    const client = new SyncClient({
+      store: this.local,
+      identity: this.identity,
+      settings: this.#config.settings,
+      clock: this.clock,
+      log: this.log,
+      server: address,
+      profile: { name: this.#config.name, serial: this.#config.serial, location: this.#config.location, software: SOFTWARE_VERSION },
+      heartbeatSeconds: this.#o.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS,
+      protocol: this.#o.protocol,
+      onRemote: (applied, deleted) => this.#onRemote(applied, deleted),
+      onState: () => this.#emitState(),
+    });
+    await client.loadPin();
+    this.#client = client;
+    if (wait) await client.admit(admission);
+    else client.start();
+  }
+
+  async #stopClient(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.stop();
+  }
+
+  #emitState(): void {
+    const role = this.#role.role;
+    const error = this.#client?.lastError;
+    const state: SyncStateEvent['state'] = this.#client ? this.#client.state : this.#server ? 'serving' : 'standalone';
+    this.emit('sync-state', { role, state, ...(error ? { error: { code: error.code, message: error.message } } : {}) });
+  }
+
+  #onRemote(applied: readonly RemoteItem[], deleted: readonly EntityKey[]): void {
+    for (const it of applied) {
+      const parsed = parseEntity(it.e)!;
+      const deferred = this.#o.applyDuringLogin === 'next-login' && parsed.kind === 'user' && this.#loggedIn.has(parsed.id) && LIVE_ITEMS.has(it.n);
+      this.emit('item-changed', { kind: parsed.kind, id: parsed.id, item: it.n, source: 'remote', applyNow: !deferred });
+    }
+    for (const e of deleted) {
+      const parsed = parseEntity(e)!;
+      this.emit('entity-deleted', { kind: parsed.kind, id: parsed.id });
+    }
+  }
+
+  // ---- data ----------------------------------------------------------------------------------------
+
+  /** The store `user get/set` act on: the group's copy on a pure server, else this machine's. */
+  #dataStore(): Store {
+    return this.#role.role === 'server' && this.#group ? this.#group : this.local;
+  }
+
+  /** A user logged in on this machine: their current data is fetched from the server (SPEC §3.2). */
+  async login(user: string): Promise<void> {
+    entityKey('user', user);
+    this.#loggedIn.add(user);
+    if (this.#role.role === 'server' && this.#group) {
+      await this.#group.touchUser(user);
+      return;
+    }
+    const evicted = await this.local.touch(user);
+    this.#client?.release(evicted);
+    this.#client?.login(user);
+  }
+
+  /** A user logged out. */
+  async logout(user: string): Promise<void> {
+    entityKey('user', user);
+    this.#loggedIn.delete(user);
+  }
+
+  /** Reads items of an entity: one (its value) or all (catalog defaults where unset). */
+  async getItems(kind: ItemKind, id: string, item?: string): Promise<{ kind: ItemKind; id: string; items: Record<string, { value: unknown; version: number; set: boolean }> }> {
+    const e = entityKey(kind, id);
+    const names = item !== undefined ? [catalogItem(kind, item).name] : itemsOfKind(kind).map((i) => i.name);
+    const store = this.#dataStore();
+    if (kind === 'user' && !store.hasEntity(e) && !store.users().some((u) => u.name === id)) {
+      throw new MfpError('NOT_FOUND', `no data for user ${JSON.stringify(id)} on this machine`, { user: id });
+    }
+    const records = await store.readEntity(e);
+    const items: Record<string, { value: unknown; version: number; set: boolean }> = {};
+    for (const n of names) {
+      const rec = records.get(n);
+      items[n] = rec ? { value: rec.val, version: rec.v, set: true } : { value: catalogItem(kind, n).defaultValue, version: 0, set: false };
+    }
+    return { kind, id, items };
+  }
+
+  /** Writes an item on this machine; on a client it is queued durably and sent to the server. */
+  async setItem(kind: ItemKind, id: string, item: string, value: unknown): Promise<{ version: number; queued: boolean }> {
+    const e = entityKey(kind, id);
+    catalogItem(kind, item);
+    assertValidChange({ e, n: item, val: value });
+    const role = this.#role.role;
+    if (role === 'replica') throw new MfpError('WRONG_ROLE', 'a replica holds a copy of the server; change data on the server');
+    let result: { version: number; queued: boolean };
+    if (role === 'server' && this.#group) {
+      const group = this.#group;
+      const base = group.itemStates(e)?.get(item)?.v ?? 0;
+      const { outcomes } = await group.applyChanges(`admin:${this.identity.deviceId}`, [{ c: 0, e, n: item, val: value, base }]);
+      const o = outcomes[0]!;
+      if (o.status === 'rejected') throw new MfpError(o.code, o.message, { item });
+      result = { version: o.v, queued: false };
+    } else {
+      const queue = role === 'client' || role === 'server-client';
+      const { evicted } = await this.local.setLocal(this.identity.deviceId, e, item, value, { queue });
+      this.#client?.release(evicted);
+      this.#client?.kick();
+      result = { version: this.local.itemStates(e)?.get(item)?.v ?? 0, queued: queue };
+    }
+    this.emit('item-changed', { kind, id, item, source: 'local', applyNow: true });
+    return result;
+  }
+
+  /** Users and user groups, filtered by partial, case-insensitive match (blank lists all). */
+  listUsers(search = ''): UserEntry[] {
+    const store = this.#role.role === 'standalone' || this.#role.role === 'client' || !this.#group ? this.local : this.#group;
+    const q = search.toLowerCase();
+    const out: UserEntry[] = [];
+    const seen = new Set<string>();
+    for (const u of store.users()) {
+      seen.add(u.name);
+      if (u.name.toLowerCase().includes(q)) out.push({ kind: 'user', id: u.name, lastUsed: u.lastUsed, items: store.itemStates(`u:${u.name}`)?.size ?? 0 });
+    }
+    for (const e of store.entities()) {
+      const p = parseEntity(e)!;
+      if (p.kind === 'user' && !seen.has(p.id) && p.id.toLowerCase().includes(q)) out.push({ kind: 'user', id: p.id, lastUsed: null, items: store.itemStates(e)!.size });
+      if (p.kind === 'group' && p.id.toLowerCase().includes(q)) out.push({ kind: 'group', id: p.id, lastUsed: null, items: store.itemStates(e)!.size });
+    }
+    return out;
+  }
+
+  /** Delete User Data (SPEC §8): on a server, across the group; on a standalone machine, locally. */
+  async deleteUsers(targets: { users?: string[]; groups?: string[]; search?: string }): Promise<{ deleted: string[] }> {
+    const role = this.#role.role;
+    if (role === 'client' || role === 'replica') throw new MfpError('WRONG_ROLE', 'delete user data on the server: a client would get it back from the group');
+    const keys = new Set<EntityKey>();
+    for (const u of targets.users ?? []) keys.add(entityKey('user', u));
+    for (const g of targets.groups ?? []) keys.add(entityKey('group', g));
+    if (targets.search !== undefined) for (const u of this.listUsers(targets.search)) keys.add(entityKey(u.kind, u.id));
+    let deleted: EntityKey[];
+    if (this.#group) {
+      deleted = (await this.#group.deleteEntities([...keys], `admin:${this.identity.deviceId}`)).map((f) => f.e);
+    } else {
+      deleted = await this.local.deleteLocal([...keys]);
+    }
+    if (deleted.length > 0) this.log.info('USERS_DELETED', `deleted the data of ${deleted.join(', ')}`);
+    return { deleted: deleted.map((e) => e.slice(2)) };
+  }
+
+  /** Confirm Device Information (SPEC §8), filtered by partial match on id, name, serial or location. */
+  listDevices(filter = ''): DeviceEntry[] {
+    const group = this.#serving();
+    const sessions = new Map(this.#server!.sessions({ includeSelf: true }).map((s) => [s.deviceId, s]));
+    const q = filter.toLowerCase();
+    return group
+      .devices()
+      .filter((d) => [d.id, d.name, d.serial, d.location].some((f) => f.toLowerCase().includes(q)))
+      .map((d) => {
+        const s = sessions.get(d.id);
+        const state: DeviceEntry['state'] = d.self && !s ? 'server' : s ? (s.state === 'live' ? 'connected' : 'joining') : 'offline';
+        return {
+          id: d.id,
+          name: d.name,
+          serial: d.serial,
+          location: d.location,
+          state,
+          lastHeartbeat: s?.lastHeartbeat ?? (d.self ? null : d.lastSeen),
+          version: d.software,
+          protocol: d.protocol,
+          skewMs: s?.skewMs ?? null,
+          cursorLag: Math.max(0, group.seq - (s?.cursor ?? d.cursor)),
+        };
+      });
+  }
+
+  /** Removes a client from the group: its slot is freed and it is refused until re-admitted. */
+  async removeDevice(id: string): Promise<{ removed: string }> {
+    const group = this.#serving();
+    if (id === this.identity.deviceId) throw new MfpError('INVALID_ARGUMENT', 'the server cannot remove itself');
+    if (!(await group.removeDevice(id))) throw new MfpError('NOT_FOUND', `no device ${JSON.stringify(id)} in this group`, { deviceId: id });
+    this.#server?.disconnect(id, 'DEVICE_REMOVED');
+    this.log.info('DEVICE_REMOVED', `device ${id} removed from the group`, { deviceId: id });
+    return { removed: id };
+  }
+
+  #serving(): GroupStore {
+    if (!this.#group || !this.#server) throw new MfpError('WRONG_ROLE', `this machine is ${this.#role.role}, not a server`);
+    return this.#group;
+  }
+
+  /** The conflict log: this machine's, and the group's on a server. */
+  async conflicts(): Promise<(ConflictEntry & { log: 'local' | 'group' })[]> {
+    const local = (await this.local.conflicts()).map((c) => ({ ...c, log: 'local' as const }));
+    const group = this.#group ? (await this.#group.conflicts()).map((c) => ({ ...c, log: 'group' as const })) : [];
+    return [...local, ...group].sort((a, b) => a.at - b.at);
+  }
+
+  /** The sync log at or above a level. */
+  syncLog(level: LogLevel = 'info'): Promise<SyncLogEntry[]> {
+    return this.local.syncLog(level);
+  }
+
+  /** A one-look summary of this machine. */
+  status() {
+    const client = this.#client;
+    const group = this.#group;
+    return {
+      deviceId: this.identity.deviceId,
+      name: this.#config.name,
+      serial: this.#config.serial,
+      location: this.#config.location,
+      software: SOFTWARE_VERSION,
+      protocol: this.#o.protocol ?? PROTOCOL_VERSION,
+      role: this.#role.role,
+      ...(this.#server ? { port: this.#server.port } : {}),
+      ...(client
+        ? {
+            client: {
+              server: formatAddress(client.server),
+              state: client.state,
+              cursor: this.local.cursor,
+              queued: this.local.queueSize,
+              ...(client.lastError ? { error: { code: client.lastError.code, message: client.lastError.message } } : {}),
+            },
+          }
+        : {}),
+      ...(group && this.#server
+        ? {
+            group: {
+              groupId: this.#groupId,
+              epoch: group.epoch,
+              seq: group.seq,
+              devices: group.devices().length,
+              connected: this.#server.sessions().length,
+              users: group.users().length,
+            },
+          }
+        : {}),
+      localUsers: this.local.users().length,
+    };
+  }
+}
+
+/** Parses HOST[:PORT], [IPv6]:PORT or a bare IPv6 address; the port defaults to 8443. */
+export function parseAddress(text: string): ServerAddress {
+  const bad = () => new MfpError('INVALID_ARGUMENT', `not an address: ${JSON.stringify(text)} (HOST[:PORT], [IPv6]:PORT)`);
+  let host: string;
+  let port = DEFAULT_PORT;
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  if (v6) {
+    host = v6[1]!;
+    if (v6[2] !== undefined) port = Number(v6[2]);
+  } else if ((text.match(/:/g) ?? []).length > 1) {
+    host = text;
+  } else {
+    const [h, p] = text.split(':');
+    host = h ?? '';
+    if (p !== undefined) port = Number(p);
+  }
+  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw bad();
+  return { host, port };
+}
+
+/** Whether a directory holds an initialized agent. */
+export function isInitialized(dataDir: string): boolean {
+  return existsSync(dataPaths(dataDir).config);
+}

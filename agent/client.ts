@@ -1,0 +1,489 @@
+/**
+ * The client role: keeps one session to the server, joins or resumes, sends the durable queue of local
+ * changes, applies the group's deltas, fetches a user's data at login, and reconnects with exponential
+ * backoff and full jitter when the server goes away. It works from its local store throughout: the
+ * firmware never waits for the network.
+ */
+import { WebSocket } from 'ws';
+import { decodeValue, encodeMessage, encodeValue, type Message } from '../protocol/codec.js';
+import { MfpError, toMfpError, type ErrorCode } from '../protocol/errors.js';
+import { HeartbeatType } from '../protocol/heartbeat.js';
+import {
+  HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS, PROTOCOL_VERSION,
+  RECONNECT_BASE_MS, RECONNECT_MAX_MS,
+} from '../protocol/limits.js';
+import { readWelcomeBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type WelcomeBody } from '../protocol/session.js';
+import {
+  AckStatus, chunk, SyncType, type AckMessage, type DeltasMessage, type JoinPlanMessage, type SnapshotItem,
+  type SnapshotMessage, type UploadEntity,
+} from '../protocol/sync.js';
+import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog.js';
+import type { ChangeOutcome } from '../storage/group-store.js';
+import type { LocalStore, QueuedChange, RemoteItem } from '../storage/local-store.js';
+import { encodedSize } from '../storage/records.js';
+import type { Clock, Timer } from './clock.js';
+import { Connection } from './connection.js';
+import { admissionProof, signParts, verifyParts, type Identity } from './identity.js';
+import type { SyncLog } from './logger.js';
+
+/** Where a client connects. */
+export interface ServerAddress {
+  host: string;
+  port: number;
+}
+
+/** What the client's pinned view of its group is (kept in the local store). */
+export interface ClientPin {
+  groupId: string;
+  groupKey: string;
+  epoch: string;
+  joined: boolean;
+}
+
+/** Connection state of a client. */
+export type ClientState = 'connecting' | 'joining' | 'live' | 'offline' | 'refused' | 'stopped';
+
+/** Options of a client. */
+export interface SyncClientOptions {
+  store: LocalStore;
+  identity: Identity;
+  settings: AuthSettings;
+  clock: Clock;
+  log: SyncLog;
+  server: ServerAddress;
+  profile: { name: string; serial: string; location: string; software: string };
+  heartbeatSeconds: number;
+  /** Protocol version to speak (older values simulate older firmware). */
+  protocol?: number;
+  onRemote?: (applied: readonly RemoteItem[], deleted: readonly EntityKey[]) => void;
+  onState?: (state: ClientState, error?: MfpError) => void;
+}
+
+/** Refusals a retry cannot fix: the technician must act. */
+const FATAL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'AUTH_INCORRECT', 'DEVICE_REMOVED', 'DEVICE_KEY_MISMATCH', 'GROUP_KEY_CHANGED', 'GROUP_MISMATCH',
+  'PROTOCOL_UNSUPPORTED', 'AUTH_SETTINGS_MISMATCH',
+]);
+
+/** Formats host:port for a URL (IPv6 in brackets). */
+export function formatAddress(a: ServerAddress): string {
+  return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+/** The client role. */
+export class SyncClient {
+  readonly #o: SyncClientOptions;
+  #state: ClientState = 'offline';
+  #error: MfpError | undefined;
+  #conn: Connection | undefined;
+  #stopped = true;
+  #attempt = 0;
+  #retry: Timer | undefined;
+  #heartbeat: Timer | undefined;
+  #silence: Timer | undefined;
+  #admission: { user: string; password: string } | undefined;
+  #firstOutcome: { resolve: () => void; reject: (e: MfpError) => void } | undefined;
+  #capabilities = new Set<string>();
+  #inFlight = new Map<number, QueuedChange>();
+  #flushing = false;
+  #pendingFetch = new Set<string>();
+  #snapshot: { items: SnapshotItem[]; replace: string[] } = { items: [], replace: [] };
+  #welcome: WelcomeBody | undefined;
+  /** Bytes on the wire, for the benchmark. */
+  readonly stats = { sent: 0, received: 0, connects: 0 };
+
+  constructor(options: SyncClientOptions) {
+    this.#o = options;
+  }
+
+  /** Current state. */
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  /** The last coded error (refusal or connection failure). */
+  get lastError(): MfpError | undefined {
+    return this.#error;
+  }
+
+  /** The server this client connects to. */
+  get server(): ServerAddress {
+    return this.#o.server;
+  }
+
+  /** Starts the connect loop; resolves at once. */
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#connect();
+  }
+
+  /**
+   * Connects once with the administrator account (first admission) and resolves when the client is
+   * joined and live; rejects with the server's refusal code, or ADDRESS_INCORRECT if it cannot reach it.
+   * On success the session stays up and the reconnect loop runs from then on.
+   */
+  admit(admission: { user: string; password: string } | undefined, timeoutMs = 30_000): Promise<void> {
+    this.#admission = admission;
+    return new Promise<void>((resolve, reject) => {
+      const timer = this.#o.clock.setTimeout(() => {
+        this.#firstOutcome = undefined;
+        void this.stop();
+        reject(new MfpError('ADDRESS_INCORRECT', `no answer from ${formatAddress(this.#o.server)} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#firstOutcome = {
+        resolve: () => { timer.cancel(); resolve(); },
+        reject: (e) => { timer.cancel(); reject(e); },
+      };
+      this.start();
+    });
+  }
+
+  /** Stops: closes the session and every timer. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#retry?.cancel();
+    this.#heartbeat?.cancel();
+    this.#silence?.cancel();
+    this.#conn?.close();
+    this.#conn = undefined;
+    this.#setState('stopped');
+  }
+
+  /** A user logged in: fetch their data now, or as soon as the session is live. */
+  login(user: string): void {
+    this.#pendingFetch.add(user);
+    if (this.#state === 'live') this.#sendFetches();
+  }
+
+  /** The local store dropped users (its bound): the server stops sending them. */
+  release(users: readonly string[]): void {
+    if (users.length > 0 && this.#state === 'live') this.#conn?.send({ type: SyncType.Release, entities: users.map((u) => `u:${u}`) });
+  }
+
+  /** A local change was queued: send it if the session is live. */
+  kick(): void {
+    if (this.#state === 'live') void this.#flush();
+  }
+
+  #setState(state: ClientState, error?: MfpError): void {
+    if (error) this.#error = error;
+    if (state === 'live') this.#error = undefined;
+    if (this.#state === state && !error) return;
+    this.#state = state;
+    this.#o.onState?.(state, error);
+  }
+
+  // ---- connection ----------------------------------------------------------------------------------
+
+  #connect(): void {
+    if (this.#stopped) return;
+    this.#setState('connecting');
+    this.stats.connects++;
+    const url = `ws://${formatAddress(this.#o.server)}/`;
+    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
+    let opened = false;
+    let challenge: { message: ChallengeMessage; bytes: Uint8Array } | undefined;
+    let helloBody: Uint8Array | undefined;
+    const conn = new Connection(ws, {
+      maxFrameBytes: () => MAX_FRAME_BYTES,
+      onMessage: async (m, raw) => {
+        this.#heard();
+        if (!challenge) {
+          if (m.type !== SessionType.Challenge) throw new MfpError('MESSAGE_UNEXPECTED', `expected challenge, got ${m.type}`);
+          challenge = { message: m, bytes: raw };
+          helloBody = this.#hello(conn, m, raw);
+          return;
+        }
+        if (!this.#welcome) {
+          if (m.type === SessionType.Refuse) return;
+          if (m.type !== SessionType.Welcome) throw new MfpError('MESSAGE_UNEXPECTED', `expected welcome, got ${m.type}`);
+          await this.#onWelcome(conn, challenge.bytes, helloBody!, m.body, m.sig);
+          return;
+        }
+        await this.#onMessage(conn, m);
+      },
+      onClose: (reason) => this.#onClose(conn, opened, reason),
+    });
+    ws.on('open', () => {
+      opened = true;
+    });
+    this.#conn = conn;
+    this.#welcome = undefined;
+    this.#inFlight.clear();
+    this.#flushing = false;
+  }
+
+  #onClose(conn: Connection, opened: boolean, reason: MfpError | undefined): void {
+    if (this.#conn !== conn) return;
+    this.#conn = undefined;
+    this.#welcome = undefined;
+    this.#heartbeat?.cancel();
+    this.#silence?.cancel();
+    this.stats.sent += conn.bytes.sent;
+    this.stats.received += conn.bytes.received;
+    const error = !opened
+      ? new MfpError('ADDRESS_INCORRECT', `cannot reach the server at ${formatAddress(this.#o.server)}`)
+      : reason ?? new MfpError('PEER_GONE', 'the server closed the connection');
+    if (this.#firstOutcome) {
+      const first = this.#firstOutcome;
+      this.#firstOutcome = undefined;
+      this.#stopped = true;
+      this.#setState('refused', error);
+      first.reject(error);
+      return;
+    }
+    if (this.#stopped) return;
+    if (FATAL.has(error.code)) {
+      this.#o.log.error(error.code, `synchronization stopped: ${error.message}`);
+      this.#stopped = true;
+      this.#setState('refused', error);
+      return;
+    }
+    if (this.#state === 'live') this.#o.log.warning('SERVER_UNREACHABLE', `lost the server ${formatAddress(this.#o.server)}: ${error.message}; working offline`);
+    this.#setState('offline', error);
+    const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(this.#attempt++, 16));
+    this.#retry = this.#o.clock.setTimeout(() => this.#connect(), Math.random() * ceiling);
+  }
+
+  /** Restarts the silence timer: three heartbeat intervals without a frame and the server is gone. */
+  #heard(): void {
+    this.#silence?.cancel();
+    this.#silence = this.#o.clock.setTimeout(() => {
+      this.#conn?.terminate(new MfpError('PEER_GONE', `no frame from the server for ${MISSED_HEARTBEATS} heartbeats`));
+    }, this.#o.heartbeatSeconds * 1000 * MISSED_HEARTBEATS);
+  }
+
+  #beat(): void {
+    this.#heartbeat?.cancel();
+    this.#heartbeat = this.#o.clock.setTimeout(() => {
+      this.#conn?.send({ type: HeartbeatType.Ping, at: this.#o.clock.now(), cursor: this.#o.store.cursor });
+      this.#beat();
+    }, this.#o.heartbeatSeconds * 1000);
+  }
+
+  #hello(conn: Connection, challenge: ChallengeMessage, challengeBytes: Uint8Array): Uint8Array {
+    const protocol = this.#o.protocol ?? PROTOCOL_VERSION;
+    if (challenge.protocol < MIN_PROTOCOL_VERSION || challenge.minProtocol > protocol) {
+      throw new MfpError('PROTOCOL_UNSUPPORTED', `server speaks ${challenge.minProtocol}-${challenge.protocol}`);
+    }
+    const pin = this.#pin;
+    const id = this.#o.identity;
+    const body: HelloBody = {
+      protocol,
+      minProtocol: MIN_PROTOCOL_VERSION,
+      capabilities: capabilitiesFor(protocol),
+      deviceId: id.deviceId,
+      publicKey: id.publicKey,
+      ...this.#o.profile,
+      groupId: pin?.groupId ?? null,
+      epoch: pin?.joined ? pin.epoch : null,
+      cursor: pin?.joined ? this.#o.store.cursor : 0,
+      heartbeat: this.#o.heartbeatSeconds,
+      settings: this.#o.settings,
+      admission: this.#admission
+        ? { user: this.#admission.user, proof: admissionProof(this.#admission.password, challenge.salt, challenge.nonce, id.deviceId) }
+        : null,
+    };
+    const bytes = encodeValue(body);
+    conn.sendBytes(encodeMessage({ type: SessionType.Hello, body: bytes, sig: signParts(id.secretKey, challengeBytes, bytes) }));
+    return bytes;
+  }
+
+  #pin: ClientPin | undefined;
+
+  /** Loads the pinned group from the store; call before start. */
+  async loadPin(): Promise<void> {
+    this.#pin = await this.#o.store.getMeta<ClientPin>('pin');
+  }
+
+  async #onWelcome(conn: Connection, challengeBytes: Uint8Array, helloBytes: Uint8Array, bodyBytes: Uint8Array, sig: Uint8Array): Promise<void> {
+    const welcome = readWelcomeBody(decodeValue(bodyBytes));
+    if (!verifyParts(welcome.groupKey, sig, challengeBytes, helloBytes, bodyBytes)) {
+      throw new MfpError('AUTH_INCORRECT', 'the welcome is not signed by the group key it presents');
+    }
+    const pin = this.#pin;
+    const key = Buffer.from(welcome.groupKey).toString('base64');
+    if (pin && pin.groupId === welcome.groupId && pin.groupKey !== key && !this.#admission) {
+      throw new MfpError('GROUP_KEY_CHANGED', `the server presents another group key than the one pinned for group ${pin.groupId}: if the server was replaced without its backup, run \`mfpsync role set client\` again with the administrator account`);
+    }
+    if (pin && pin.joined && pin.groupId !== welcome.groupId && !this.#admission) {
+      throw new MfpError('GROUP_MISMATCH', `the server belongs to group ${welcome.groupId}, this client to ${pin.groupId}: run \`mfpsync role set client\` again to join it`);
+    }
+    if (this.#admission && (!pin || pin.groupId !== welcome.groupId || pin.groupKey !== key)) {
+      // The technician admitted this client with the administrator account: trust this group from now on.
+      this.#pin = { groupId: welcome.groupId, groupKey: key, epoch: pin?.groupId === welcome.groupId ? pin.epoch : '', joined: pin?.groupId === welcome.groupId && pin.joined };
+      await this.#o.store.setMeta({ pin: this.#pin });
+    }
+    this.#welcome = welcome;
+    this.#capabilities = new Set(welcome.capabilities);
+    await this.#o.store.raiseCounter(welcome.lastCounter);
+    this.#beat();
+    if (welcome.resume === 'cursor') {
+      this.#goLive();
+      return;
+    }
+    this.#setState('joining');
+    if (this.#o.store.queueSize > 0) await this.#o.store.rebaseQueue();
+    const entities = this.#o.store.entities().map((e) => [e, this.#o.store.entityHash(e)!] as [string, string]);
+    this.#snapshot = { items: [], replace: [] };
+    conn.send({ type: SyncType.JoinOffer, entities });
+  }
+
+  #goLive(): void {
+    this.#attempt = 0;
+    this.#admission = undefined;
+    this.#setState('live');
+    const first = this.#firstOutcome;
+    this.#firstOutcome = undefined;
+    first?.resolve();
+    this.#sendFetches();
+    void this.#flush();
+  }
+
+  async #onMessage(conn: Connection, m: Message): Promise<void> {
+    switch (m.type) {
+      case SyncType.JoinPlan:
+        return this.#upload(conn, m);
+      case SyncType.UploadAck:
+        if (m.skipped.length > 0) this.#o.log.info('JOIN_SKIPPED', `${m.skipped.length} entities were uploaded first by another client; the server's copy wins`);
+        return;
+      case SyncType.Snapshot:
+        return this.#onSnapshot(m);
+      case SyncType.Deltas:
+        return this.#onDeltas(m);
+      case SyncType.Ack:
+        return this.#onAck(m);
+      case HeartbeatType.Pong:
+        return;
+      case SessionType.Refuse:
+        return;
+      default:
+        throw new MfpError('MESSAGE_UNEXPECTED', `${m.type} is not accepted by a client`);
+    }
+  }
+
+  async #upload(conn: Connection, plan: JoinPlanMessage): Promise<void> {
+    if (plan.upload.length === 0) return;
+    const entities: UploadEntity[] = [];
+    for (const e of plan.upload) {
+      const items: Record<string, unknown> = {};
+      for (const [n, rec] of await this.#o.store.readEntity(e)) if (this.#knows(e, n)) items[n] = rec.val;
+      entities.push({ e, items });
+    }
+    const parts = chunk(entities, (u) => 64 + encodedSize(u.items));
+    parts.forEach((part, i) => conn.send({ type: SyncType.Upload, entities: part, final: i === parts.length - 1 }));
+  }
+
+  async #onSnapshot(m: SnapshotMessage): Promise<void> {
+    const store = this.#o.store;
+    if (m.reason === 'fetch') {
+      const { applied } = await store.applyRemote({ items: m.items.map(toRemote) });
+      this.#o.onRemote?.(applied, []);
+      return;
+    }
+    this.#snapshot.items.push(...m.items);
+    this.#snapshot.replace.push(...m.replace);
+    if (!m.final) return;
+    const { items, replace } = this.#snapshot;
+    this.#snapshot = { items: [], replace: [] };
+    const { applied } = await store.applyRemote({
+      items: items.map(toRemote),
+      replace,
+      versions: m.versions,
+      cursor: m.seq,
+      selfId: this.#o.identity.deviceId,
+      reason: m.reason === 'join' ? 'join' : 'resync',
+    });
+    const welcome = this.#welcome!;
+    this.#pin = { groupId: welcome.groupId, groupKey: Buffer.from(welcome.groupKey).toString('base64'), epoch: welcome.epoch, joined: true };
+    await store.setMeta({ pin: this.#pin });
+    this.#o.log.info('JOINED', `synchronized with ${formatAddress(this.#o.server)}: ${replace.length} entities replaced by the server's copy`);
+    this.#o.onRemote?.(applied, []);
+    this.#goLive();
+  }
+
+  async #onDeltas(m: DeltasMessage): Promise<void> {
+    const items: RemoteItem[] = [];
+    const deletes: EntityKey[] = [];
+    for (const [seq, e, n, val] of m.list) {
+      if (n === null) deletes.push(e);
+      else if (parseEntity(e)) items.push({ e, n, v: seq, val });
+    }
+    const { applied, deleted } = await this.#o.store.applyRemote({ items, deletes, cursor: m.seq });
+    if (this.#pin && this.#welcome && this.#pin.epoch !== this.#welcome.epoch) {
+      this.#pin = { ...this.#pin, epoch: this.#welcome.epoch };
+      await this.#o.store.setMeta({ pin: this.#pin });
+    }
+    this.#o.onRemote?.(applied, deleted);
+  }
+
+  async #onAck(m: AckMessage): Promise<void> {
+    const sent: QueuedChange[] = [];
+    const outcomes: ChangeOutcome[] = m.list.map(([c, status, v, x]) => {
+      const q = this.#inFlight.get(c);
+      if (q) sent.push(q);
+      this.#inFlight.delete(c);
+      switch (status) {
+        case AckStatus.Applied: return { c, status: 'applied', v };
+        case AckStatus.Duplicate: return { c, status: 'duplicate', v, val: x };
+        case AckStatus.Conflict: return { c, status: 'conflict', v, val: x };
+        default: {
+          const [code, message] = Array.isArray(x) ? (x as [ErrorCode, string]) : (['MESSAGE_INVALID', 'refused'] as const);
+          this.#o.log.error(code, `the server refused a change of ${q?.e ?? '?'} ${q?.n ?? '?'}: ${message}`);
+          return { c, status: 'rejected', code, message };
+        }
+      }
+    });
+    const { conflicts } = await this.#o.store.settle(this.#o.identity.deviceId, outcomes, sent);
+    if (conflicts > 0) this.#o.log.warning('CONFLICT', `${conflicts} offline edit(s) lost to newer server values; see \`mfpsync conflicts list\``);
+    // A lost conflict changes the local value to the server's: tell the firmware like any remote change.
+    const taken: RemoteItem[] = [];
+    for (const o of outcomes) {
+      const q = o.status === 'conflict' ? sent.find((x) => x.c === o.c) : undefined;
+      if (q && o.status === 'conflict') taken.push({ e: q.e, n: q.n, v: o.v, val: o.val });
+    }
+    if (taken.length > 0) this.#o.onRemote?.(taken, []);
+    if (this.#inFlight.size === 0) void this.#flush();
+  }
+
+  #knows(e: EntityKey, n: string): boolean {
+    const kind = parseEntity(e)?.kind;
+    return kind !== undefined && this.#capabilities.has(`${kind}:${n}`);
+  }
+
+  /** Sends queued changes not yet in flight (changes of items the server does not know stay queued). */
+  async #flush(): Promise<void> {
+    if (this.#flushing || this.#state !== 'live') return;
+    this.#flushing = true;
+    try {
+      const conn = this.#conn;
+      if (!conn) return;
+      const queued = (await this.#o.store.queued(4096)).filter((q) => !this.#inFlight.has(q.c) && this.#knows(q.e, q.n));
+      if (queued.length === 0 || this.#conn !== conn || this.#state !== 'live') return;
+      for (const part of chunk(queued, (q) => 32 + encodedSize(q.val))) {
+        for (const q of part) this.#inFlight.set(q.c, q);
+        conn.send({ type: SyncType.Changes, list: part.map((q) => [q.c, q.e, q.n, q.base, q.val]) });
+      }
+    } catch (err) {
+      this.#o.log.error(toMfpError(err, 'STORE_WRITE_FAILED').code, `cannot send queued changes: ${(err as Error).message}`);
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  #sendFetches(): void {
+    const conn = this.#conn;
+    if (!conn) return;
+    for (const user of this.#pendingFetch) {
+      const e = `u:${user}`;
+      const have = [...(this.#o.store.itemStates(e) ?? new Map())].map(([n, s]) => [n, s.v] as [string, number]);
+      conn.send({ type: SyncType.Fetch, e, have });
+    }
+    this.#pendingFetch.clear();
+  }
+}
+
+function toRemote([e, n, v, val]: SnapshotItem): RemoteItem {
+  return { e, n, v, val };
+}

@@ -1,0 +1,126 @@
+/**
+ * The data directory: what `init` creates and every command reads.
+ *
+ *   DIR/config.json               identity (secret key), name, serial, location, admin account (hashed),
+ *                                 authentication settings — mode 0600
+ *   DIR/initial-admin-password    only when init generated the password — mode 0600
+ *   DIR/local/                    this machine's LevelDB store
+ *   DIR/group/                    the group's LevelDB store (on a server)
+ *   DIR/control.sock              the control socket of the running agent — mode 0600
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { MfpError } from '../protocol/errors.js';
+import type { AuthSettings } from '../protocol/session.js';
+import { createIdentity, identityFromSecret, makeAdminSecret, type AdminSecret, type Identity } from './identity.js';
+
+/** This build's software version, as devices report it. */
+export const SOFTWARE_VERSION = '0.1.0';
+
+/** What config.json holds. */
+export interface AgentConfig {
+  format: 1;
+  secretKey: string;
+  name: string;
+  serial: string;
+  location: string;
+  admin: AdminSecret;
+  settings: AuthSettings;
+  createdAt: number;
+}
+
+/** Paths inside a data directory. */
+export function dataPaths(dir: string) {
+  return {
+    dir,
+    config: join(dir, 'config.json'),
+    initialPassword: join(dir, 'initial-admin-password'),
+    local: join(dir, 'local'),
+    group: join(dir, 'group'),
+    control: join(dir, 'control.sock'),
+  };
+}
+
+/** The data directory a command uses: --data, else $MFPSYNC_DATA, else ./.mfpsync. */
+export function resolveDataDir(flag?: string): string {
+  return flag ?? process.env.MFPSYNC_DATA ?? '.mfpsync';
+}
+
+/** Options of `init`. */
+export interface InitOptions {
+  name?: string;
+  serial?: string;
+  location?: string;
+  adminUser?: string;
+  adminPassword?: string;
+  settings?: Partial<AuthSettings>;
+}
+
+/** Result of `init`. */
+export interface InitResult {
+  dataDir: string;
+  deviceId: string;
+  name: string;
+  adminUser: string;
+  /** Where the generated administrator password was written, when none was given. */
+  passwordFile?: string;
+}
+
+/** Creates a data directory with a fresh identity. Refuses if one exists. */
+export function initDataDir(dir: string, options: InitOptions = {}): InitResult {
+  const paths = dataPaths(dir);
+  if (existsSync(paths.config)) throw new MfpError('ALREADY_INITIALIZED', `${dir} already holds an identity`);
+  const adminUser = options.adminUser ?? 'admin';
+  if (!adminUser || adminUser.length > 128) throw new MfpError('INVALID_ARGUMENT', 'the administrator user id must be 1-128 characters');
+  if (options.adminPassword !== undefined && options.adminPassword.length === 0) {
+    throw new MfpError('INVALID_ARGUMENT', 'the administrator password must not be empty');
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const identity = createIdentity();
+  const password = options.adminPassword ?? randomBytes(9).toString('base64url');
+  const config: AgentConfig = {
+    format: 1,
+    secretKey: Buffer.from(identity.secretKey).toString('base64'),
+    name: options.name ?? hostname(),
+    serial: options.serial ?? '',
+    location: options.location ?? '',
+    admin: makeAdminSecret(adminUser, password),
+    settings: { loginService: options.settings?.loginService ?? 'user-authentication', departmentIds: options.settings?.departmentIds ?? false },
+    createdAt: Date.now(),
+  };
+  let passwordFile: string | undefined;
+  if (options.adminPassword === undefined) {
+    writeFileSync(paths.initialPassword, password + '\n', { mode: 0o600 });
+    passwordFile = paths.initialPassword;
+  }
+  writeConfig(dir, config);
+  return { dataDir: dir, deviceId: identity.deviceId, name: config.name, adminUser, ...(passwordFile ? { passwordFile } : {}) };
+}
+
+/** Writes config.json atomically. */
+export function writeConfig(dir: string, config: AgentConfig): void {
+  const paths = dataPaths(dir);
+  const tmp = `${paths.config}.tmp`;
+  writeFileSync(tmp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  renameSync(tmp, paths.config);
+}
+
+/** Reads config.json and the identity in it. */
+export function readConfig(dir: string): { config: AgentConfig; identity: Identity } {
+  const paths = dataPaths(dir);
+  let text: string;
+  try {
+    text = readFileSync(paths.config, 'utf8');
+  } catch {
+    throw new MfpError('NOT_INITIALIZED', `${dir} holds no identity: run \`mfpsync init --name NAME\``);
+  }
+  try {
+    const config = JSON.parse(text) as AgentConfig;
+    return { config, identity: identityFromSecret(Buffer.from(config.secretKey, 'base64')) };
+  } catch (err) {
+    throw new MfpError('STORE_CORRUPT', `${paths.config} cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The control socket: how the technician shell drives the running agent. A Unix socket in the data
+ * directory (which is 0700) with mode 0600, so only the agent's owner can open it. One JSON request per
+ * line, `{"id", "method", "params"}`; one JSON response per line, `{"id", "result"}` or
+ * `{"id", "error": {"code", "message"}}`. Requests are bounded in size.
+ */
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { isErrorCode, MfpError, toMfpError } from '../protocol/errors.js';
+
+/** Handles one control request. */
+export type ControlHandler = (method: string, params: Record<string, unknown>) => Promise<unknown>;
+
+const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+
+/** The agent's end of the control socket. */
+export class ControlServer {
+  readonly path: string;
+  readonly #handler: ControlHandler;
+  #server: Server | undefined;
+  #sockets = new Set<Socket>();
+
+  constructor(path: string, handler: ControlHandler) {
+    this.path = path;
+    this.#handler = handler;
+  }
+
+  /** Listens; replaces a stale socket file left by a dead agent, refuses if a live one answers. */
+  async start(): Promise<void> {
+    if (existsSync(this.path)) {
+      const alive = await new Promise<boolean>((resolve) => {
+        const probe = createConnection(this.path);
+        probe.once('connect', () => { probe.destroy(); resolve(true); });
+        probe.once('error', () => resolve(false));
+      });
+      if (alive) throw new MfpError('AGENT_RUNNING', `an agent already answers on ${this.path}`);
+      unlinkSync(this.path);
+    }
+    const server = createServer((socket) => this.#serve(socket));
+    const previous = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.path, () => resolve());
+      });
+    } finally {
+      process.umask(previous);
+    }
+    chmodSync(this.path, 0o600);
+    this.#server = server;
+  }
+
+  /** Stops listening and removes the socket file. */
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    for (const s of this.#sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  #serve(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.on('close', () => this.#sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    let buffer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      if (buffer.length > MAX_REQUEST_BYTES) {
+        socket.end(JSON.stringify({ id: null, error: { code: 'INVALID_ARGUMENT', message: 'request too large' } }) + '\n');
+        return;
+      }
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        void this.#answer(socket, line);
+      }
+    });
+  }
+
+  async #answer(socket: Socket, line: string): Promise<void> {
+    let id: unknown = null;
+    let response: unknown;
+    try {
+      const req = JSON.parse(line) as { id?: unknown; method?: unknown; params?: unknown };
+      id = req.id ?? null;
+      if (typeof req.method !== 'string') throw new MfpError('INVALID_ARGUMENT', 'request needs a method');
+      const params = typeof req.params === 'object' && req.params !== null ? (req.params as Record<string, unknown>) : {};
+      response = { id, result: (await this.#handler(req.method, params)) ?? null };
+    } catch (err) {
+      const e = err instanceof TypeError ? new MfpError('INVALID_ARGUMENT', err.message) : toMfpError(err, 'INVALID_ARGUMENT');
+      response = { id, error: { code: e.code, message: e.message } };
+    }
+    if (!socket.destroyed) socket.write(JSON.stringify(response) + '\n');
+  }
+}
+
+/** Sends one request to the agent of a data directory and returns its result (or throws its coded error). */
+export async function callControl(path: string, method: string, params: Record<string, unknown> = {}, timeoutMs = 120_000): Promise<unknown> {
+  return new Promise<unknown>((resolve, reject) => {
+    const socket = createConnection(path);
+    let buffer = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new MfpError('CONTROL_FAILED', `the agent did not answer ${method} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.setEncoding('utf8');
+    socket.once('connect', () => socket.write(JSON.stringify({ id: 1, method, params }) + '\n'));
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      const nl = buffer.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      socket.end();
+      try {
+        const res = JSON.parse(buffer.slice(0, nl)) as { result?: unknown; error?: { code?: unknown; message?: unknown } };
+        if (res.error) {
+          const code = isErrorCode(res.error.code) ? res.error.code : 'CONTROL_FAILED';
+          reject(new MfpError(code, String(res.error.message ?? 'failed')));
+        } else resolve(res.result);
+      } catch (err) {
+        reject(new MfpError('CONTROL_FAILED', 'the agent answered with malformed JSON', { cause: err }));
+      }
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+        reject(new MfpError('AGENT_NOT_RUNNING', `no agent is running on this data directory (${path}): start it with \`mfpsync run\``));
+      } else reject(new MfpError('CONTROL_FAILED', err.message, { cause: err }));
+    });
+  });
+}

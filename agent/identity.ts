@@ -1,0 +1,115 @@
+/**
+ * Machine identity and administrator admission.
+ *
+ * Identity: an Ed25519 key pair (tweetnacl) made by `init`; the device id is the first 80 bits of
+ * SHA-256 of the public key, in base32 — short, printable, and bound to the key.
+ *
+ * Admission (first connection of a client): SCRAM-style proof, so the password never crosses the wire
+ * and the server never stores it: salted = scrypt(password, salt); clientKey = HMAC(salted, "client");
+ * storedKey = SHA-256(clientKey) is what the server keeps. The client sends
+ * proof = clientKey ⊕ HMAC(storedKey, nonce ‖ deviceId); the server recovers clientKey and compares
+ * SHA-256(clientKey) with storedKey.
+ */
+import { createHash, createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import nacl from 'tweetnacl';
+
+/** A machine's signing identity. */
+export interface Identity {
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+  deviceId: string;
+}
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+/** Derives the device id from a public key. */
+export function deviceIdOf(publicKey: Uint8Array): string {
+  const digest = createHash('sha256').update(publicKey).digest().subarray(0, 10);
+  let bits = 0;
+  let value = 0;
+  let out = '';
+  for (const byte of digest) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return out;
+}
+
+/** Creates a fresh identity. */
+export function createIdentity(): Identity {
+  const kp = nacl.sign.keyPair();
+  return { publicKey: kp.publicKey, secretKey: kp.secretKey, deviceId: deviceIdOf(kp.publicKey) };
+}
+
+/** Rebuilds an identity from its secret key. */
+export function identityFromSecret(secretKey: Uint8Array): Identity {
+  const kp = nacl.sign.keyPair.fromSecretKey(secretKey);
+  return { publicKey: kp.publicKey, secretKey: kp.secretKey, deviceId: deviceIdOf(kp.publicKey) };
+}
+
+/** Signs the SHA-512 of the concatenated parts. */
+export function signParts(secretKey: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  return nacl.sign.detached(digest(parts), secretKey);
+}
+
+/** Verifies a signature made by signParts. */
+export function verifyParts(publicKey: Uint8Array, sig: Uint8Array, ...parts: Uint8Array[]): boolean {
+  return nacl.sign.detached.verify(digest(parts), sig, publicKey);
+}
+
+function digest(parts: Uint8Array[]): Uint8Array {
+  const h = createHash('sha512');
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+/** What the server keeps of its administrator account. */
+export interface AdminSecret {
+  user: string;
+  salt: string;
+  storedKey: string;
+}
+
+const SCRYPT = { N: 1 << 14, r: 8, p: 1 } as const;
+
+function clientKeyOf(password: string, salt: Uint8Array): Buffer {
+  const salted = scryptSync(password.normalize('NFKC'), salt, 32, SCRYPT);
+  return createHmac('sha256', salted).update('client').digest();
+}
+
+function signatureOf(storedKey: Uint8Array, nonce: Uint8Array, deviceId: string): Buffer {
+  return createHmac('sha256', storedKey).update(nonce).update(deviceId).digest();
+}
+
+/** Makes the stored form of an administrator password. */
+export function makeAdminSecret(user: string, password: string): AdminSecret {
+  const salt = randomBytes(16);
+  const storedKey = createHash('sha256').update(clientKeyOf(password, salt)).digest();
+  return { user, salt: salt.toString('base64'), storedKey: storedKey.toString('base64') };
+}
+
+/** The client's admission proof for one handshake. */
+export function admissionProof(password: string, salt: Uint8Array, nonce: Uint8Array, deviceId: string): Uint8Array {
+  const clientKey = clientKeyOf(password, salt);
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  return xor(clientKey, signatureOf(storedKey, nonce, deviceId));
+}
+
+/** Checks an admission proof in constant time. */
+export function checkAdmission(secret: AdminSecret, user: string, proof: Uint8Array, nonce: Uint8Array, deviceId: string): boolean {
+  const storedKey = Buffer.from(secret.storedKey, 'base64');
+  const clientKey = xor(proof, signatureOf(storedKey, nonce, deviceId));
+  const candidate = createHash('sha256').update(clientKey).digest();
+  const sameUser = user.length === secret.user.length && timingSafeEqual(Buffer.from(user), Buffer.from(secret.user));
+  return timingSafeEqual(candidate, storedKey) && sameUser;
+}
+
+function xor(a: Uint8Array, b: Uint8Array): Buffer {
+  const out = Buffer.alloc(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! ^ b[i]!;
+  return out;
+}

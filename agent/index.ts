@@ -1,0 +1,8 @@
+/** The mfpsync library API for firmware: create an agent, read and write items, follow its events. */
+export { Agent, parseAddress, ROLES, type AgentEvents, type AgentOptions, type ItemChangedEvent, type Role, type SyncStateEvent } from './agent.js';
+export { ManualClock, systemClock, type Clock } from './clock.js';
+export { initDataDir, resolveDataDir, type InitOptions } from './config.js';
+export { callControl } from './control.js';
+export { startDaemon, type Daemon } from './daemon.js';
+export { CATALOG, type CatalogItem, type ItemKind } from '../storage/catalog.js';
+export { ERROR_CODES, MfpError, type ErrorCode } from '../protocol/errors.js';

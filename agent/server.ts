@@ -1,0 +1,499 @@
+/**
+ * The server role: accepts clients over WebSocket, admits them, runs joins one at a time, applies
+ * their changes to the group store and fans committed changes out to every client holding the entity.
+ *
+ * Fan-out is log-tailing: each session has a cursor and a pump that sends the committed entries after
+ * it (from the store's in-memory ring when recent, else from the log). Resume after a disconnect and
+ * live delivery are the same code path, so a client never misses or reorders a change.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { encodeMessage, encodeValue, decodeValue, type Message } from '../protocol/codec.js';
+import { MfpError } from '../protocol/errors.js';
+import { HeartbeatType } from '../protocol/heartbeat.js';
+import {
+  HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MAX_HANDSHAKE_FRAME_BYTES, MIN_PROTOCOL_VERSION,
+  MISSED_HEARTBEATS, PROTOCOL_VERSION,
+} from '../protocol/limits.js';
+import { readHelloBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type ResumeMode, type WelcomeBody } from '../protocol/session.js';
+import {
+  AckStatus, chunk, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
+  type SnapshotItem, type UploadMessage,
+} from '../protocol/sync.js';
+import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog.js';
+import type { DeviceRecord, FeedEntry, GroupStore } from '../storage/group-store.js';
+import { encodedSize } from '../storage/records.js';
+import type { Clock, Timer } from './clock.js';
+import { Connection } from './connection.js';
+import { checkAdmission, deviceIdOf, signParts, verifyParts, type AdminSecret, type Identity } from './identity.js';
+import type { SyncLog } from './logger.js';
+
+/** Options of a server. */
+export interface SyncServerOptions {
+  store: GroupStore;
+  identity: Identity;
+  /** The group's signing key. */
+  groupKey: Identity;
+  groupId: string;
+  admin: AdminSecret;
+  settings: AuthSettings;
+  clock: Clock;
+  log: SyncLog;
+  host: string;
+  port: number;
+  software: string;
+  /** Most connections still in their handshake at once. */
+  maxPending?: number;
+}
+
+/** A connected machine, as `devices list` shows it. */
+export interface SessionInfo {
+  deviceId: string;
+  state: 'joining' | 'live';
+  connectedAt: number;
+  lastHeartbeat: number;
+  skewMs: number;
+  cursor: number;
+}
+
+type Phase = 'handshake' | 'join-offer' | 'join-upload' | 'live';
+
+class Session {
+  phase: Phase = 'handshake';
+  device!: DeviceRecord;
+  hello!: HelloBody;
+  capabilities = new Set<string>();
+  cursor = 0;
+  pumping = false;
+  pumpAgain = false;
+  connectedAt = 0;
+  lastHeartbeat = 0;
+  skewMs = 0;
+  deadline: Timer | undefined;
+  plan: { upload: Set<EntityKey>; replace: Set<EntityKey>; same: Set<EntityKey> } | undefined;
+  releaseJoinLock: (() => void) | undefined;
+  constructor(readonly conn: Connection, readonly nonce: Uint8Array, readonly challenge: Uint8Array, readonly remote: string) {}
+}
+
+/** The server role. */
+export class SyncServer {
+  readonly #o: SyncServerOptions;
+  #wss: WebSocketServer | undefined;
+  #sessions = new Set<Session>();
+  #joinLock: Promise<void> = Promise.resolve();
+  #unsubscribe: (() => void) | undefined;
+  #pending = 0;
+  /** Wire bytes of closed sessions plus live ones, for the benchmark. */
+  readonly stats = { sentBytes: 0 };
+
+  constructor(options: SyncServerOptions) {
+    this.#o = options;
+  }
+
+  /** The port actually bound (for port 0). */
+  get port(): number {
+    const addr = this.#wss?.address();
+    return typeof addr === 'object' && addr ? addr.port : this.#o.port;
+  }
+
+  /** Starts listening. Throws ADDRESS_INCORRECT when the port cannot be bound. */
+  async start(): Promise<void> {
+    const wss = new WebSocketServer({
+      host: this.#o.host,
+      port: this.#o.port,
+      perMessageDeflate: false,
+      maxPayload: MAX_FRAME_BYTES,
+      clientTracking: false,
+    });
+    await new Promise<void>((resolve, reject) => {
+      wss.once('listening', resolve);
+      wss.once('error', (err) => reject(new MfpError('ADDRESS_INCORRECT', `cannot listen on ${this.#o.host}:${this.#o.port}: ${err.message}`, { cause: err })));
+    });
+    wss.on('error', (err) => this.#o.log.error('SERVER_ERROR', err.message));
+    wss.on('connection', (ws, req) => this.#accept(ws, req));
+    this.#wss = wss;
+    this.#unsubscribe = this.#o.store.onCommit(() => {
+      for (const s of this.#sessions) if (s.phase === 'live') void this.#pump(s);
+    });
+  }
+
+  /** Stops: closes every session and the listener. */
+  async stop(): Promise<void> {
+    this.#unsubscribe?.();
+    for (const s of this.#sessions) s.conn.close();
+    this.#sessions.clear();
+    const wss = this.#wss;
+    this.#wss = undefined;
+    if (wss) await new Promise<void>((resolve) => wss.close(() => resolve()));
+  }
+
+  /** Connected machines other than the server's own client. */
+  sessions(options: { includeSelf?: boolean } = {}): SessionInfo[] {
+    return [...this.#sessions]
+      .filter((s) => s.phase !== 'handshake' && (options.includeSelf || !s.device.self))
+      .map((s) => ({
+        deviceId: s.device.id,
+        state: s.phase === 'live' ? 'live' : 'joining',
+        connectedAt: s.connectedAt,
+        lastHeartbeat: s.lastHeartbeat,
+        skewMs: s.skewMs,
+        cursor: s.cursor,
+      }));
+  }
+
+  /** Disconnects a device's session (after `devices remove`). */
+  disconnect(deviceId: string, code: 'DEVICE_REMOVED'): void {
+    for (const s of this.#sessions) {
+      if (s.phase !== 'handshake' && s.device.id === deviceId) s.conn.refuse(code, 'this device was removed from the group');
+    }
+  }
+
+  // ---- handshake -----------------------------------------------------------------------------------
+
+  #accept(ws: WebSocket, req: IncomingMessage): void {
+    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    if (this.#pending >= (this.#o.maxPending ?? 32)) {
+      ws.terminate();
+      return;
+    }
+    this.#pending++;
+    const nonce = randomBytes(32);
+    const challenge: ChallengeMessage = {
+      type: SessionType.Challenge,
+      protocol: PROTOCOL_VERSION,
+      minProtocol: MIN_PROTOCOL_VERSION,
+      serverId: this.#o.identity.deviceId,
+      groupId: this.#o.groupId,
+      nonce,
+      salt: Buffer.from(this.#o.admin.salt, 'base64'),
+    };
+    const challengeBytes = encodeMessage(challenge);
+    // The connection's callbacks close over the session, which needs the connection: assigned below.
+    // eslint-disable-next-line prefer-const
+    let session!: Session;
+    const conn = new Connection(ws, {
+      maxFrameBytes: () => (session.phase === 'handshake' ? MAX_HANDSHAKE_FRAME_BYTES : MAX_FRAME_BYTES),
+      onMessage: (m) => this.#onMessage(session, m),
+      onClose: (reason) => this.#onClose(session, reason),
+    });
+    session = new Session(conn, nonce, challengeBytes, remote);
+    session.deadline = this.#o.clock.setTimeout(() => {
+      if (session.phase === 'handshake') conn.refuse('HANDSHAKE_TIMEOUT', `no hello within ${HANDSHAKE_TIMEOUT_MS} ms`);
+    }, HANDSHAKE_TIMEOUT_MS);
+    this.#sessions.add(session);
+    conn.sendBytes(challengeBytes);
+  }
+
+  #onClose(s: Session, reason: MfpError | undefined): void {
+    if (s.phase === 'handshake') this.#pending--;
+    s.deadline?.cancel();
+    s.releaseJoinLock?.();
+    s.releaseJoinLock = undefined;
+    this.#sessions.delete(s);
+    this.stats.sentBytes += s.conn.bytes.sent;
+    if (s.device && s.phase !== 'handshake') {
+      const rec = this.#o.store.device(s.device.id);
+      if (rec) void this.#o.store.putDevice({ ...rec, lastSeen: s.lastHeartbeat, cursor: s.cursor }, { sync: false }).catch(() => undefined);
+      if (reason && reason.code !== 'PEER_GONE') this.#o.log.warning(reason.code, `session of ${s.device.id} ended: ${reason.message}`, { deviceId: s.device.id });
+      else this.#o.log.info('DISCONNECTED', `${s.device.name} (${s.device.id}) disconnected`, { deviceId: s.device.id });
+    }
+  }
+
+  async #onMessage(s: Session, m: Message): Promise<void> {
+    if (s.phase === 'handshake') {
+      if (m.type !== SessionType.Hello) throw new MfpError('MESSAGE_UNEXPECTED', `expected hello, got ${m.type}`);
+      await this.#hello(s, m.body, m.sig);
+      return;
+    }
+    this.#heard(s);
+    switch (m.type) {
+      case HeartbeatType.Ping: {
+        s.skewMs = m.at - this.#o.clock.now();
+        s.conn.send({ type: HeartbeatType.Pong, at: this.#o.clock.now(), echo: m.at });
+        return;
+      }
+      case SyncType.JoinOffer:
+        return this.#joinOffer(s, m);
+      case SyncType.Upload:
+        return this.#upload(s, m);
+      case SyncType.Changes:
+        return this.#changes(s, m.list);
+      case SyncType.Fetch:
+        return this.#fetch(s, m);
+      case SyncType.Release:
+        return this.#o.store.updateHolds(s.device.id, [], m.entities);
+      default:
+        throw new MfpError('MESSAGE_UNEXPECTED', `${m.type} is not accepted by a server`);
+    }
+  }
+
+  #heard(s: Session): void {
+    s.lastHeartbeat = this.#o.clock.now();
+    s.deadline?.cancel();
+    const limit = s.hello.heartbeat * 1000 * MISSED_HEARTBEATS;
+    s.deadline = this.#o.clock.setTimeout(() => {
+      this.#o.log.warning('HEARTBEAT_MISSED', `${s.device.name} (${s.device.id}) missed ${MISSED_HEARTBEATS} heartbeats`, { deviceId: s.device.id });
+      s.conn.terminate(new MfpError('PEER_GONE', 'heartbeats missed'));
+    }, limit);
+  }
+
+  async #hello(s: Session, bodyBytes: Uint8Array, sig: Uint8Array): Promise<void> {
+    const hello = readHelloBody(decodeValue(bodyBytes));
+    const store = this.#o.store;
+    if (deviceIdOf(hello.publicKey) !== hello.deviceId || !verifyParts(hello.publicKey, sig, s.challenge, bodyBytes)) {
+      throw new MfpError('AUTH_INCORRECT', 'the hello is not signed by the key of the device it names');
+    }
+    if (hello.protocol < MIN_PROTOCOL_VERSION || hello.minProtocol > PROTOCOL_VERSION) {
+      throw new MfpError('PROTOCOL_UNSUPPORTED', `client speaks ${hello.minProtocol}-${hello.protocol}, server ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`);
+    }
+    const mine = this.#o.settings;
+    if (hello.settings.loginService !== mine.loginService) {
+      throw new MfpError('AUTH_SETTINGS_MISMATCH', `login service differs: server "${mine.loginService}", client "${hello.settings.loginService}"`);
+    }
+    if (hello.settings.departmentIds !== mine.departmentIds) {
+      throw new MfpError('AUTH_SETTINGS_MISMATCH', `Department ID management differs: server ${mine.departmentIds ? 'on' : 'off'}, client ${hello.settings.departmentIds ? 'on' : 'off'}`);
+    }
+    const self = hello.deviceId === this.#o.identity.deviceId;
+    let device = store.device(hello.deviceId);
+    let admitted = false;
+    if (device && Buffer.from(device.publicKey, 'base64').compare(hello.publicKey) !== 0) {
+      throw new MfpError('DEVICE_KEY_MISMATCH', `device ${hello.deviceId} is known under another key`, { deviceId: hello.deviceId });
+    }
+    if (!device && !self) {
+      if (!hello.admission) {
+        if (store.isRemoved(hello.deviceId)) throw new MfpError('DEVICE_REMOVED', 'this device was removed from the group; re-admit it with the administrator account', { deviceId: hello.deviceId });
+        throw new MfpError('AUTH_INCORRECT', 'unknown device: the first connection needs the administrator account', { deviceId: hello.deviceId });
+      }
+      if (!checkAdmission(this.#o.admin, hello.admission.user, hello.admission.proof, s.nonce, hello.deviceId)) {
+        this.#o.log.error('AUTH_INCORRECT', `administrator login failed for device ${hello.deviceId} from ${s.remote}`, { deviceId: hello.deviceId });
+        throw new MfpError('AUTH_INCORRECT', 'administrator user id or password incorrect', { deviceId: hello.deviceId });
+      }
+      const members = store.devices().filter((d) => !d.self).length + 1;
+      if (members >= MAX_GROUP_DEVICES) {
+        this.#o.log.error('GROUP_FULL', `device ${hello.name} (${hello.deviceId}) refused: the group has ${MAX_GROUP_DEVICES} machines`, { deviceId: hello.deviceId });
+        throw new MfpError('GROUP_FULL', `the group already has ${MAX_GROUP_DEVICES} machines, the server included; remove one with \`mfpsync devices remove\``, { deviceId: hello.deviceId });
+      }
+      admitted = true;
+    }
+    const now = this.#o.clock.now();
+    device = {
+      id: hello.deviceId,
+      publicKey: Buffer.from(hello.publicKey).toString('base64'),
+      name: hello.name,
+      serial: hello.serial,
+      location: hello.location,
+      software: hello.software,
+      protocol: Math.min(hello.protocol, PROTOCOL_VERSION),
+      capabilities: hello.capabilities,
+      admittedAt: device?.admittedAt ?? now,
+      lastSeen: now,
+      lastCounter: device?.lastCounter ?? 0,
+      cursor: hello.cursor,
+      ...(self ? { self: true } : {}),
+    };
+    await store.putDevice(device);
+    // One session per device: a reconnect replaces a half-dead older one.
+    for (const other of this.#sessions) {
+      if (other !== s && other.phase !== 'handshake' && other.device.id === device.id) other.conn.terminate(new MfpError('PEER_GONE', 'replaced by a new session'));
+    }
+    const resume: ResumeMode =
+      admitted || hello.groupId !== this.#o.groupId || hello.epoch === null
+        ? 'join'
+        : hello.epoch === store.epoch && hello.cursor <= store.seq
+          ? 'cursor'
+          : 'checksum';
+    const protocol = Math.min(hello.protocol, PROTOCOL_VERSION);
+    const ours = new Set(capabilitiesFor(protocol));
+    s.capabilities = new Set(hello.capabilities.filter((c) => ours.has(c)));
+    s.device = device;
+    s.hello = hello;
+    s.connectedAt = now;
+    const welcome: WelcomeBody = {
+      protocol,
+      capabilities: [...s.capabilities],
+      groupId: this.#o.groupId,
+      groupKey: this.#o.groupKey.publicKey,
+      epoch: store.epoch,
+      seq: store.seq,
+      lastCounter: device.lastCounter,
+      resume,
+    };
+    const body = encodeValue(welcome);
+    const wsig = signParts(this.#o.groupKey.secretKey, s.challenge, bodyBytes, body);
+    this.#pending--;
+    s.phase = resume === 'cursor' ? 'live' : 'join-offer';
+    s.cursor = hello.cursor;
+    this.#heard(s);
+    s.conn.send({ type: SessionType.Welcome, body, sig: wsig });
+    this.#o.log.info(
+      admitted ? 'ADMITTED' : 'CONNECTED',
+      `${device.name} (${device.id}) ${admitted ? 'admitted' : 'connected'}, resuming by ${resume}`,
+      { deviceId: device.id },
+    );
+    if (s.phase === 'live') void this.#pump(s);
+  }
+
+  // ---- join ----------------------------------------------------------------------------------------
+
+  async #joinOffer(s: Session, m: JoinOfferMessage): Promise<void> {
+    if (s.phase !== 'join-offer') throw new MfpError('MESSAGE_UNEXPECTED', 'join-offer outside a join');
+    // Joins run one at a time: of two clients offering the same user, the first to connect wins.
+    const previous = this.#joinLock;
+    let release!: () => void;
+    this.#joinLock = new Promise<void>((r) => (release = r));
+    s.releaseJoinLock = release;
+    await previous;
+    if (s.conn.closed) return release();
+    const store = this.#o.store;
+    const upload = new Set<EntityKey>();
+    const replace = new Set<EntityKey>();
+    const same = new Set<EntityKey>();
+    for (const [e, hash] of m.entities) {
+      if (!parseEntity(e)) throw new MfpError('MESSAGE_INVALID', `join-offer names a malformed entity ${JSON.stringify(e)}`);
+      const ours = store.entityHash(e);
+      if (ours === undefined) upload.add(e);
+      else if (ours === hash) same.add(e);
+      else replace.add(e);
+    }
+    const held = m.entities.map(([e]) => e).filter((e) => parseEntity(e)!.kind === 'user');
+    await store.updateHolds(s.device.id, held);
+    s.plan = { upload, replace, same };
+    s.conn.send({ type: SyncType.JoinPlan, upload: [...upload], replace: [...replace] });
+    if (upload.size === 0) await this.#finishJoin(s);
+    else s.phase = 'join-upload';
+  }
+
+  async #upload(s: Session, m: UploadMessage): Promise<void> {
+    if (s.phase !== 'join-upload' || !s.plan) throw new MfpError('MESSAGE_UNEXPECTED', 'upload outside a join');
+    const wanted = m.entities.filter((u) => s.plan!.upload.delete(u.e));
+    const { created, skipped } = await this.#o.store.createEntities(s.device.id, wanted);
+    for (const e of skipped) s.plan.replace.add(e);
+    s.conn.send({ type: SyncType.UploadAck, created, skipped });
+    if (created.length > 0) this.#o.log.info('JOIN_UPLOAD', `${s.device.name} uploaded ${created.length} entities`, { deviceId: s.device.id });
+    if (m.final) await this.#finishJoin(s);
+  }
+
+  /** Sends the join snapshot: replaced entities whole, identical ones as versions, groups and shared items. */
+  async #finishJoin(s: Session): Promise<void> {
+    const store = this.#o.store;
+    const plan = s.plan!;
+    const seq = store.seq;
+    const items: SnapshotItem[] = [];
+    const versions: [string, string, number][] = [];
+    const offered = new Set([...plan.replace, ...plan.same, ...plan.upload]);
+    const shared = store.entities().filter((e) => parseEntity(e)!.kind !== 'user' && !offered.has(e));
+    for (const e of [...plan.replace, ...shared]) {
+      for (const [n, rec] of await store.readEntity(e)) if (this.#knows(s, e, n)) items.push([e, n, rec.v, rec.val]);
+    }
+    for (const e of plan.same) {
+      for (const [n, st] of store.itemStates(e) ?? []) if (this.#knows(s, e, n)) versions.push([e, n, st.v]);
+    }
+    const parts = chunk(items, (i) => 32 + encodedSize(i[3]));
+    parts.forEach((part, i) => {
+      const final = i === parts.length - 1;
+      s.conn.send({
+        type: SyncType.Snapshot,
+        reason: s.hello.epoch === null || s.hello.groupId !== this.#o.groupId ? 'join' : 'checksum',
+        items: part,
+        replace: i === 0 ? [...plan.replace] : [],
+        deletes: [],
+        versions: final ? versions : [],
+        final,
+        seq,
+      });
+    });
+    s.plan = undefined;
+    s.cursor = seq;
+    s.phase = 'live';
+    s.releaseJoinLock?.();
+    s.releaseJoinLock = undefined;
+    this.#o.log.info('JOINED', `${s.device.name} (${s.device.id}) synchronized: ${plan.replace.size} replaced, ${plan.same.size} identical`, { deviceId: s.device.id });
+    void this.#pump(s);
+  }
+
+  // ---- live ----------------------------------------------------------------------------------------
+
+  async #changes(s: Session, list: readonly [number, string, string, number, unknown][]): Promise<void> {
+    if (s.phase !== 'live') throw new MfpError('MESSAGE_UNEXPECTED', 'changes before the session is live');
+    const changes = list.map(([c, e, n, base, val]) => ({ c, e, n, base, val }));
+    const { outcomes } = await this.#o.store.applyChanges(s.device.id, changes);
+    const acks: AckEntry[] = outcomes.map((o) => {
+      switch (o.status) {
+        case 'applied': return [o.c, AckStatus.Applied, o.v, null];
+        case 'duplicate': return [o.c, AckStatus.Duplicate, o.v, o.val];
+        case 'conflict': return [o.c, AckStatus.Conflict, o.v, o.val];
+        case 'rejected': return [o.c, AckStatus.Rejected, 0, [o.code, o.message]];
+      }
+    });
+    for (const o of outcomes) {
+      if (o.status === 'conflict') {
+        const ch = changes.find((c) => c.c === o.c)!;
+        this.#o.log.warning('CONFLICT', `${s.device.name}: offline edit of ${ch.e} ${ch.n} lost to version ${o.v}; kept in the conflict log`, { deviceId: s.device.id });
+      } else if (o.status === 'rejected') {
+        this.#o.log.error(o.code, `${s.device.name}: change refused: ${o.message}`, { deviceId: s.device.id });
+      }
+    }
+    s.conn.send({ type: SyncType.Ack, list: acks });
+  }
+
+  async #fetch(s: Session, m: FetchMessage): Promise<void> {
+    if (s.phase !== 'live') throw new MfpError('MESSAGE_UNEXPECTED', 'fetch before the session is live');
+    const entity = parseEntity(m.e);
+    if (!entity) throw new MfpError('MESSAGE_INVALID', `fetch names a malformed entity ${JSON.stringify(m.e)}`);
+    const store = this.#o.store;
+    // Hold first, read second: a change committed in between is sent twice at worst, never missed.
+    await store.updateHolds(s.device.id, [m.e]);
+    if (entity.kind === 'user') await store.touchUser(entity.id);
+    const have = new Map(m.have);
+    const items: SnapshotItem[] = [];
+    for (const [n, rec] of await store.readEntity(m.e)) {
+      if (this.#knows(s, m.e, n) && have.get(n) !== rec.v) items.push([m.e, n, rec.v, rec.val]);
+    }
+    s.conn.send({ type: SyncType.Snapshot, reason: 'fetch', items, replace: [], deletes: [], versions: [], final: true, seq: store.seq });
+  }
+
+  #knows(s: Session, e: EntityKey, n: string): boolean {
+    const kind = parseEntity(e)!.kind;
+    return s.capabilities.has(`${kind}:${n}`);
+  }
+
+  #visible(s: Session, entry: FeedEntry): boolean {
+    if (entry.by === s.device.id) return false;
+    // Tombstones go to every client: holds were dropped with the entity, and a client ignores the unknown.
+    if (entry.del) return true;
+    if (!this.#knows(s, entry.e, entry.n!)) return false;
+    return parseEntity(entry.e)!.kind !== 'user' || this.#o.store.holds(s.device.id).has(entry.e);
+  }
+
+  /** Sends every committed entry after the session's cursor that the client should see. */
+  async #pump(s: Session): Promise<void> {
+    if (s.pumping) {
+      s.pumpAgain = true;
+      return;
+    }
+    s.pumping = true;
+    try {
+      do {
+        s.pumpAgain = false;
+        const store = this.#o.store;
+        while (s.phase === 'live' && !s.conn.closed && s.cursor < store.seq) {
+          await s.conn.drained();
+          const entries = await store.entriesAfter(s.cursor, 512);
+          if (entries.length === 0) break;
+          const list: DeltaEntry[] = [];
+          for (const e of entries) if (this.#visible(s, e)) list.push(e.del ? [e.seq, e.e, null, null] : [e.seq, e.e, e.n!, e.val]);
+          const last = entries[entries.length - 1]!.seq;
+          const parts = list.length === 0 ? [] : chunk(list, (d) => 24 + encodedSize(d[3]));
+          for (let i = 0; i < parts.length; i++) {
+            const part = parts[i]!;
+            s.conn.send({ type: SyncType.Deltas, list: part, seq: i === parts.length - 1 ? last : part[part.length - 1]![0] });
+          }
+          s.cursor = last;
+        }
+      } while (s.pumpAgain);
+    } finally {
+      s.pumping = false;
+    }
+  }
+}

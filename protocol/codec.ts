@@ -1,0 +1,59 @@
+/**
+ * The codec: bytes ↔ validated messages, and nothing else (no sockets, no storage). msgpackr runs with
+ * records off and maps as plain objects: shared structures between peers that disagree would silently
+ * decode wrong data. Every decoded frame is validated by its family's reader before anyone sees it.
+ */
+import { Packr } from 'msgpackr';
+import { MfpError } from './errors.js';
+import { HeartbeatType, readHeartbeatMessage, type HeartbeatMessage } from './heartbeat.js';
+import { MAX_FRAME_BYTES } from './limits.js';
+import { readSessionMessage, SessionType, type SessionMessage } from './session.js';
+import { readSyncMessage, SyncType, type SyncMessage } from './sync.js';
+import { isFields } from './validate.js';
+
+/** Every message of the protocol. */
+export type Message = SessionMessage | SyncMessage | HeartbeatMessage;
+/** Every message type string. */
+export type MessageType = Message['type'];
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
+
+const FAMILY = new Map<string, (o: Record<string, unknown>) => Message>([
+  ...Object.values(SessionType).map((t) => [t, readSessionMessage] as const),
+  ...Object.values(SyncType).map((t) => [t, readSyncMessage] as const),
+  ...Object.values(HeartbeatType).map((t) => [t, readHeartbeatMessage] as const),
+]);
+
+/** Encodes a message into one frame. */
+export function encodeMessage(message: Message): Uint8Array {
+  return packr.pack(message);
+}
+
+/** Encodes a plain value (message bodies that get signed). */
+export function encodeValue(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+/** Decodes a plain value; malformed bytes are FRAME_MALFORMED. */
+export function decodeValue(bytes: Uint8Array): unknown {
+  try {
+    return packr.unpack(bytes);
+  } catch (err) {
+    throw new MfpError('FRAME_MALFORMED', `not a complete MessagePack value: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Decodes and validates one frame. */
+export function decodeMessage(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES): Message {
+  if (bytes.length > maxBytes) throw new MfpError('FRAME_TOO_LARGE', `frame of ${bytes.length} bytes exceeds ${maxBytes}`);
+  const o = decodeValue(bytes);
+  if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'a frame must be a map');
+  const read = typeof o.type === 'string' ? FAMILY.get(o.type) : undefined;
+  if (!read) throw new MfpError('MESSAGE_UNKNOWN', `unknown message type ${JSON.stringify(o.type)}`);
+  return read(o);
+}
+
+/** Narrows a message to one type. */
+export function isMessage<T extends MessageType>(m: Message, type: T): m is Extract<Message, { type: T }> {
+  return m.type === type;
+}

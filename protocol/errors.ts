@@ -1,0 +1,86 @@
+/**
+ * Coded errors. Codes are API: they are printed by the shell, sent in `refuse` frames and listed in the
+ * README. Messages may change; codes may not. Misuse of an argument by a caller is a plain TypeError.
+ */
+
+/** Every stable error code mfpsync produces, with the README's one-line meaning. */
+export const ERROR_CODES = {
+  // shell and control socket
+  USAGE: 'the command line is malformed',
+  NOT_INITIALIZED: 'the data directory has no identity: run `mfpsync init`',
+  ALREADY_INITIALIZED: 'the data directory already holds an identity',
+  AGENT_NOT_RUNNING: 'no agent answers on the control socket of this data directory',
+  AGENT_RUNNING: 'an agent already runs on this data directory',
+  CONTROL_FAILED: 'the control socket answered with something that is not a control response',
+  INVALID_ARGUMENT: 'an argument is out of range or of the wrong form',
+  UNKNOWN_ITEM: 'the item name is not in the catalog for that kind of data',
+  NOT_FOUND: 'the user, group or device does not exist',
+  VALUE_TOO_LARGE: 'an item value exceeds the size limit',
+  WRONG_ROLE: 'the command is not available in the current role',
+  // roles and admission
+  CLIENTS_ACTIVE: 'clients are connected; stop them first or pass --force',
+  ADDRESS_INCORRECT: 'the server (or target) cannot be reached at that address',
+  AUTH_INCORRECT: 'administrator user id or password incorrect',
+  AUTH_SETTINGS_MISMATCH: 'authentication or group-management settings differ between the machines',
+  GROUP_FULL: 'the group already has 10 machines, the server included',
+  DEVICE_REMOVED: 'this device was removed from the group; re-admit it with the administrator account',
+  DEVICE_KEY_MISMATCH: 'the device id is known to the server under another key',
+  GROUP_KEY_CHANGED: 'the server presents a different group key than the one this client pinned',
+  GROUP_MISMATCH: 'the server belongs to another group than the one this client joined',
+  PROTOCOL_UNSUPPORTED: 'the peer speaks no protocol version this agent supports',
+  NOT_A_SERVER: 'the machine at that address does not accept clients',
+  HANDSHAKE_TIMEOUT: 'the peer did not complete the handshake in time',
+  CLOCK_NOT_SET: 'the system clock is implausible; set the time (SNTP) before serving',
+  // wire
+  FRAME_TOO_LARGE: 'a frame exceeds the size limit',
+  FRAME_MALFORMED: 'a frame is not valid MessagePack or is truncated',
+  MESSAGE_INVALID: 'a decoded message has the wrong shape',
+  MESSAGE_UNKNOWN: 'a decoded message has an unknown type',
+  MESSAGE_UNEXPECTED: 'a message arrived in a session state where it is not allowed',
+  PEER_GONE: 'the peer closed the connection or stopped answering',
+  // storage
+  STORE_CLOSED: 'the store is closed',
+  STORE_WRITE_FAILED: 'the store could not write (disk full or I/O error); nothing was applied',
+  STORE_CORRUPT: 'the store holds a record that cannot be decoded',
+  SYNC_RESTRICTED: 'import/export of synchronized data is refused while client synchronization runs',
+} as const;
+
+/** A stable UPPER_SNAKE error code. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Domain fields that help whoever reads the error. */
+export interface ErrorFields {
+  deviceId?: string;
+  user?: string;
+  item?: string;
+  cause?: unknown;
+}
+
+/** An error with a stable code; the one error class mfpsync throws across module boundaries. */
+export class MfpError extends Error {
+  readonly code: ErrorCode;
+  readonly deviceId?: string;
+  readonly user?: string;
+  readonly item?: string;
+
+  constructor(code: ErrorCode, message: string, fields: ErrorFields = {}) {
+    super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
+    this.name = 'MfpError';
+    this.code = code;
+    if (fields.deviceId !== undefined) this.deviceId = fields.deviceId;
+    if (fields.user !== undefined) this.user = fields.user;
+    if (fields.item !== undefined) this.item = fields.item;
+  }
+}
+
+/** True for a known error code string (codes arrive over the wire and the control socket). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
+
+/** Converts anything thrown into an MfpError, keeping a coded one as it is. */
+export function toMfpError(err: unknown, fallback: ErrorCode = 'CONTROL_FAILED'): MfpError {
+  if (err instanceof MfpError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new MfpError(fallback, message, { cause: err });
+}

@@ -1,0 +1,25 @@
+/**
+ * Heartbeat messages. The client sends `ping` every heartbeat interval with its clock and cursor; the
+ * server answers `pong` with its clock. Three missed intervals and either side considers the other gone.
+ */
+import { MfpError } from './errors.js';
+import { int, type Fields } from './validate.js';
+
+/** Message types of the heartbeat family. */
+export const HeartbeatType = { Ping: 'ping', Pong: 'pong' } as const;
+
+export interface PingMessage { type: typeof HeartbeatType.Ping; at: number; cursor: number }
+export interface PongMessage { type: typeof HeartbeatType.Pong; at: number; echo: number }
+export type HeartbeatMessage = PingMessage | PongMessage;
+
+/** Validates a decoded heartbeat message. */
+export function readHeartbeatMessage(o: Fields): HeartbeatMessage {
+  switch (o.type) {
+    case HeartbeatType.Ping:
+      return { type: HeartbeatType.Ping, at: int('ping', o, 'at'), cursor: int('ping', o, 'cursor') };
+    case HeartbeatType.Pong:
+      return { type: HeartbeatType.Pong, at: int('pong', o, 'at'), echo: int('pong', o, 'echo') };
+    default:
+      throw new MfpError('MESSAGE_UNKNOWN', `unknown heartbeat message ${JSON.stringify(o.type)}`);
+  }
+}

@@ -1,0 +1,37 @@
+/** Limits of the group and of the wire, in one place so that both sides and the tests agree. */
+
+/** The protocol this build speaks. Version 1 lacks the `shortcuts` and `keychain` items. */
+export const PROTOCOL_VERSION = 2;
+/** The oldest protocol version this build still accepts. */
+export const MIN_PROTOCOL_VERSION = 1;
+
+/** Machines per group, the server included (a server-client counts once). */
+export const MAX_GROUP_DEVICES = 10;
+/** Users held by the server; clients keep at most as many. */
+export const MAX_USERS = 1000;
+/** Default port of a server. */
+export const DEFAULT_PORT = 8443;
+
+/** Largest frame accepted from an authenticated peer, checked by ws before buffering. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+/** Largest frame accepted before the handshake completes. */
+export const MAX_HANDSHAKE_FRAME_BYTES = 8 * 1024;
+/** Largest encoded item value. */
+export const MAX_VALUE_BYTES = 256 * 1024;
+/** Target size when splitting bulk transfers (join, snapshots, resume) into frames. */
+export const CHUNK_BYTES = 256 * 1024;
+/** Longest user name, group id or device id, in UTF-8 bytes. */
+export const MAX_NAME_BYTES = 128;
+/** Most entries in one list-shaped message field. */
+export const MAX_LIST_ENTRIES = 4096;
+/** Deepest nesting accepted inside an item value. */
+export const MAX_VALUE_DEPTH = 32;
+
+/** Handshake deadline. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Default heartbeat interval; a peer is gone after this many missed intervals. */
+export const DEFAULT_HEARTBEAT_SECONDS = 10;
+export const MISSED_HEARTBEATS = 3;
+/** Reconnect backoff of a client: full jitter between 0 and min(max, base * 2^attempt). */
+export const RECONNECT_BASE_MS = 500;
+export const RECONNECT_MAX_MS = 30_000;

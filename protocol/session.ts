@@ -1,0 +1,169 @@
+/**
+ * Session messages: the handshake that opens every connection.
+ *
+ *   server → client  challenge  {protocol range, server id, group id, nonce, admission salt}
+ *   client → server  hello      {body, sig}  body: versions, capabilities, device identity, pinned group,
+ *                                known epoch and cursor, auth settings, admission proof (first time only);
+ *                                sig: the device key's Ed25519 signature over challenge frame ‖ body
+ *   server → client  welcome    {body, sig}  body: negotiated version, capabilities, group id and key,
+ *                                epoch, seq, last change counter seen, how to resume;
+ *                                sig: the group key's signature over challenge ‖ hello body ‖ body
+ *   either           refuse     {code, message}, then close
+ *
+ * Bodies travel as bytes inside the frame so that signatures cover exactly what was received.
+ */
+import { PROTOCOL_VERSION } from './limits.js';
+import {
+  bin, bool, fields, int, isFields, oneOf, str, strList, strOrNull, type Fields,
+} from './validate.js';
+import { MfpError, isErrorCode, type ErrorCode } from './errors.js';
+
+/** Message types of the session family. */
+export const SessionType = {
+  Challenge: 'challenge',
+  Hello: 'hello',
+  Welcome: 'welcome',
+  Refuse: 'refuse',
+} as const;
+
+/** First frame, from the server. */
+export interface ChallengeMessage {
+  type: typeof SessionType.Challenge;
+  protocol: number;
+  minProtocol: number;
+  serverId: string;
+  groupId: string;
+  nonce: Uint8Array;
+  salt: Uint8Array;
+}
+
+/** Signed envelope of a hello or welcome body. */
+export interface SignedMessage<T extends string> {
+  type: T;
+  body: Uint8Array;
+  sig: Uint8Array;
+}
+
+export type HelloMessage = SignedMessage<typeof SessionType.Hello>;
+export type WelcomeMessage = SignedMessage<typeof SessionType.Welcome>;
+
+/** Authentication and group-management settings every machine of a group must share. */
+export interface AuthSettings {
+  loginService: string;
+  departmentIds: boolean;
+}
+
+/** What a client says about itself. */
+export interface HelloBody {
+  protocol: number;
+  minProtocol: number;
+  capabilities: string[];
+  deviceId: string;
+  publicKey: Uint8Array;
+  name: string;
+  serial: string;
+  location: string;
+  software: string;
+  /** Group this client joined before, or null. */
+  groupId: string | null;
+  /** Epoch and cursor of its last sync, or null/0. */
+  epoch: string | null;
+  cursor: number;
+  /** Heartbeat interval in seconds: the server drops the client after three missed. */
+  heartbeat: number;
+  settings: AuthSettings;
+  /** First admission: the administrator account's proof (see agent/admission.ts). */
+  admission: { user: string; proof: Uint8Array } | null;
+}
+
+/** How the client resumes. */
+export type ResumeMode = 'join' | 'cursor' | 'checksum';
+
+/** What the server answers. */
+export interface WelcomeBody {
+  protocol: number;
+  capabilities: string[];
+  groupId: string;
+  groupKey: Uint8Array;
+  epoch: string;
+  seq: number;
+  lastCounter: number;
+  resume: ResumeMode;
+}
+
+/** Refusal, with a stable code. */
+export interface RefuseMessage {
+  type: typeof SessionType.Refuse;
+  code: ErrorCode;
+  message: string;
+}
+
+export type SessionMessage = ChallengeMessage | HelloMessage | WelcomeMessage | RefuseMessage;
+
+const MAX_BODY = 64 * 1024;
+
+/** Validates a decoded session message. */
+export function readSessionMessage(o: Fields): SessionMessage {
+  switch (o.type) {
+    case SessionType.Challenge:
+      return {
+        type: SessionType.Challenge,
+        protocol: int('challenge', o, 'protocol', 1, 65535),
+        minProtocol: int('challenge', o, 'minProtocol', 1, 65535),
+        serverId: str('challenge', o, 'serverId'),
+        groupId: str('challenge', o, 'groupId'),
+        nonce: bin('challenge', o, 'nonce', 32),
+        salt: bin('challenge', o, 'salt', 16),
+      };
+    case SessionType.Hello:
+    case SessionType.Welcome:
+      return { type: o.type, body: bin(o.type, o, 'body', undefined, MAX_BODY), sig: bin(o.type, o, 'sig', 64) };
+    case SessionType.Refuse: {
+      const code = str('refuse', o, 'code');
+      return { type: SessionType.Refuse, code: isErrorCode(code) ? code : 'PEER_GONE', message: str('refuse', o, 'message', 1024) };
+    }
+    default:
+      throw new MfpError('MESSAGE_UNKNOWN', `unknown session message ${JSON.stringify(o.type)}`);
+  }
+}
+
+/** Validates a decoded hello body. */
+export function readHelloBody(o: unknown): HelloBody {
+  const t = 'hello';
+  if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'hello body must be a map');
+  const settings = fields(t, o, 'settings');
+  const admission = o.admission === null || o.admission === undefined ? null : fields(t, o, 'admission');
+  return {
+    protocol: int(t, o, 'protocol', 1, 65535),
+    minProtocol: int(t, o, 'minProtocol', 1, 65535),
+    capabilities: strList(t, o, 'capabilities', 256, 64),
+    deviceId: str(t, o, 'deviceId', 64),
+    publicKey: bin(t, o, 'publicKey', 32),
+    name: str(t, o, 'name'),
+    serial: str(t, o, 'serial'),
+    location: str(t, o, 'location'),
+    software: str(t, o, 'software', 64),
+    groupId: strOrNull(t, o, 'groupId', 64),
+    epoch: strOrNull(t, o, 'epoch', 64),
+    cursor: int(t, o, 'cursor'),
+    heartbeat: int(t, o, 'heartbeat', 1, 3600),
+    settings: { loginService: str(t, settings, 'loginService', 64), departmentIds: bool(t, settings, 'departmentIds') },
+    admission: admission ? { user: str(t, admission, 'user'), proof: bin(t, admission, 'proof', 32) } : null,
+  };
+}
+
+/** Validates a decoded welcome body. */
+export function readWelcomeBody(o: unknown): WelcomeBody {
+  const t = 'welcome';
+  if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'welcome body must be a map');
+  return {
+    protocol: int(t, o, 'protocol', 1, PROTOCOL_VERSION),
+    capabilities: strList(t, o, 'capabilities', 256, 64),
+    groupId: str(t, o, 'groupId', 64),
+    groupKey: bin(t, o, 'groupKey', 32),
+    epoch: str(t, o, 'epoch', 64),
+    seq: int(t, o, 'seq'),
+    lastCounter: int(t, o, 'lastCounter'),
+    resume: oneOf(t, o, 'resume', ['join', 'cursor', 'checksum'] as const),
+  };
+}

@@ -1,0 +1,197 @@
+/**
+ * Sync messages, after the handshake.
+ *
+ * Join (a client that starts synchronizing; SPEC §3.1), under the server's join lock:
+ *   client → join-offer {[entity, content hash]… it holds}
+ *   server → join-plan  {upload: entities the server lacks (reserved for this client), replace: the rest}
+ *   client → upload…    {entities with their items; last one final}   server → upload-ack {created, skipped}
+ *   server → snapshot…  {items of replaced/skipped entities, replace list; last one final, with seq}
+ * Resume by cursor: the server streams `deltas` of its log after the client's cursor, then live ones.
+ * Resume by checksum (the server's epoch changed): the same exchange; the offer carries content hashes, so
+ *   only entities that differ travel (identical ones get their versions in the snapshot).
+ * Login: client → fetch {entity, versions it has}; server → snapshot {newer items} and holds the entity.
+ * Live: client → changes {[counter, entity, item, base, value]…}; server → ack {[counter, status, v, x]…};
+ *       server → deltas {[seq, entity, item, value]…} to every client holding the entity.
+ * A client that drops a user (its own 1,000-user bound) → release {entities}.
+ *
+ * Hot-path entries are tuples: a one-item change costs its value plus a few dozen bytes.
+ */
+import { MfpError } from './errors.js';
+import { CHUNK_BYTES, MAX_LIST_ENTRIES } from './limits.js';
+import { bool, int, intValue, invalid, isFields, itemValue, list, oneOf, str, strList, type Fields } from './validate.js';
+
+/** Message types of the sync family. */
+export const SyncType = {
+  JoinOffer: 'join-offer',
+  JoinPlan: 'join-plan',
+  Upload: 'upload',
+  UploadAck: 'upload-ack',
+  Snapshot: 'snapshot',
+  Fetch: 'fetch',
+  Changes: 'changes',
+  Ack: 'ack',
+  Deltas: 'deltas',
+  Release: 'release',
+} as const;
+
+/** [entity, content hash] */
+export type OfferEntry = [string, string];
+export interface JoinOfferMessage { type: typeof SyncType.JoinOffer; entities: OfferEntry[] }
+export interface JoinPlanMessage { type: typeof SyncType.JoinPlan; upload: string[]; replace: string[] }
+export interface UploadEntity { e: string; items: Record<string, unknown> }
+export interface UploadMessage { type: typeof SyncType.Upload; entities: UploadEntity[]; final: boolean }
+export interface UploadAckMessage { type: typeof SyncType.UploadAck; created: string[]; skipped: string[] }
+/** [entity, item, version, value] */
+export type SnapshotItem = [string, string, number, unknown];
+export interface SnapshotMessage {
+  type: typeof SyncType.Snapshot;
+  reason: 'join' | 'fetch' | 'checksum';
+  items: SnapshotItem[];
+  /** Entities whose local copy is replaced by exactly these items. */
+  replace: string[];
+  /** Entities the server does not hold (deleted). */
+  deletes: string[];
+  /** [entity, item, version] of items whose content the client already has: only the version moves. */
+  versions: [string, string, number][];
+  final: boolean;
+  /** The server's seq when the snapshot was taken; the cursor after the final part. */
+  seq: number;
+}
+export interface FetchMessage { type: typeof SyncType.Fetch; e: string; have: [string, number][] }
+/** [counter, entity, item, base version, value] */
+export type ChangeEntry = [number, string, string, number, unknown];
+export interface ChangesMessage { type: typeof SyncType.Changes; list: ChangeEntry[] }
+/** Ack statuses on the wire. */
+export const AckStatus = { Applied: 0, Duplicate: 1, Conflict: 2, Rejected: 3 } as const;
+export type AckStatusCode = (typeof AckStatus)[keyof typeof AckStatus];
+/** [counter, status, version, server value (duplicate/conflict) | [code, message] (rejected) | null] */
+export type AckEntry = [number, AckStatusCode, number, unknown];
+export interface AckMessage { type: typeof SyncType.Ack; list: AckEntry[] }
+/** [seq, entity, item, value]; item null = the entity was deleted. */
+export type DeltaEntry = [number, string, string | null, unknown];
+export interface DeltasMessage { type: typeof SyncType.Deltas; list: DeltaEntry[]; seq: number }
+export interface ReleaseMessage { type: typeof SyncType.Release; entities: string[] }
+
+export type SyncMessage =
+  | JoinOfferMessage | JoinPlanMessage | UploadMessage | UploadAckMessage | SnapshotMessage
+  | FetchMessage | ChangesMessage | AckMessage | DeltasMessage | ReleaseMessage;
+
+const MAX_ITEMS = 64;
+
+/** Validates a decoded sync message. */
+export function readSyncMessage(o: Fields): SyncMessage {
+  const t = o.type as string;
+  switch (o.type) {
+    case SyncType.JoinOffer:
+      return {
+        type: SyncType.JoinOffer,
+        entities: list(t, o, 'entities').map((x) => tuple(t, 'entities', x, 2, (a) => { textAt(t, a, 0); textAt(t, a, 1); }) as OfferEntry),
+      };
+    case SyncType.JoinPlan:
+      return { type: SyncType.JoinPlan, upload: strList(t, o, 'upload'), replace: strList(t, o, 'replace') };
+    case SyncType.Upload:
+      return {
+        type: SyncType.Upload,
+        final: bool(t, o, 'final'),
+        entities: list(t, o, 'entities').map((x) => {
+          if (!isFields(x) || !isFields(x.items)) invalid(t, 'entities', 'entries must be {e, items}');
+          str(t, x, 'e');
+          if (Object.keys(x.items).length > MAX_ITEMS) invalid(t, 'entities', `entry has more than ${MAX_ITEMS} items`);
+          for (const v of Object.values(x.items)) itemValue(t, 'entities', v);
+          return { e: x.e as string, items: x.items };
+        }),
+      };
+    case SyncType.UploadAck:
+      return { type: SyncType.UploadAck, created: strList(t, o, 'created'), skipped: strList(t, o, 'skipped') };
+    case SyncType.Snapshot:
+      return {
+        type: SyncType.Snapshot,
+        reason: oneOf(t, o, 'reason', ['join', 'fetch', 'checksum'] as const),
+        items: list(t, o, 'items', MAX_LIST_ENTRIES * 4).map((x) => tuple(t, 'items', x, 4, (a) => {
+          textAt(t, a, 0);
+          textAt(t, a, 1);
+          intValue(t, 'items', a[2]);
+          itemValue(t, 'items', a[3]);
+        }) as SnapshotItem),
+        replace: strList(t, o, 'replace'),
+        deletes: strList(t, o, 'deletes'),
+        versions: list(t, o, 'versions', MAX_LIST_ENTRIES * 16).map((x) => tuple(t, 'versions', x, 3, (a) => {
+          textAt(t, a, 0);
+          textAt(t, a, 1);
+          intValue(t, 'versions', a[2]);
+        }) as [string, string, number]),
+        final: bool(t, o, 'final'),
+        seq: int(t, o, 'seq'),
+      };
+    case SyncType.Fetch:
+      return {
+        type: SyncType.Fetch,
+        e: str(t, o, 'e'),
+        have: list(t, o, 'have', MAX_ITEMS).map((x) => tuple(t, 'have', x, 2, (a) => { textAt(t, a, 0); intValue(t, 'have', a[1]); }) as [string, number]),
+      };
+    case SyncType.Changes:
+      return {
+        type: SyncType.Changes,
+        list: list(t, o, 'list').map((x) => tuple(t, 'list', x, 5, (a) => {
+          intValue(t, 'list', a[0]);
+          textAt(t, a, 1);
+          textAt(t, a, 2);
+          intValue(t, 'list', a[3], -1);
+          itemValue(t, 'list', a[4]);
+        }) as ChangeEntry),
+      };
+    case SyncType.Ack:
+      return {
+        type: SyncType.Ack,
+        list: list(t, o, 'list').map((x) => tuple(t, 'list', x, 4, (a) => {
+          intValue(t, 'list', a[0]);
+          intValue(t, 'list', a[1], 0, 3);
+          intValue(t, 'list', a[2]);
+        }) as AckEntry),
+      };
+    case SyncType.Deltas:
+      return {
+        type: SyncType.Deltas,
+        seq: int(t, o, 'seq'),
+        list: list(t, o, 'list').map((x) => tuple(t, 'list', x, 4, (a) => {
+          intValue(t, 'list', a[0]);
+          textAt(t, a, 1);
+          if (a[2] !== null) textAt(t, a, 2);
+          if (a[2] !== null) itemValue(t, 'list', a[3]);
+        }) as DeltaEntry),
+      };
+    case SyncType.Release:
+      return { type: SyncType.Release, entities: strList(t, o, 'entities') };
+    default:
+      throw new MfpError('MESSAGE_UNKNOWN', `unknown sync message ${JSON.stringify(o.type)}`);
+  }
+}
+
+function tuple(t: string, k: string, x: unknown, n: number, check: (a: unknown[]) => void): unknown[] {
+  if (!Array.isArray(x) || x.length !== n) invalid(t, k, `entries must be ${n}-tuples`);
+  check(x);
+  return x;
+}
+
+function textAt(t: string, a: unknown[], i: number): void {
+  str(t, { [i]: a[i] }, String(i));
+}
+
+/** Splits entries into chunks of roughly CHUNK_BYTES, by a size estimate per entry. */
+export function chunk<T>(entries: readonly T[], sizeOf: (e: T) => number, maxBytes = CHUNK_BYTES, maxCount = MAX_LIST_ENTRIES): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let bytes = 0;
+  for (const e of entries) {
+    const size = sizeOf(e);
+    if (cur.length > 0 && (bytes + size > maxBytes || cur.length >= maxCount)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(e);
+    bytes += size;
+  }
+  if (cur.length > 0 || out.length === 0) out.push(cur);
+  return out;
+}

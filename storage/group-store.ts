@@ -1,0 +1,421 @@
+/**
+ * The group's authoritative store, held by the server. Every accepted change gets the next sequence
+ * number; the item and its change-log entry are written in the same atomic batch, and the previous log
+ * entry of that item is deleted, so the log holds at most one entry per item plus entity tombstones.
+ * A client's cursor is a sequence number: resuming is a range read of the log after it.
+ *
+ * Exactly-once: each device numbers its changes 1, 2, 3…; the device record keeps the highest number
+ * applied, written in the same batch as the changes, so a change re-sent after a lost ack is
+ * recognised and answered without being applied twice.
+ */
+import { MfpError, type ErrorCode } from '../protocol/errors.js';
+import { MAX_VALUE_BYTES } from '../protocol/limits.js';
+import { blankLocalParts, catalogItem, parseEntity, type EntityKey } from './catalog.js';
+import { Keys, parseSeqPart } from './keys.js';
+import { decodeRecord, encodedSize, valueHash } from './records.js';
+import { Store, type ItemRecord, type StoreOptions, type Tx } from './store.js';
+
+/** A committed change as clients receive it: an item's new value, or an entity's deletion. */
+export interface FeedEntry {
+  seq: number;
+  e: EntityKey;
+  /** Item name; absent on an entity tombstone. */
+  n?: string;
+  v?: number;
+  val?: unknown;
+  del?: true;
+  by: string;
+}
+
+/** A change submitted by a device. */
+export interface IncomingChange {
+  /** The device's change counter (1, 2, …); 0 for an administrator's local write, never deduplicated. */
+  c: number;
+  e: EntityKey;
+  n: string;
+  val: unknown;
+  /** The server version the device based the change on; 0 for none, -1 for one from a previous epoch. */
+  base: number;
+}
+
+/** What became of a submitted change. */
+export type ChangeOutcome =
+  | { c: number; status: 'applied'; v: number }
+  | { c: number; status: 'duplicate' | 'conflict'; v: number; val: unknown }
+  | { c: number; status: 'rejected'; code: ErrorCode; message: string };
+
+/** A machine of the group, as the server records it. */
+export interface DeviceRecord {
+  id: string;
+  /** Ed25519 public key, base64. */
+  publicKey: string;
+  name: string;
+  serial: string;
+  location: string;
+  software: string;
+  protocol: number;
+  capabilities: string[];
+  admittedAt: number;
+  lastSeen: number;
+  /** Highest change counter applied from this device. */
+  lastCounter: number;
+  /** Last cursor the device reported. */
+  cursor: number;
+  /** The server itself (its own client, on a server-client). */
+  self?: boolean;
+}
+
+interface LogRecord {
+  e: EntityKey;
+  n?: string;
+  del?: true;
+  by: string;
+}
+
+/** Data of an entity uploaded at join. */
+export interface EntityUpload {
+  e: EntityKey;
+  items: Record<string, unknown>;
+}
+
+/** The server's store. */
+export class GroupStore extends Store {
+  #seq = 0;
+  #epoch = '';
+  #epochStartSeq = 0;
+  #devices = new Map<string, DeviceRecord>();
+  #removed = new Set<string>();
+  #holds = new Map<string, Set<EntityKey>>();
+  /** Entries of the batch being built; published when it is on disk. */
+  #pendingFeed: FeedEntry[] = [];
+  /** Recent committed entries, in seq order without gaps, so live fan-out needs no disk read. */
+  #ring: FeedEntry[] = [];
+  #listeners = new Set<(entries: readonly FeedEntry[]) => void>();
+  static readonly RING_SIZE = 4096;
+
+  /** Opens (creating if needed) a group store. */
+  static async open(options: StoreOptions & { epoch?: () => string }): Promise<GroupStore> {
+    const store = new GroupStore(options);
+    await store.load();
+    if (!store.#epoch) {
+      store.#epoch = (options.epoch ?? randomEpoch)();
+      await store.setMeta({ epoch: store.#epoch, epochStartSeq: store.#seq });
+    }
+    return store;
+  }
+
+  protected override async reloadIndex(): Promise<void> {
+    await super.reloadIndex();
+    this.#ring = [];
+    this.#pendingFeed = [];
+    this.#seq = (await this.getMeta<number>('seq')) ?? 0;
+    this.#epoch = (await this.getMeta<string>('epoch')) ?? '';
+    this.#epochStartSeq = (await this.getMeta<number>('epochStartSeq')) ?? 0;
+    this.#devices.clear();
+    this.#removed.clear();
+    this.#holds.clear();
+    for await (const [k, bytes] of this.kv.entries(Keys.allDevices())) {
+      const d = decodeRecord<DeviceRecord>(bytes, k);
+      this.#devices.set(d.id, d);
+    }
+    for await (const [k] of this.kv.entries({ gt: Keys.removed(''), lt: 'R\x01' })) this.#removed.add(Keys.split(k)[1]!);
+    for await (const [k] of this.kv.entries(Keys.allHolds())) {
+      const [, dev, entity] = Keys.split(k);
+      this.#holdSet(dev!).add(entity!);
+    }
+  }
+
+  /** Sequence number of the latest committed change. */
+  get seq(): number {
+    return this.#seq;
+  }
+
+  /** Identity of this database's history; changes when it is replaced by a restore. */
+  get epoch(): string {
+    return this.#epoch;
+  }
+
+  /** Sequence number at which the current epoch began. */
+  get epochStartSeq(): number {
+    return this.#epochStartSeq;
+  }
+
+  protected override afterCommit(ok: boolean): void {
+    const entries = this.#pendingFeed;
+    this.#pendingFeed = [];
+    if (!ok || entries.length === 0) return;
+    this.#ring.push(...entries);
+    if (this.#ring.length > GroupStore.RING_SIZE) this.#ring.splice(0, this.#ring.length - GroupStore.RING_SIZE);
+    for (const l of this.#listeners) l(entries);
+  }
+
+  /** Calls `listener` with the entries of every committed batch, in order. */
+  onCommit(listener: (entries: readonly FeedEntry[]) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Committed entries after `seq`, from memory when recent, else from the log. */
+  async entriesAfter(seq: number, limit: number): Promise<FeedEntry[]> {
+    const ring = this.#ring;
+    if (ring.length > 0 && ring[0]!.seq <= seq + 1) {
+      let lo = 0;
+      let hi = ring.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (ring[mid]!.seq <= seq) lo = mid + 1;
+        else hi = mid;
+      }
+      return ring.slice(lo, lo + limit);
+    }
+    return this.logAfter(seq, limit);
+  }
+
+  // ---- changes -------------------------------------------------------------------------------------
+
+  /** Applies a device's changes in order, in one batch; returns each outcome and the committed entries. */
+  async applyChanges(deviceId: string, changes: readonly IncomingChange[]): Promise<{ outcomes: ChangeOutcome[]; feed: FeedEntry[] }> {
+    const { outcomes, feed } = await this.commit((tx) => this.#applyTx(tx, deviceId, changes));
+    // Duplicates and conflicts are answered with the server's current value, read after the commit.
+    for (const o of outcomes) {
+      if (o.status === 'duplicate' || o.status === 'conflict') {
+        const change = changes.find((c) => c.c === o.c)!;
+        const rec = await this.readItem(change.e, change.n);
+        o.v = rec?.v ?? 0;
+        o.val = rec?.val ?? null;
+      }
+    }
+    return { outcomes, feed };
+  }
+
+  #applyTx(tx: Tx, deviceId: string, changes: readonly IncomingChange[]): { outcomes: ChangeOutcome[]; feed: FeedEntry[] } {
+    const device = this.#devices.get(deviceId);
+    const outcomes: ChangeOutcome[] = [];
+    const feed: FeedEntry[] = [];
+    let lastCounter = device?.lastCounter ?? 0;
+    const at = this.now();
+    for (const change of changes) {
+      if (change.c !== 0 && change.c <= lastCounter) {
+        outcomes.push({ c: change.c, status: 'duplicate', v: 0, val: null });
+        continue;
+      }
+      if (change.c !== 0) lastCounter = change.c;
+      const problem = checkChange(change);
+      if (problem) {
+        outcomes.push({ c: change.c, status: 'rejected', code: problem.code, message: problem.message });
+        continue;
+      }
+      const cur = this.index.get(change.e)?.get(change.n);
+      const base = change.base === -1 ? this.#epochStartSeq : change.base;
+      if (cur && cur.v > base && cur.by !== deviceId) {
+        this.addConflictTx(tx, {
+          at,
+          deviceId,
+          entity: change.e,
+          item: change.n,
+          value: change.val,
+          base: change.base,
+          serverVersion: cur.v,
+          reason: 'offline-edit',
+        });
+        outcomes.push({ c: change.c, status: 'conflict', v: cur.v, val: null });
+        continue;
+      }
+      const entry = this.#writeTx(tx, change.e, change.n, change.val, deviceId, at);
+      feed.push(entry);
+      outcomes.push({ c: change.c, status: 'applied', v: entry.seq });
+      feed.push(...this.#touchTx(tx, change.e, at));
+    }
+    if (device && lastCounter !== device.lastCounter) this.#putDeviceTx(tx, { ...device, lastCounter });
+    return { outcomes, feed };
+  }
+
+  /** Writes one item at the next sequence number; the group form has the local parts blanked. */
+  #writeTx(tx: Tx, e: EntityKey, n: string, value: unknown, by: string, at: number): FeedEntry {
+    const kind = parseEntity(e)!.kind;
+    const val = blankLocalParts(catalogItem(kind, n), value);
+    const seq = ++this.#seq;
+    const prev = this.index.get(e)?.get(n);
+    if (prev) tx.del(Keys.log(prev.v));
+    const rec: ItemRecord = { v: seq, h: valueHash(val), by, at, val };
+    this.writeItemTx(tx, e, n, rec);
+    tx.put(Keys.log(seq), { e, n, by } satisfies LogRecord);
+    tx.put(Keys.meta('seq'), seq);
+    const entry: FeedEntry = { seq, e, n, v: seq, val, by };
+    this.#pendingFeed.push(entry);
+    return entry;
+  }
+
+  /** Deletes an entity at the next sequence number, leaving a tombstone in the log. */
+  #deleteTx(tx: Tx, e: EntityKey, by: string): FeedEntry {
+    for (const state of this.deleteEntityTx(tx, e)) tx.del(Keys.log(state.v));
+    const seq = ++this.#seq;
+    tx.put(Keys.log(seq), { e, del: true, by } satisfies LogRecord);
+    tx.put(Keys.meta('seq'), seq);
+    for (const [dev, set] of this.#holds) if (set.delete(e)) tx.del(Keys.hold(dev, e));
+    const entry: FeedEntry = { seq, e, del: true, by };
+    this.#pendingFeed.push(entry);
+    return entry;
+  }
+
+  #touchTx(tx: Tx, e: EntityKey, at: number): FeedEntry[] {
+    const parsed = parseEntity(e)!;
+    if (parsed.kind !== 'user') return [];
+    return this.touchUserTx(tx, parsed.id, at).map((u) => this.#lastTombstone.get(u)!);
+  }
+
+  #lastTombstone = new Map<string, FeedEntry>();
+
+  protected override evictUserTx(tx: Tx, user: string): void {
+    this.#lastTombstone.set(user, this.#deleteTx(tx, `u:${user}`, 'bound'));
+  }
+
+  /**
+   * Creates the entities a joining client uploads. An entity that exists by now (another client got
+   * there first) is skipped: the first client to connect wins.
+   */
+  async createEntities(deviceId: string, uploads: readonly EntityUpload[]): Promise<{ created: EntityKey[]; skipped: EntityKey[]; feed: FeedEntry[] }> {
+    return this.commit((tx) => {
+      const created: EntityKey[] = [];
+      const skipped: EntityKey[] = [];
+      const feed: FeedEntry[] = [];
+      const at = this.now();
+      for (const up of uploads) {
+        if (this.hasEntity(up.e)) {
+          skipped.push(up.e);
+          continue;
+        }
+        const names = Object.keys(up.items).filter((n) => !checkChange({ c: 0, e: up.e, n, val: up.items[n], base: 0 }));
+        if (names.length === 0) continue;
+        for (const n of names) feed.push(this.#writeTx(tx, up.e, n, up.items[n], deviceId, at));
+        feed.push(...this.#touchTx(tx, up.e, at));
+        created.push(up.e);
+      }
+      return { created, skipped, feed };
+    });
+  }
+
+  /** Deletes entities (Delete User Data); clients holding them delete them too. */
+  async deleteEntities(keys: readonly EntityKey[], by: string): Promise<FeedEntry[]> {
+    return this.commit((tx) => keys.filter((e) => this.hasEntity(e)).map((e) => this.#deleteTx(tx, e, by)));
+  }
+
+  /** Records a login: the user's last use moves to now. Returns tombstones of users the bound evicted. */
+  async touchUser(user: string): Promise<FeedEntry[]> {
+    return this.commit((tx) => this.#touchTx(tx, `u:${user}`, this.now()), { sync: false });
+  }
+
+  /** Committed entries after `seq`, oldest first, with current values, at most `limit`. */
+  async logAfter(seq: number, limit: number): Promise<FeedEntry[]> {
+    const out: FeedEntry[] = [];
+    for await (const [k, bytes] of this.kv.entries({ ...Keys.logAfter(seq), limit })) {
+      const s = parseSeqPart(Keys.split(k)[1]!);
+      const rec = decodeRecord<LogRecord>(bytes, k);
+      if (rec.del) {
+        out.push({ seq: s, e: rec.e, del: true, by: rec.by });
+        continue;
+      }
+      const item = await this.readItem(rec.e, rec.n!);
+      // The item was rewritten after this read started: its newer entry comes later in the log.
+      if (!item || item.v !== s) continue;
+      out.push({ seq: s, e: rec.e, n: rec.n!, v: item.v, val: item.val, by: rec.by });
+    }
+    return out;
+  }
+
+  // ---- devices and holds ---------------------------------------------------------------------------
+
+  /** Every admitted device, the server's own included. */
+  devices(): DeviceRecord[] {
+    return [...this.#devices.values()];
+  }
+
+  /** One device record. */
+  device(id: string): DeviceRecord | undefined {
+    return this.#devices.get(id);
+  }
+
+  /** Whether the device was removed and not re-admitted since. */
+  isRemoved(id: string): boolean {
+    return this.#removed.has(id);
+  }
+
+  #putDeviceTx(tx: Tx, rec: DeviceRecord): void {
+    this.#devices.set(rec.id, rec);
+    tx.put(Keys.device(rec.id), rec);
+    if (this.#removed.delete(rec.id)) tx.del(Keys.removed(rec.id));
+  }
+
+  /** Admits or updates a device. */
+  putDevice(rec: DeviceRecord, options: { sync?: boolean } = {}): Promise<void> {
+    return this.commit((tx) => this.#putDeviceTx(tx, rec), options);
+  }
+
+  /** Removes a device: its slot is freed, its holds dropped, and it is refused until re-admitted. */
+  removeDevice(id: string): Promise<boolean> {
+    return this.commit((tx) => {
+      if (!this.#devices.delete(id)) return false;
+      tx.del(Keys.device(id));
+      tx.put(Keys.removed(id), { at: this.now() });
+      this.#removed.add(id);
+      for (const e of this.#holds.get(id) ?? []) tx.del(Keys.hold(id, e));
+      this.#holds.delete(id);
+      return true;
+    });
+  }
+
+  #holdSet(device: string): Set<EntityKey> {
+    let set = this.#holds.get(device);
+    if (!set) this.#holds.set(device, (set = new Set()));
+    return set;
+  }
+
+  /** Entities a device holds. */
+  holds(device: string): ReadonlySet<EntityKey> {
+    return this.#holdSet(device);
+  }
+
+  /** Adds and removes holds of a device. The in-memory set changes at once, before the write. */
+  updateHolds(device: string, add: readonly EntityKey[], remove: readonly EntityKey[] = []): Promise<void> {
+    const set = this.#holdSet(device);
+    const added = add.filter((e) => !set.has(e));
+    const removed = remove.filter((e) => set.has(e));
+    for (const e of added) set.add(e);
+    for (const e of removed) set.delete(e);
+    if (added.length + removed.length === 0) return Promise.resolve();
+    return this.commit(
+      (tx) => {
+        for (const e of added) tx.put(Keys.hold(device, e), 1);
+        for (const e of removed) tx.del(Keys.hold(device, e));
+      },
+      { sync: false },
+    );
+  }
+}
+
+function checkChange(change: IncomingChange): { code: ErrorCode; message: string } | undefined {
+  const entity = parseEntity(change.e);
+  if (!entity) return { code: 'INVALID_ARGUMENT', message: `malformed entity ${JSON.stringify(change.e)}` };
+  try {
+    catalogItem(entity.kind, change.n);
+  } catch (err) {
+    return { code: 'UNKNOWN_ITEM', message: (err as Error).message };
+  }
+  if (change.val === undefined) return { code: 'INVALID_ARGUMENT', message: 'a value is required' };
+  const size = encodedSize(change.val);
+  if (size > MAX_VALUE_BYTES) {
+    return { code: 'VALUE_TOO_LARGE', message: `${change.n} is ${size} bytes encoded; the limit is ${MAX_VALUE_BYTES}` };
+  }
+  return undefined;
+}
+
+/** Validates an item write before it is queued or applied; throws the coded error. */
+export function assertValidChange(change: Pick<IncomingChange, 'e' | 'n' | 'val'>): void {
+  const problem = checkChange({ ...change, c: 0, base: 0 });
+  if (problem) throw new MfpError(problem.code, problem.message, { item: change.n });
+}
+
+function randomEpoch(): string {
+  return crypto.randomUUID().replace(/-/g, '').slice(0, 16);
+}
+

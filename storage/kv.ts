@@ -1,0 +1,63 @@
+/**
+ * The small key-value interface every store backend implements: sorted string keys, binary values,
+ * atomic batches with an optional fsync, and bounded range iteration. Domain logic lives above it
+ * (store.ts), so the LevelDB and memory backends only have to agree on these few calls — and one
+ * shared test suite holds them to it.
+ */
+
+/** One write in an atomic batch. */
+export type KvOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
+
+/** A key range; bounds are compared in UTF-8 byte order, as LevelDB does. */
+export interface KvRange {
+  gt?: string;
+  gte?: string;
+  lt?: string;
+  lte?: string;
+  reverse?: boolean;
+  limit?: number;
+}
+
+/** Options of a batch write. */
+export interface KvWriteOptions {
+  /** fsync before resolving: the write survives power loss. */
+  sync: boolean;
+}
+
+/** A sorted key-value store. */
+export interface KvStore {
+  open(): Promise<void>;
+  close(): Promise<void>;
+  get(key: string): Promise<Uint8Array | undefined>;
+  /** Applies all ops or none. */
+  write(ops: readonly KvOp[], options: KvWriteOptions): Promise<void>;
+  /** Entries in key order within the range; the snapshot is taken when iteration starts. */
+  entries(range: KvRange): AsyncIterable<[string, Uint8Array]>;
+}
+
+/** Compares two strings in UTF-8 byte order (what LevelDB's bytewise comparator does). */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return utf8Rank(x) - utf8Rank(y);
+  }
+  return a.length - b.length;
+}
+
+// UTF-16 code units order surrogates (astral code points) below U+E000..U+FFFF; UTF-8 orders them above.
+function utf8Rank(c: number): number {
+  if (c >= 0xd800 && c <= 0xdfff) return c + 0x2000;
+  if (c >= 0xe000) return c - 0x800;
+  return c;
+}
+
+/** True when `key` lies inside `range`'s bounds. */
+export function inRange(key: string, range: KvRange): boolean {
+  if (range.gt !== undefined && compareKeys(key, range.gt) <= 0) return false;
+  if (range.gte !== undefined && compareKeys(key, range.gte) < 0) return false;
+  if (range.lt !== undefined && compareKeys(key, range.lt) >= 0) return false;
+  if (range.lte !== undefined && compareKeys(key, range.lte) > 0) return false;
+  return true;
+}

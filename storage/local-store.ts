@@ -1,0 +1,270 @@
+/**
+ * A machine's local store: its users' items as the firmware reads them, each with the server version
+ * it is based on, plus the durable outbound queue of changes not yet acknowledged by the server, the
+ * client's cursor into the server's log, and its conflict log. A local change and its queue entry are
+ * written in one fsync'ed batch, so a change the firmware was told is saved is never lost.
+ */
+import { catalogItem, keepLocalParts, blankLocalParts, parseEntity, type EntityKey } from './catalog.js';
+import type { ChangeOutcome } from './group-store.js';
+import { Keys } from './keys.js';
+import { decodeRecord, valueHash } from './records.js';
+import { Store, type ItemRecord, type StoreOptions, type Tx } from './store.js';
+
+/** A change waiting for the server's acknowledgement. */
+export interface QueuedChange {
+  c: number;
+  e: EntityKey;
+  n: string;
+  val: unknown;
+  base: number;
+  at: number;
+}
+
+/** An item value arriving from the server. */
+export interface RemoteItem {
+  e: EntityKey;
+  n: string;
+  v: number;
+  val: unknown;
+}
+
+/** A machine's local store. */
+export class LocalStore extends Store {
+  #counter = 0;
+  #cursor = 0;
+  #queued = new Map<number, { e: EntityKey; n: string }>();
+
+  /** Opens (creating if needed) a local store. */
+  static async open(options: StoreOptions): Promise<LocalStore> {
+    const store = new LocalStore(options);
+    await store.load();
+    return store;
+  }
+
+  protected override async reloadIndex(): Promise<void> {
+    await super.reloadIndex();
+    this.#counter = (await this.getMeta<number>('counter')) ?? 0;
+    this.#cursor = (await this.getMeta<number>('cursor')) ?? 0;
+    this.#queued.clear();
+    for await (const [k, bytes] of this.kv.entries(Keys.allQueue())) {
+      const q = decodeRecord<QueuedChange>(bytes, k);
+      this.#queued.set(q.c, { e: q.e, n: q.n });
+    }
+  }
+
+  /** Last change counter used. */
+  get counter(): number {
+    return this.#counter;
+  }
+
+  /** The server sequence number up to which this machine has applied the group's changes. */
+  get cursor(): number {
+    return this.#cursor;
+  }
+
+  /** Changes waiting for an acknowledgement. */
+  get queueSize(): number {
+    return this.#queued.size;
+  }
+
+  /**
+   * Writes a local change. With `queue`, it is also queued for the server in the same batch. Returns the
+   * users evicted by the bound (the client tells the server it no longer holds them).
+   */
+  setLocal(selfId: string, e: EntityKey, n: string, value: unknown, options: { queue: boolean }): Promise<{ counter: number; evicted: string[] }> {
+    return this.commit((tx) => {
+      const item = catalogItem(parseEntity(e)!.kind, n);
+      const at = this.now();
+      const cur = this.index.get(e)?.get(n);
+      this.writeItemTx(tx, e, n, { v: cur?.v ?? 0, h: valueHash(blankLocalParts(item, value)), by: selfId, at, val: value });
+      let counter = 0;
+      if (options.queue) {
+        counter = ++this.#counter;
+        tx.put(Keys.queue(counter), { c: counter, e, n, val: value, base: cur?.v ?? 0, at } satisfies QueuedChange);
+        tx.put(Keys.meta('counter'), counter);
+        this.#queued.set(counter, { e, n });
+      }
+      const parsed = parseEntity(e)!;
+      const evicted = parsed.kind === 'user' ? this.touchUserTx(tx, parsed.id, at) : [];
+      return { counter, evicted };
+    });
+  }
+
+  /** Records a login (last use now); returns the users the bound evicted. */
+  touch(user: string): Promise<string[]> {
+    return this.commit((tx) => this.touchUserTx(tx, user));
+  }
+
+  /** Raises the change counter to at least `n` (the server remembers more than a restored store did). */
+  async raiseCounter(n: number): Promise<void> {
+    if (n <= this.#counter) return;
+    await this.commit((tx) => {
+      this.#counter = Math.max(this.#counter, n);
+      tx.put(Keys.meta('counter'), this.#counter);
+    });
+  }
+
+  /** Queued changes in counter order, at most `limit`. */
+  async queued(limit = Infinity): Promise<QueuedChange[]> {
+    const out: QueuedChange[] = [];
+    for await (const [k, bytes] of this.kv.entries({ ...Keys.allQueue(), limit: Number.isFinite(limit) ? limit : undefined })) {
+      out.push(decodeRecord<QueuedChange>(bytes, k));
+    }
+    return out;
+  }
+
+  /**
+   * Settles acknowledged changes: removes them from the queue, adopts the server's version, and for a
+   * conflict keeps the losing value in the conflict log and takes the server's value.
+   */
+  settle(selfId: string, outcomes: readonly ChangeOutcome[], sent: readonly QueuedChange[]): Promise<{ conflicts: number; rejected: number }> {
+    const byCounter = new Map(sent.map((q) => [q.c, q]));
+    return this.commit((tx) => {
+      let conflicts = 0;
+      let rejected = 0;
+      for (const o of outcomes) {
+        const q = byCounter.get(o.c);
+        if (!q || !this.#queued.delete(o.c)) continue;
+        tx.del(Keys.queue(o.c));
+        // A later queued change of the same item carries the local value on; it settles that item.
+        if ([...this.#queued.values()].some((l) => l.e === q.e && l.n === q.n)) {
+          if (o.status === 'conflict') conflicts++;
+          if (o.status === 'conflict') this.addConflictTx(tx, conflictOf(selfId, q, o.v, this.now()));
+          continue;
+        }
+        if (o.status === 'applied' || o.status === 'duplicate') {
+          const cur = this.index.get(q.e)?.get(q.n);
+          const cat = catalogItem(parseEntity(q.e)!.kind, q.n);
+          if (cur && o.v > cur.v) this.writeItemTx(tx, q.e, q.n, { ...cur, v: o.v, h: valueHash(blankLocalParts(cat, q.val)), val: q.val });
+        } else if (o.status === 'conflict') {
+          conflicts++;
+          this.addConflictTx(tx, conflictOf(selfId, q, o.v, this.now()));
+          this.#remoteTx(tx, { e: q.e, n: q.n, v: o.v, val: o.val }, q.val, true);
+        } else {
+          // The server refused the value with a code; the local value stays and the sync log says why.
+          rejected++;
+        }
+      }
+      return { conflicts, rejected };
+    });
+  }
+
+  /**
+   * Applies what the server sent: item values (newer versions only, unless their entity is replaced),
+   * entity deletions, whole-entity replacements (join: the server wins; what the client loses is kept
+   * in the conflict log) and the new cursor — in one batch.
+   */
+  async applyRemote(update: {
+    items?: readonly RemoteItem[];
+    deletes?: readonly EntityKey[];
+    replace?: readonly EntityKey[];
+    /** Items whose content the client already has: only their version moves. */
+    versions?: readonly [EntityKey, string, number][];
+    cursor?: number;
+    selfId?: string;
+    reason?: 'join' | 'resync';
+  }): Promise<{ applied: RemoteItem[]; deleted: EntityKey[] }> {
+    const items = update.items ?? [];
+    const replace = new Set(update.replace ?? []);
+    // Local values needed by the builder are read first: send destinations to keep, values a join replaces.
+    const local = new Map<string, unknown>();
+    for (const it of items) {
+      const parsed = parseEntity(it.e);
+      if (parsed && catalogItem(parsed.kind, it.n).localPaths && this.index.get(it.e)?.has(it.n)) {
+        local.set(`${it.e}\0${it.n}`, (await this.readItem(it.e, it.n))?.val);
+      }
+    }
+    const replaced = new Map<EntityKey, Map<string, ItemRecord>>();
+    for (const e of replace) if (this.hasEntity(e)) replaced.set(e, await this.readEntity(e));
+    const rebased: [EntityKey, string, number, ItemRecord][] = [];
+    for (const [e, n, v] of update.versions ?? []) {
+      const rec = this.index.has(e) ? await this.readItem(e, n) : undefined;
+      if (rec) rebased.push([e, n, v, rec]);
+    }
+    return this.commit((tx) => {
+      const applied: RemoteItem[] = [];
+      const deleted: EntityKey[] = [];
+      const at = this.now();
+      for (const [e, records] of replaced) {
+        const incoming = new Map(items.filter((i) => i.e === e).map((i) => [i.n, i]));
+        for (const [n, rec] of records) {
+          const winner = incoming.get(n);
+          if (winner && valueHash(blankLocalParts(catalogItem(parseEntity(e)!.kind, n), winner.val)) === rec.h) continue;
+          this.addConflictTx(tx, {
+            at,
+            deviceId: update.selfId ?? '',
+            entity: e,
+            item: n,
+            value: rec.val,
+            base: rec.v,
+            serverVersion: winner?.v ?? 0,
+            reason: update.reason ?? 'join',
+          });
+          if (!winner) this.deleteItemTx(tx, e, n);
+        }
+      }
+      for (const [e, n, v, rec] of rebased) {
+        // Skipped if a local write landed since the read: its queue entry carries its own base.
+        if (this.index.get(e)?.get(n)?.at === rec.at) this.writeItemTx(tx, e, n, { ...rec, v });
+      }
+      for (const it of items) {
+        if (this.#remoteTx(tx, it, local.get(`${it.e}\0${it.n}`), replace.has(it.e))) applied.push(it);
+      }
+      for (const e of update.deletes ?? []) {
+        if (!this.hasEntity(e) && !this.#isUser(e)) continue;
+        this.deleteEntityTx(tx, e);
+        deleted.push(e);
+      }
+      if (update.cursor !== undefined && update.cursor !== this.#cursor) {
+        this.#cursor = update.cursor;
+        tx.put(Keys.meta('cursor'), update.cursor);
+      }
+      return { applied, deleted };
+    });
+  }
+
+  #isUser(e: EntityKey): boolean {
+    const parsed = parseEntity(e);
+    return parsed?.kind === 'user' && this.userUse.has(parsed.id);
+  }
+
+  /** Marks every queued change as based on a previous epoch (after the server's database was replaced). */
+  async rebaseQueue(): Promise<void> {
+    const all = await this.queued();
+    await this.commit((tx) => {
+      for (const q of all) if (this.#queued.has(q.c)) tx.put(Keys.queue(q.c), { ...q, base: -1 });
+    });
+  }
+
+  /** Deletes entities from this machine only (a standalone machine's Delete User Data). */
+  deleteLocal(keys: readonly EntityKey[]): Promise<EntityKey[]> {
+    return this.commit((tx) => keys.filter((e) => this.hasEntity(e) || this.#isUser(e)).map((e) => {
+      this.deleteEntityTx(tx, e);
+      return e;
+    }));
+  }
+
+  /** Sets the cursor. */
+  async setCursor(cursor: number): Promise<void> {
+    await this.commit((tx) => {
+      this.#cursor = cursor;
+      tx.put(Keys.meta('cursor'), cursor);
+    });
+  }
+
+  /** Applies one remote item inside a batch, keeping this machine's local parts; false if older. */
+  #remoteTx(tx: Tx, item: RemoteItem, localVal: unknown, force: boolean): boolean {
+    const cur = this.index.get(item.e)?.get(item.n);
+    if (cur && !force && item.v < cur.v) return false;
+    const cat = catalogItem(parseEntity(item.e)!.kind, item.n);
+    const val = localVal !== undefined ? keepLocalParts(cat, item.val, localVal) : item.val;
+    this.writeItemTx(tx, item.e, item.n, { v: item.v, h: valueHash(blankLocalParts(cat, item.val)), by: 'server', at: this.now(), val });
+    const parsed = parseEntity(item.e)!;
+    if (parsed.kind === 'user' && !this.userUse.has(parsed.id)) this.touchUserTx(tx, parsed.id);
+    return true;
+  }
+}
+
+function conflictOf(selfId: string, q: QueuedChange, serverVersion: number, at: number) {
+  return { at, deviceId: selfId, entity: q.e, item: q.n, value: q.val, base: q.base, serverVersion, reason: 'offline-edit' as const };
+}

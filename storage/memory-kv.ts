@@ -1,0 +1,66 @@
+/** In-memory KvStore: a sorted key array beside a map. For unit tests and the simulator. */
+import { MfpError } from '../protocol/errors.js';
+import { compareKeys, inRange, type KvOp, type KvRange, type KvStore } from './kv.js';
+
+/** A KvStore that keeps everything in memory and forgets it on close. */
+export class MemoryKv implements KvStore {
+  #keys: string[] = [];
+  #values = new Map<string, Uint8Array>();
+  #open = false;
+
+  async open(): Promise<void> {
+    this.#open = true;
+  }
+
+  async close(): Promise<void> {
+    this.#open = false;
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    this.#check();
+    return this.#values.get(key);
+  }
+
+  async write(ops: readonly KvOp[]): Promise<void> {
+    this.#check();
+    for (const op of ops) {
+      if (op.type === 'put') {
+        if (!this.#values.has(op.key)) this.#keys.splice(this.#lowerBound(op.key), 0, op.key);
+        // Copy: the caller may reuse its buffer, as LevelDB would not care.
+        this.#values.set(op.key, Uint8Array.prototype.slice.call(op.value));
+      } else if (this.#values.delete(op.key)) {
+        this.#keys.splice(this.#lowerBound(op.key), 1);
+      }
+    }
+  }
+
+  async *entries(range: KvRange): AsyncIterable<[string, Uint8Array]> {
+    this.#check();
+    const lo = range.gte ?? range.gt;
+    const start = lo === undefined ? 0 : this.#lowerBound(lo);
+    const snapshot: [string, Uint8Array][] = [];
+    for (let i = start; i < this.#keys.length; i++) {
+      const key = this.#keys[i]!;
+      if (!inRange(key, { lt: range.lt, lte: range.lte })) break;
+      if (inRange(key, range)) snapshot.push([key, this.#values.get(key)!]);
+    }
+    if (range.reverse) snapshot.reverse();
+    const limit = range.limit ?? Infinity;
+    for (let i = 0; i < snapshot.length && i < limit; i++) yield snapshot[i]!;
+  }
+
+  #lowerBound(key: string): number {
+    let lo = 0;
+    let hi = this.#keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(this.#keys[mid]!, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  #check(): void {
+    if (!this.#open) throw new MfpError('STORE_CLOSED', 'the memory store is not open');
+  }
+}

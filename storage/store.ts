@@ -1,0 +1,381 @@
+/**
+ * The store core shared by the group's authoritative store (server) and a machine's local store
+ * (client, standalone): items of entities with an in-memory index of their versions and hashes, the
+ * 1,000-user bound, metadata, the conflict log and the sync log — all written through one group-commit
+ * writer, so every write is one atomic (and, by default, fsync'ed) LevelDB batch.
+ *
+ * Invariant: the in-memory index mirrors what is on disk after the last successful batch. Builders run
+ * synchronously in submission order and update the index as they go; if a batch fails, the index is
+ * reloaded from disk and every job of that batch is rejected with STORE_WRITE_FAILED.
+ */
+import { MfpError } from '../protocol/errors.js';
+import { MAX_USERS } from '../protocol/limits.js';
+import { parseEntity, type EntityKey } from './catalog.js';
+import { Keys } from './keys.js';
+import type { KvOp, KvStore } from './kv.js';
+import { decodeRecord, encodeRecord, entityHash } from './records.js';
+
+/** What the index keeps of an item. */
+export interface ItemState {
+  /** Version: on the group store, the sequence number of the change that wrote it. */
+  v: number;
+  /** Content hash of the group form of the value. */
+  h: string;
+  /** Device id of the writer. */
+  by: string;
+  /** Wall-clock time of the write (ms). */
+  at: number;
+}
+
+/** An item as stored. */
+export interface ItemRecord extends ItemState {
+  val: unknown;
+}
+
+/** A conflict log entry: a value that lost against the server's. */
+export interface ConflictEntry {
+  at: number;
+  deviceId: string;
+  entity: EntityKey;
+  item: string;
+  /** The value that lost. */
+  value: unknown;
+  /** The version it was based on, and the server's version that won. */
+  base: number;
+  serverVersion: number;
+  reason: 'offline-edit' | 'join' | 'resync';
+}
+
+/** Levels of the sync log (SPEC §8). */
+export type LogLevel = 'info' | 'warning' | 'error';
+
+/** A sync log entry. */
+export interface SyncLogEntry {
+  at: number;
+  level: LogLevel;
+  code: string;
+  message: string;
+  deviceId?: string;
+}
+
+/** How durable an acknowledged write is. */
+export type Durability = 'fsync' | 'os';
+
+/** Options of a store. */
+export interface StoreOptions {
+  kv: KvStore;
+  /** `fsync` (default): a batch is on disk before it resolves. `os`: the OS has it; power loss may lose it. */
+  durability?: Durability;
+  /** Clock for record timestamps. */
+  now?: () => number;
+  /** The user bound (SPEC §2); tests lower it. */
+  maxUsers?: number;
+  /** Sync log entries kept; older ones are deleted. */
+  maxLogEntries?: number;
+}
+
+/** A batch being built. Builders add ops; the writer commits them with the rest of the group. */
+export class Tx {
+  readonly ops: KvOp[] = [];
+  put(key: string, value: unknown): void {
+    this.ops.push({ type: 'put', key, value: encodeRecord(value) });
+  }
+  del(key: string): void {
+    this.ops.push({ type: 'del', key });
+  }
+}
+
+interface Job {
+  build: (tx: Tx) => unknown;
+  sync: boolean;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/** The store core; GroupStore and LocalStore add their role's operations. */
+export class Store {
+  readonly kv: KvStore;
+  readonly now: () => number;
+  readonly maxUsers: number;
+  protected readonly durability: Durability;
+  protected readonly maxLogEntries: number;
+  /** entity → item name → state */
+  protected readonly index = new Map<EntityKey, Map<string, ItemState>>();
+  /** user name → last use (ms) */
+  protected readonly userUse = new Map<string, number>();
+  #jobs: Job[] = [];
+  #writing = false;
+  #closed = false;
+  #tick = 0;
+  #syncLogKeys: string[] = [];
+  /** Batches written and jobs they carried, for the benchmark's group-commit figure. */
+  readonly stats = { batches: 0, jobs: 0 };
+
+  protected constructor(options: StoreOptions) {
+    this.kv = options.kv;
+    this.now = options.now ?? Date.now;
+    this.durability = options.durability ?? 'fsync';
+    this.maxUsers = options.maxUsers ?? MAX_USERS;
+    this.maxLogEntries = options.maxLogEntries ?? 10_000;
+  }
+
+  /** Opens the backend and loads the index. */
+  protected async load(): Promise<void> {
+    await this.kv.open();
+    await this.reloadIndex();
+  }
+
+  /** Rebuilds every in-memory structure from disk. Subclasses extend it. */
+  protected async reloadIndex(): Promise<void> {
+    this.index.clear();
+    this.userUse.clear();
+    this.#syncLogKeys = [];
+    for await (const [k, bytes] of this.kv.entries(Keys.allItems())) {
+      const [, entity, item] = Keys.split(k);
+      const rec = decodeRecord<ItemRecord>(bytes, k);
+      this.#setIndex(entity!, item!, { v: rec.v, h: rec.h, by: rec.by, at: rec.at });
+    }
+    for await (const [k, bytes] of this.kv.entries(Keys.allUsers())) {
+      this.userUse.set(Keys.split(k)[1]!, decodeRecord<{ lastUsed: number }>(bytes, k).lastUsed);
+    }
+    for await (const [k] of this.kv.entries(Keys.allSyncLog())) this.#syncLogKeys.push(k);
+  }
+
+  /** Closes the store after pending writes. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.flush();
+    this.#closed = true;
+    await this.kv.close();
+  }
+
+  /** Resolves when every write submitted so far is committed. */
+  async flush(): Promise<void> {
+    if (this.#jobs.length === 0 && !this.#writing) return;
+    await this.commit(() => undefined, { sync: false });
+  }
+
+  /**
+   * Submits a builder to the group-commit writer. Builders queued while a batch is being written are
+   * committed together in the next batch: one fsync for many changes under load.
+   */
+  protected commit<R>(build: (tx: Tx) => R, options: { sync?: boolean } = {}): Promise<R> {
+    if (this.#closed) return Promise.reject(new MfpError('STORE_CLOSED', 'the store is closed'));
+    return new Promise<R>((resolve, reject) => {
+      this.#jobs.push({ build, sync: options.sync ?? true, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.#writing) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#writing = true;
+    while (this.#jobs.length > 0) {
+      const jobs = this.#jobs.splice(0);
+      const tx = new Tx();
+      const done: { job: Job; result: unknown }[] = [];
+      for (const job of jobs) {
+        const mark = tx.ops.length;
+        try {
+          done.push({ job, result: job.build(tx) });
+        } catch (err) {
+          // A builder that throws contributes nothing; it must not have touched the index.
+          tx.ops.length = mark;
+          job.reject(err);
+        }
+      }
+      const sync = this.durability === 'fsync' && done.some((d) => d.job.sync);
+      try {
+        await this.kv.write(tx.ops, { sync });
+        this.stats.batches++;
+        this.stats.jobs += done.length;
+        this.afterCommit(true);
+        for (const d of done) d.job.resolve(d.result);
+      } catch (err) {
+        const failure =
+          err instanceof MfpError && err.code !== 'STORE_WRITE_FAILED'
+            ? err
+            : new MfpError('STORE_WRITE_FAILED', `write failed, nothing was applied: ${(err as Error).message}`, { cause: err });
+        this.afterCommit(false);
+        try {
+          await this.reloadIndex();
+        } catch {
+          // The store is unusable; the rejection below reports the write failure.
+        }
+        for (const d of done) d.job.reject(failure);
+      }
+    }
+    this.#writing = false;
+  }
+
+  /** Called once a batch is written (ok) or has failed, before its jobs resolve. */
+  protected afterCommit(ok: boolean): void {
+    void ok;
+  }
+
+  // ---- index ---------------------------------------------------------------------------------------
+
+  #setIndex(entity: EntityKey, item: string, state: ItemState | undefined): void {
+    let items = this.index.get(entity);
+    if (state === undefined) {
+      items?.delete(item);
+      if (items && items.size === 0) this.index.delete(entity);
+      return;
+    }
+    if (!items) this.index.set(entity, (items = new Map()));
+    items.set(item, state);
+  }
+
+  /** Writes an item inside a batch and updates the index. */
+  protected writeItemTx(tx: Tx, entity: EntityKey, item: string, rec: ItemRecord): void {
+    tx.put(Keys.item(entity, item), rec);
+    this.#setIndex(entity, item, { v: rec.v, h: rec.h, by: rec.by, at: rec.at });
+  }
+
+  /** Deletes an item inside a batch and updates the index. */
+  protected deleteItemTx(tx: Tx, entity: EntityKey, item: string): void {
+    tx.del(Keys.item(entity, item));
+    this.#setIndex(entity, item, undefined);
+  }
+
+  /** Deletes every item of an entity (and its user record) inside a batch. */
+  protected deleteEntityTx(tx: Tx, entity: EntityKey): ItemState[] {
+    const items = [...(this.index.get(entity) ?? new Map<string, ItemState>()).entries()];
+    for (const [name] of items) this.deleteItemTx(tx, entity, name);
+    const parsed = parseEntity(entity);
+    if (parsed?.kind === 'user' && this.userUse.delete(parsed.id)) tx.del(Keys.user(parsed.id));
+    return items.map(([, s]) => s);
+  }
+
+  /** Records the use of a user; returns the users evicted by the bound (least recently used first). */
+  protected touchUserTx(tx: Tx, user: string, at = this.now()): string[] {
+    const isNew = !this.userUse.has(user);
+    this.userUse.set(user, at);
+    tx.put(Keys.user(user), { lastUsed: at });
+    if (!isNew || this.userUse.size <= this.maxUsers) return [];
+    const evicted: string[] = [];
+    while (this.userUse.size > this.maxUsers) {
+      let oldest: string | undefined;
+      let oldestAt = Infinity;
+      for (const [name, used] of this.userUse) {
+        if (name !== user && used < oldestAt) {
+          oldest = name;
+          oldestAt = used;
+        }
+      }
+      if (oldest === undefined) break;
+      evicted.push(oldest);
+      this.evictUserTx(tx, oldest);
+    }
+    return evicted;
+  }
+
+  /** Removes a user because of the bound. Subclasses add what eviction means for their role. */
+  protected evictUserTx(tx: Tx, user: string): void {
+    this.deleteEntityTx(tx, `u:${user}`);
+    this.userUse.delete(user);
+    tx.del(Keys.user(user));
+  }
+
+  // ---- reads ---------------------------------------------------------------------------------------
+
+  /** Item states of an entity, or undefined when it holds nothing. */
+  itemStates(entity: EntityKey): ReadonlyMap<string, ItemState> | undefined {
+    return this.index.get(entity);
+  }
+
+  /** Whether the entity holds any item. */
+  hasEntity(entity: EntityKey): boolean {
+    return this.index.has(entity);
+  }
+
+  /** Every entity that holds an item. */
+  entities(): EntityKey[] {
+    return [...this.index.keys()];
+  }
+
+  /** Checksum of an entity's content, or undefined when it holds nothing. */
+  entityHash(entity: EntityKey): string | undefined {
+    const items = this.index.get(entity);
+    if (!items) return undefined;
+    return entityHash([...items].map(([n, s]) => [n, s.h] as [string, string]));
+  }
+
+  /** Reads one item. */
+  async readItem(entity: EntityKey, item: string): Promise<ItemRecord | undefined> {
+    const bytes = await this.kv.get(Keys.item(entity, item));
+    return bytes === undefined ? undefined : decodeRecord<ItemRecord>(bytes, Keys.item(entity, item));
+  }
+
+  /** Reads every item of an entity. */
+  async readEntity(entity: EntityKey): Promise<Map<string, ItemRecord>> {
+    const out = new Map<string, ItemRecord>();
+    for await (const [k, bytes] of this.kv.entries(Keys.itemsOf(entity))) {
+      out.set(Keys.split(k)[2]!, decodeRecord<ItemRecord>(bytes, k));
+    }
+    return out;
+  }
+
+  /** Users with their last use, most recent first. */
+  users(): { name: string; lastUsed: number }[] {
+    return [...this.userUse].map(([name, lastUsed]) => ({ name, lastUsed })).sort((a, b) => b.lastUsed - a.lastUsed);
+  }
+
+  /** Reads a metadata value. */
+  async getMeta<T>(name: string): Promise<T | undefined> {
+    const bytes = await this.kv.get(Keys.meta(name));
+    return bytes === undefined ? undefined : decodeRecord<T>(bytes, Keys.meta(name));
+  }
+
+  /** Writes metadata values in one batch. */
+  setMeta(values: Record<string, unknown>, options: { sync?: boolean } = {}): Promise<void> {
+    return this.commit((tx) => {
+      for (const [name, value] of Object.entries(values)) {
+        if (value === undefined) tx.del(Keys.meta(name));
+        else tx.put(Keys.meta(name), value);
+      }
+    }, options);
+  }
+
+  // ---- conflict log and sync log -------------------------------------------------------------------
+
+  /** Adds conflict entries inside a batch. */
+  protected addConflictTx(tx: Tx, entry: ConflictEntry): void {
+    tx.put(Keys.conflict(entry.at, this.#tick++ & 0xffffff), entry);
+  }
+
+  /** Adds a conflict entry. */
+  addConflict(entry: ConflictEntry): Promise<void> {
+    return this.commit((tx) => this.addConflictTx(tx, entry));
+  }
+
+  /** Lists conflict entries, oldest first. */
+  async conflicts(): Promise<ConflictEntry[]> {
+    const out: ConflictEntry[] = [];
+    for await (const [k, bytes] of this.kv.entries(Keys.allConflicts())) out.push(decodeRecord<ConflictEntry>(bytes, k));
+    return out;
+  }
+
+  /** Appends to the sync log (bounded: the oldest entries go). Not fsync'ed: a log line is not data. */
+  appendLog(entry: SyncLogEntry): Promise<void> {
+    return this.commit(
+      (tx) => {
+        const k = Keys.syncLog(entry.at, this.#tick++ & 0xffffff);
+        tx.put(k, entry);
+        this.#syncLogKeys.push(k);
+        while (this.#syncLogKeys.length > this.maxLogEntries) tx.del(this.#syncLogKeys.shift()!);
+      },
+      { sync: false },
+    );
+  }
+
+  /** Reads the sync log, oldest first, at or above a level. */
+  async syncLog(minLevel: LogLevel = 'info'): Promise<SyncLogEntry[]> {
+    const rank = { info: 0, warning: 1, error: 2 } as const;
+    const out: SyncLogEntry[] = [];
+    for await (const [k, bytes] of this.kv.entries(Keys.allSyncLog())) {
+      const e = decodeRecord<SyncLogEntry>(bytes, k);
+      if (rank[e.level] >= rank[minLevel]) out.push(e);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,67 @@
+/** `mfpsync run`: the agent, in the foreground, until SIGINT or SIGTERM. */
+import type { Command } from 'commander';
+import { isInitialized } from '../../agent/agent.js';
+import { dataPaths, initDataDir } from '../../agent/config.js';
+import { startDaemon } from '../../agent/daemon.js';
+import { MfpError } from '../../protocol/errors.js';
+import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT } from '../../protocol/limits.js';
+import { action, print, type ShellContext } from '../shell.js';
+
+interface RunOptions {
+  host?: string;
+  port: string;
+  heartbeat: string;
+  durability: string;
+  protocol?: string;
+  maxUsers?: string;
+}
+
+function int(text: string, what: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new MfpError('INVALID_ARGUMENT', `${what} must be an integer in [${min}, ${max}]`);
+  return n;
+}
+
+/** Starts the agent and prints a ready line; resolves when it has stopped. */
+export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> {
+  let initialized: ReturnType<typeof initDataDir> | undefined;
+  if (!isInitialized(ctx.dataDir)) initialized = initDataDir(ctx.dataDir, {});
+  if (o.durability !== 'fsync' && o.durability !== 'os') throw new MfpError('INVALID_ARGUMENT', 'durability must be fsync or os');
+  const daemon = await startDaemon({
+    dataDir: ctx.dataDir,
+    ...(o.host !== undefined ? { host: o.host } : {}),
+    port: int(o.port, 'port', 0, 65535),
+    heartbeatSeconds: int(o.heartbeat, 'heartbeat', 1, 3600),
+    durability: o.durability,
+    ...(o.protocol !== undefined ? { protocol: int(o.protocol, 'protocol', 1, 2) } : {}),
+    ...(o.maxUsers !== undefined ? { maxUsers: int(o.maxUsers, 'max-users', 1, 1000) } : {}),
+  });
+  const status = daemon.agent.status();
+  const ready = { event: 'ready', ...status, control: dataPaths(ctx.dataDir).control, ...(initialized ? { initialized } : {}) };
+  print({ ...ctx, json: ctx.json }, ready, () =>
+    [
+      ...(initialized ? [`initialized ${ctx.dataDir}; administrator password in ${initialized.passwordFile}`] : []),
+      `mfpsync ready: ${status.name} (${status.deviceId}), role ${status.role}${status.port ? `, serving on port ${status.port}` : ''}`,
+    ].join('\n'),
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      void daemon.stop().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('run the agent in the foreground (initializes the data directory on first start)')
+    .option('--host <addr>', 'address the server listens on (default: all)')
+    .option('--port <port>', 'port the server listens on', String(DEFAULT_PORT))
+    .option('--heartbeat <seconds>', 'heartbeat interval of the client part', String(DEFAULT_HEARTBEAT_SECONDS))
+    .option('--durability <mode>', 'fsync (acknowledge after fsync) or os (after the OS has the write)', 'fsync')
+    .option('--protocol <version>', 'protocol version to speak (1 simulates older firmware)')
+    .option('--max-users <n>', 'user bound (default 1000)')
+    .action(action(runAgent));
+}

@@ -1,0 +1,43 @@
+/** `mfpsync users list [--search Q]` / `users delete (USER…|--search Q) --yes`: Delete User Data (SPEC §8). */
+import type { Command } from 'commander';
+import type { UserEntry } from '../../agent/agent.js';
+import { MfpError } from '../../protocol/errors.js';
+import { action, control, formatTime, print, table, type ShellContext } from '../shell.js';
+
+/** Lists users and user groups matching a partial search (blank lists all). */
+export async function collectUsers(ctx: ShellContext, search: string): Promise<{ users: UserEntry[] }> {
+  return (await control(ctx, 'users.list', { search })) as { users: UserEntry[] };
+}
+
+/** Deletes users (names; `g:ID` names a user group) or everything a search matches. */
+export async function collectDelete(ctx: ShellContext, names: string[], o: { search?: string; yes?: boolean }): Promise<{ deleted: string[] }> {
+  if (!o.yes) throw new MfpError('USAGE', 'deleting user data cannot be undone: confirm with --yes');
+  if (names.length === 0 && o.search === undefined) throw new MfpError('USAGE', 'name the users to delete, or --search Q');
+  const users = names.filter((n) => !n.startsWith('g:'));
+  const groups = names.filter((n) => n.startsWith('g:')).map((n) => n.slice(2));
+  return (await control(ctx, 'users.delete', { users, groups, search: o.search })) as { deleted: string[] };
+}
+
+export function register(program: Command): void {
+  const users = program.command('users').description('list or delete user data');
+  users
+    .command('list')
+    .option('--search <q>', 'partial match on user name or group id', '')
+    .action(
+      action(async (ctx, o: { search: string }) =>
+        print(ctx, await collectUsers(ctx, o.search), (r: { users: UserEntry[] }) =>
+          table(['KIND', 'ID', 'ITEMS', 'LAST USED'], r.users.map((u) => [u.kind, u.id, String(u.items), formatTime(u.lastUsed)])),
+        ),
+      ),
+    );
+  users
+    .command('delete')
+    .argument('[names...]', 'user names; g:ID for a user group')
+    .option('--search <q>', 'delete everything this partial match lists')
+    .option('--yes', 'confirm')
+    .action(
+      action(async (ctx, names: string[], o: { search?: string; yes?: boolean }) =>
+        print(ctx, await collectDelete(ctx, names, o), (r: { deleted: string[] }) => (r.deleted.length ? `deleted: ${r.deleted.join(', ')}` : 'nothing matched')),
+      ),
+    );
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/** The technician shell: `mfpsync COMMAND`. Each command lives in tools/commands/, one file each. */
+import { Command, CommanderError } from 'commander';
+import { MfpError } from '../protocol/errors.js';
+import { register as conflicts } from './commands/conflicts.js';
+import { register as devices } from './commands/devices.js';
+import { register as init } from './commands/init.js';
+import { register as items } from './commands/items.js';
+import { register as log } from './commands/log.js';
+import { register as login } from './commands/login.js';
+import { register as role } from './commands/role.js';
+import { register as run } from './commands/run.js';
+import { register as status } from './commands/status.js';
+import { register as users } from './commands/users.js';
+import { printError } from './shell.js';
+
+const program = new Command('mfpsync')
+  .description('keeps MFP users\' personalized data in sync across a group of machines')
+  .option('--data <dir>', 'data directory (default $MFPSYNC_DATA, else ./.mfpsync)')
+  .option('--json', 'print one JSON document on stdout')
+  .showHelpAfterError(false)
+  .exitOverride();
+program.configureOutput({ writeErr: () => undefined });
+
+for (const register of [init, run, status, role, login, items, users, devices, conflicts, log]) register(program);
+for (const cmd of program.commands) {
+  cmd.exitOverride();
+  for (const sub of cmd.commands) sub.exitOverride();
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    if (err.exitCode === 0) process.exit(0);
+    const message = err.message.replace(/^error: /, '');
+    process.exitCode = printError(new MfpError('USAGE', message), process.argv.includes('--json'));
+  } else {
+    process.exitCode = printError(err, process.argv.includes('--json'));
+  }
+}
