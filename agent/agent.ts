@@ -13,7 +13,7 @@ import { LevelKv } from '../storage/level-kv.js';
 import { LocalStore, type RemoteItem } from '../storage/local-store.js';
 import type { ConflictEntry, Durability, LogLevel, Store, SyncLogEntry } from '../storage/store.js';
 import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
-import { formatAddress, SyncClient, type ClientState, type ServerAddress } from './client.js';
+import { formatAddress, SyncClient, type AckSummary, type ClientState, type ServerAddress } from './client.js';
 import { dataPaths, readConfig, SOFTWARE_VERSION, type AgentConfig } from './config.js';
 import { createIdentity, identityFromSecret, type Identity } from './identity.js';
 import { createLogger, SyncLog, type Logger } from './logger.js';
@@ -64,6 +64,8 @@ export interface AgentEvents {
   'item-changed': [ItemChangedEvent];
   'entity-deleted': [{ kind: ItemKind; id: string }];
   'sync-state': [SyncStateEvent];
+  /** The server acknowledged changes of this machine (`queued`: how many still wait). */
+  'changes-acked': [AckSummary];
 }
 
 interface RoleState {
@@ -315,6 +317,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       protocol: this.#o.protocol,
       onRemote: (applied, deleted) => this.#onRemote(applied, deleted),
       onState: () => this.#emitState(),
+      onAcked: (summary) => this.emit('changes-acked', summary),
     });
     await client.loadPin();
     this.#client = client;

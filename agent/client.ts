@@ -57,6 +57,17 @@ export interface SyncClientOptions {
   protocol?: number;
   onRemote?: (applied: readonly RemoteItem[], deleted: readonly EntityKey[]) => void;
   onState?: (state: ClientState, error?: MfpError) => void;
+  /** After each acknowledgement: outcome counts and what is still queued. */
+  onAcked?: (summary: AckSummary) => void;
+}
+
+/** Outcomes of one acknowledgement frame. */
+export interface AckSummary {
+  applied: number;
+  duplicates: number;
+  conflicts: number;
+  rejected: number;
+  queued: number;
 }
 
 /** Refusals a retry cannot fix: the technician must act. */
@@ -435,7 +446,14 @@ export class SyncClient {
         }
       }
     });
-    const { conflicts } = await this.#o.store.settle(this.#o.identity.deviceId, outcomes, sent);
+    const { conflicts, rejected } = await this.#o.store.settle(this.#o.identity.deviceId, outcomes, sent);
+    this.#o.onAcked?.({
+      applied: outcomes.filter((o) => o.status === 'applied').length,
+      duplicates: outcomes.filter((o) => o.status === 'duplicate').length,
+      conflicts,
+      rejected,
+      queued: this.#o.store.queueSize,
+    });
     if (conflicts > 0) this.#o.log.warning('CONFLICT', `${conflicts} offline edit(s) lost to newer server values; see \`mfpsync conflicts list\``);
     // A lost conflict changes the local value to the server's: tell the firmware like any remote change.
     const taken: RemoteItem[] = [];

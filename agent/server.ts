@@ -57,6 +57,9 @@ export interface SessionInfo {
   cursor: number;
 }
 
+/** Debounce of cursor-only notices. */
+const CURSOR_NOTICE_MS = 250;
+
 type Phase = 'handshake' | 'join-offer' | 'join-upload' | 'live';
 
 class Session {
@@ -65,6 +68,9 @@ class Session {
   hello!: HelloBody;
   capabilities = new Set<string>();
   cursor = 0;
+  /** Highest cursor the client was told of. */
+  toldCursor = 0;
+  cursorTimer: Timer | undefined;
   pumping = false;
   pumpAgain = false;
   connectedAt = 0;
@@ -188,6 +194,7 @@ export class SyncServer {
   #onClose(s: Session, reason: MfpError | undefined): void {
     if (s.phase === 'handshake') this.#pending--;
     s.deadline?.cancel();
+    s.cursorTimer?.cancel();
     s.releaseJoinLock?.();
     s.releaseJoinLock = undefined;
     this.#sessions.delete(s);
@@ -324,6 +331,7 @@ export class SyncServer {
     this.#pending--;
     s.phase = resume === 'cursor' ? 'live' : 'join-offer';
     s.cursor = hello.cursor;
+    s.toldCursor = hello.cursor;
     this.#heard(s);
     s.conn.send({ type: SessionType.Welcome, body, sig: wsig });
     this.#o.log.info(
@@ -405,6 +413,7 @@ export class SyncServer {
     });
     s.plan = undefined;
     s.cursor = seq;
+    s.toldCursor = seq;
     s.phase = 'live';
     s.releaseJoinLock?.();
     s.releaseJoinLock = undefined;
@@ -417,6 +426,9 @@ export class SyncServer {
   async #changes(s: Session, list: readonly [number, string, string, number, unknown][]): Promise<void> {
     if (s.phase !== 'live') throw new MfpError('MESSAGE_UNEXPECTED', 'changes before the session is live');
     const changes = list.map(([c, e, n, base, val]) => ({ c, e, n, base, val }));
+    // A client writing a user's item holds that user from now on (it has the user's data).
+    const users = [...new Set(changes.map((c) => c.e).filter((e) => parseEntity(e)?.kind === 'user'))];
+    await this.#o.store.updateHolds(s.device.id, users);
     const { outcomes } = await this.#o.store.applyChanges(s.device.id, changes);
     const acks: AckEntry[] = outcomes.map((o) => {
       switch (o.status) {
@@ -490,10 +502,27 @@ export class SyncServer {
             s.conn.send({ type: SyncType.Deltas, list: part, seq: i === parts.length - 1 ? last : part[part.length - 1]![0] });
           }
           s.cursor = last;
+          if (parts.length > 0) s.toldCursor = last;
         }
       } while (s.pumpAgain);
     } finally {
       s.pumping = false;
     }
+    this.#tellCursor(s);
+  }
+
+  /**
+   * Entries the client does not hold advance its cursor without a frame; it is told the new cursor a
+   * moment later (debounced, so other users' traffic costs it a few small frames a second at most), so
+   * that a reconnect resumes from there instead of re-sending what it fetched at login since.
+   */
+  #tellCursor(s: Session): void {
+    if (s.cursor <= s.toldCursor || s.cursorTimer || s.conn.closed) return;
+    s.cursorTimer = this.#o.clock.setTimeout(() => {
+      s.cursorTimer = undefined;
+      if (s.pumping || s.conn.closed || s.cursor <= s.toldCursor) return;
+      s.toldCursor = s.cursor;
+      s.conn.send({ type: SyncType.Deltas, list: [], seq: s.cursor });
+    }, CURSOR_NOTICE_MS);
   }
 }

@@ -2,6 +2,7 @@
  * What every shell command shares: the global options, the call to the running agent, printing
  * (`--json`: one JSON document on stdout), and the mapping of error codes to exit codes — once, here.
  */
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { resolveDataDir, dataPaths } from '../agent/config.js';
 import { callControl } from '../agent/control.js';
@@ -72,8 +73,16 @@ export function action<A extends unknown[]>(fn: (ctx: ShellContext, ...args: A) 
   };
 }
 
-/** Parses a JSON argument; a malformed one is INVALID_ARGUMENT. */
-export function parseJson(text: string): unknown {
+/** Parses a JSON argument, or the file named by `@PATH`; a malformed one is INVALID_ARGUMENT. */
+export function parseJson(arg: string): unknown {
+  let text = arg;
+  if (arg.startsWith('@')) {
+    try {
+      text = readFileSync(arg.slice(1), 'utf8');
+    } catch (err) {
+      throw new MfpError('INVALID_ARGUMENT', `cannot read ${arg.slice(1)}: ${(err as Error).message}`);
+    }
+  }
   try {
     return JSON.parse(text);
   } catch (err) {

@@ -42,7 +42,7 @@ export function register(program: Command): void {
       .command('set')
       .argument(`<${what.toLowerCase()}>`)
       .argument('<item>')
-      .argument('<json>', 'the value, as JSON')
+      .argument('<json>', 'the value, as JSON (or @FILE to read it from a file)')
       .description(`write one of a ${kind}'s items`)
       .action(action(async (ctx, id: string, item: string, json: string) => print(ctx, await collectSet(ctx, kind, id, item, json), () => `${id} ${item} saved`)));
   }
@@ -54,6 +54,6 @@ export function register(program: Command): void {
   shared
     .command('set')
     .argument('<item>')
-    .argument('<json>', 'the value, as JSON')
+    .argument('<json>', 'the value, as JSON (or @FILE to read it from a file)')
     .action(action(async (ctx, item: string, json: string) => print(ctx, await collectSet(ctx, 'device', '', item, json), () => `${item} saved`)));
 }

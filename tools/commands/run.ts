@@ -14,6 +14,7 @@ interface RunOptions {
   durability: string;
   protocol?: string;
   maxUsers?: string;
+  events?: boolean;
 }
 
 function int(text: string, what: string, min: number, max: number): number {
@@ -36,9 +37,19 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     ...(o.protocol !== undefined ? { protocol: int(o.protocol, 'protocol', 1, 2) } : {}),
     ...(o.maxUsers !== undefined ? { maxUsers: int(o.maxUsers, 'max-users', 1, 1000) } : {}),
   });
+  if (o.events) {
+    // One JSON line per agent event on stdout: what a firmware shim or a test follows.
+    const emit = (event: string) => (e: object) => process.stdout.write(JSON.stringify({ event, ...e }) + '\n');
+    daemon.agent.on('item-changed', emit('item-changed'));
+    daemon.agent.on('entity-deleted', emit('entity-deleted'));
+    daemon.agent.on('sync-state', emit('sync-state'));
+    daemon.agent.on('changes-acked', emit('changes-acked'));
+  }
   const status = daemon.agent.status();
   const ready = { event: 'ready', ...status, control: dataPaths(ctx.dataDir).control, ...(initialized ? { initialized } : {}) };
-  print({ ...ctx, json: ctx.json }, ready, () =>
+  // The ready line is one line even with --json: followers read stdout line by line.
+  if (ctx.json) process.stdout.write(JSON.stringify(ready) + '\n');
+  else print(ctx, ready, () =>
     [
       ...(initialized ? [`initialized ${ctx.dataDir}; administrator password in ${initialized.passwordFile}`] : []),
       `mfpsync ready: ${status.name} (${status.deviceId}), role ${status.role}${status.port ? `, serving on port ${status.port}` : ''}`,
@@ -63,5 +74,6 @@ export function register(program: Command): void {
     .option('--durability <mode>', 'fsync (acknowledge after fsync) or os (after the OS has the write)', 'fsync')
     .option('--protocol <version>', 'protocol version to speak (1 simulates older firmware)')
     .option('--max-users <n>', 'user bound (default 1000)')
+    .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked) as JSON lines on stdout')
     .action(action(runAgent));
 }

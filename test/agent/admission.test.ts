@@ -1,0 +1,156 @@
+/**
+ * End to end: admission with the administrator account, the 10-machine group bound, removing a device,
+ * mixed protocol versions, and the shell's coded errors.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import { AgentProcess, joinClient, shell, startServer } from '../helpers/agents.js';
+import { tempDir } from '../helpers/tmp.js';
+
+test('wrong administrator credentials are refused with AUTH_INCORRECT and the role stays', async (t) => {
+  const { server, port } = await startServer(t, { adminPassword: 'right' });
+  const a = await AgentProcess.spawn(t, { name: 'A' });
+  const wrong = await a.sh('role', 'set', 'client', '--server', `127.0.0.1:${port}`, '--user', 'admin', '--password', 'wrong');
+  t.is(wrong.code, 4);
+  t.regex(wrong.stderr, /^error AUTH_INCORRECT: /);
+  const wrongUser = await a.sh('role', 'set', 'client', '--server', `127.0.0.1:${port}`, '--user', 'root', '--password', 'right');
+  t.regex(wrongUser.stderr, /^error AUTH_INCORRECT: /);
+  t.is((await a.ok<{ role: string }>('status')).role, 'standalone');
+  const noCreds = await a.sh('role', 'set', 'client', '--server', `127.0.0.1:${port}`);
+  t.is(noCreds.code, 2);
+  t.regex(noCreds.stderr, /^error USAGE: .*administrator account/);
+  // Nothing of A reached the server.
+  t.deepEqual((await server.ok<{ devices: unknown[] }>('devices', 'list')).devices.length, 1);
+  const errors = await server.ok<{ entries: { code: string }[] }>('log', '--level', 'error');
+  t.true(errors.entries.filter((e) => e.code === 'AUTH_INCORRECT').length >= 2);
+  // The right password admits it.
+  await joinClient(a, port, 'right');
+  t.is((await a.ok<{ client: { state: string } }>('status')).client.state, 'live');
+});
+
+test('an unreachable server is ADDRESS_INCORRECT', async (t) => {
+  const a = await AgentProcess.spawn(t, { name: 'A' });
+  const r = await a.sh('role', 'set', 'client', '--server', '127.0.0.1:1', '--user', 'admin', '--password', 'x');
+  t.is(r.code, 5);
+  t.regex(r.stderr, /^error ADDRESS_INCORRECT: /);
+  t.is((await a.ok<{ role: string }>('status')).role, 'standalone');
+});
+
+test('the 11th machine is refused with GROUP_FULL; removing a device frees its slot', async (t) => {
+  t.timeout(120_000);
+  const { server, port } = await startServer(t);
+  const clients = await Promise.all(Array.from({ length: 9 }, (_, i) => AgentProcess.spawn(t, { name: `c${i + 1}` })));
+  for (const c of clients) await joinClient(c, port);
+  const eleventh = await AgentProcess.spawn(t, { name: 'c10' });
+  const refused = await eleventh.sh('role', 'set', 'client', '--server', `127.0.0.1:${port}`, '--user', 'admin', '--password', 'secret-pw');
+  t.is(refused.code, 4);
+  t.regex(refused.stderr, /^error GROUP_FULL: the group already has 10 machines/);
+
+  const { devices } = await server.ok<{ devices: { id: string; name: string; state: string; serial: string; location: string }[] }>('devices', 'list');
+  t.is(devices.length, 10);
+  t.is(devices.filter((d) => d.state === 'connected').length, 9);
+  const filtered = await server.ok<{ devices: { name: string }[] }>('devices', 'list', '--filter', 'SN-c3');
+  t.deepEqual(filtered.devices.map((d) => d.name), ['c3']);
+
+  const victim = clients[2]!;
+  const victimId = String(victim.ready!.deviceId);
+  const mark = victim.events.length;
+  await server.ok('devices', 'remove', victimId);
+  const refusedEvent = await victim.waitFor((e) => e.event === 'sync-state' && e.state === 'refused', 15_000, mark);
+  t.like(refusedEvent, { error: { code: 'DEVICE_REMOVED' } });
+  const gone = await server.sh('devices', 'remove', victimId);
+  t.is(gone.code, 7);
+  t.regex(gone.stderr, /^error NOT_FOUND: /);
+
+  await joinClient(eleventh, port);
+  t.is((await server.ok<{ devices: unknown[] }>('devices', 'list')).devices.length, 10);
+});
+
+test('a client of an older protocol is not sent newer items, and its join deletes none of them', async (t) => {
+  const { server, port } = await startServer(t);
+  const modern = await AgentProcess.spawn(t, { name: 'new' });
+  const old = await AgentProcess.spawn(t, { name: 'old', protocol: 1 });
+  await joinClient(modern, port);
+  await modern.ok('user', 'set', 'kay', 'keychain', '{"place-7f3a":{"user":"kay","host":"nas"}}');
+  await modern.ok('user', 'set', 'kay', 'language', '{"display":"en"}');
+  await old.ok('user', 'set', 'kay', 'language', '{"display":"nl"}');
+  await joinClient(old, port);
+  // The old client took the server's copy of what it knows…
+  t.deepEqual(await old.value('user', 'kay', 'language'), { display: 'en' });
+  // …and the server still has the keychain the old client does not know.
+  t.deepEqual(await server.value('user', 'kay', 'keychain'), { 'place-7f3a': { user: 'kay', host: 'nas' } });
+  const mark = old.events.length;
+  await modern.ok('user', 'set', 'kay', 'keychain', '{}');
+  await modern.ok('user', 'set', 'kay', 'home', '{"v":2}');
+  await old.waitRemote('kay', 'home', mark);
+  t.false(old.events.slice(mark).some((e) => e.item === 'keychain'), 'the keychain was never sent to the old client');
+  await old.ok('user', 'set', 'kay', 'language', '{"display":"de"}');
+  await old.waitFor((e) => e.event === 'changes-acked' && e.queued === 0, 15_000, mark);
+  t.deepEqual(await server.value('user', 'kay', 'keychain'), {});
+  t.deepEqual(await server.value('user', 'kay', 'language'), { display: 'de' });
+});
+
+test('the shell answers bad input with coded errors and exit codes', async (t) => {
+  const dir = tempDir(t);
+  const notRunning = await shell(dir, 'status');
+  t.is(notRunning.code, 3);
+  t.deepEqual(notRunning.json, { error: { code: 'AGENT_NOT_RUNNING', message: notRunning.stderr.replace(/^error AGENT_NOT_RUNNING: /, '').trim() } });
+  const usage = await shell(dir, 'frobnicate');
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /^error USAGE: /);
+
+  const a = await AgentProcess.spawn(t, { name: 'A' });
+  const again = await a.sh('init', '--name', 'x');
+  t.regex(again.stderr, /^error ALREADY_INITIALIZED: /);
+  const badJson = await a.sh('user', 'set', 'u', 'language', '{nope');
+  t.is(badJson.code, 2);
+  t.regex(badJson.stderr, /^error INVALID_ARGUMENT: not valid JSON/);
+  const unknown = await a.sh('user', 'set', 'u', 'favourite-colour', '"red"');
+  t.regex(unknown.stderr, /^error UNKNOWN_ITEM: /);
+  const bigFile = join(dir, 'big.json');
+  writeFileSync(bigFile, JSON.stringify({ blob: 'x'.repeat(300_000) }));
+  const big = await a.sh('user', 'set', 'u', 'home', `@${bigFile}`);
+  t.regex(big.stderr, /^error VALUE_TOO_LARGE: /);
+  const okFile = join(dir, 'ok.json');
+  writeFileSync(okFile, JSON.stringify(Array.from({ length: 500 }, (_, i) => ({ name: `n${i}`, email: `n${i}@example.com` }))));
+  await a.ok('user', 'set', 'v', 'address-list', `@${okFile}`);
+  t.is(((await a.value('user', 'v', 'address-list')) as unknown[]).length, 500);
+  const noFile = await a.sh('user', 'set', 'u', 'home', '@/nonexistent.json');
+  t.regex(noFile.stderr, /^error INVALID_ARGUMENT: cannot read/);
+  const badName = await a.sh('user', 'set', '', 'home', '{}');
+  t.regex(badName.stderr, /^error INVALID_ARGUMENT: /);
+  const notServer = await a.sh('devices', 'list');
+  t.is(notServer.code, 6);
+  t.regex(notServer.stderr, /^error WRONG_ROLE: /);
+  const missing = await a.sh('user', 'get', 'ghost');
+  t.regex(missing.stderr, /^error NOT_FOUND: /);
+  const noConfirm = await a.sh('users', 'delete', 'u');
+  t.regex(noConfirm.stderr, /^error USAGE: .*--yes/);
+  const badRole = await a.sh('role', 'set', 'emperor');
+  t.regex(badRole.stderr, /^error USAGE: /);
+  const badAddress = await a.sh('role', 'set', 'client', '--server', 'host:99999', '--user', 'admin', '--password', 'x');
+  t.regex(badAddress.stderr, /^error INVALID_ARGUMENT: not an address/);
+  // None of the refused commands changed anything: only v exists.
+  t.deepEqual((await a.ok<{ users: { id: string }[] }>('users', 'list')).users.map((u) => u.id), ['v']);
+});
+
+test('Delete User Data on the server deletes the user on the clients that hold it', async (t) => {
+  const { server, port } = await startServer(t);
+  const a = await AgentProcess.spawn(t, { name: 'A' });
+  await joinClient(a, port);
+  await a.ok('user', 'set', 'olga', 'home', '{}');
+  await a.ok('user', 'set', 'oscar', 'home', '{}');
+  await a.ok('user', 'set', 'pia', 'home', '{}');
+  await a.waitFor((e) => e.event === 'changes-acked' && e.queued === 0);
+  const listed = await server.ok<{ users: { id: string }[] }>('users', 'list', '--search', 'O');
+  t.deepEqual(listed.users.map((u) => u.id).sort(), ['olga', 'oscar']);
+  const mark = a.events.length;
+  const deleted = await server.ok<{ deleted: string[] }>('users', 'delete', '--search', 'o', '--yes');
+  t.deepEqual(deleted.deleted.sort(), ['olga', 'oscar']);
+  await Promise.all(['olga', 'oscar'].map((id) => a.waitFor((e) => e.event === 'entity-deleted' && e.id === id, 15_000, mark)));
+  t.is((await a.sh('user', 'get', 'olga')).code, 7);
+  t.deepEqual(await a.value('user', 'pia', 'home'), {});
+  const clientDelete = await a.sh('users', 'delete', 'pia', '--yes');
+  t.regex(clientDelete.stderr, /^error WRONG_ROLE: /);
+});
