@@ -285,6 +285,12 @@ export class Agent extends EventEmitter<AgentEvents> {
         software: SOFTWARE_VERSION,
       });
       await server.start();
+      group.onCommit((entries) => {
+        const evicted = entries.filter((e) => e.del && e.by === 'bound');
+        if (evicted.length > 0) {
+          this.log.error('USER_LIMIT_EXCEEDED', `more than ${group.maxUsers} users: deleted the least recently used ${evicted.map((e) => e.e.slice(2)).join(', ')}`);
+        }
+      });
       this.#group = group;
       this.#groupId = key.groupId;
       this.#server = server;
@@ -366,7 +372,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       return;
     }
     const evicted = await this.local.touch(user);
-    this.#client?.release(evicted);
+    this.#evicted(evicted);
     this.#client?.login(user);
   }
 
@@ -374,6 +380,13 @@ export class Agent extends EventEmitter<AgentEvents> {
   async logout(user: string): Promise<void> {
     entityKey('user', user);
     this.#loggedIn.delete(user);
+  }
+
+  #evicted(users: string[]): void {
+    if (users.length === 0) return;
+    this.log.warning('USER_LIMIT_EXCEEDED', `more than ${this.local.maxUsers} users on this machine: dropped the least recently used ${users.join(', ')}`);
+    this.#client?.release(users);
+    for (const id of users) this.emit('entity-deleted', { kind: 'user', id });
   }
 
   /** Reads items of an entity: one (its value) or all (catalog defaults where unset). */
@@ -411,7 +424,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     } else {
       const queue = role === 'client' || role === 'server-client';
       const { evicted } = await this.local.setLocal(this.identity.deviceId, e, item, value, { queue });
-      this.#client?.release(evicted);
+      this.#evicted(evicted);
       this.#client?.kick();
       result = { version: this.local.itemStates(e)?.get(item)?.v ?? 0, queued: queue };
     }

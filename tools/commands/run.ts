@@ -15,6 +15,7 @@ interface RunOptions {
   protocol?: string;
   maxUsers?: string;
   events?: boolean;
+  applyDuringLogin: string;
 }
 
 function int(text: string, what: string, min: number, max: number): number {
@@ -28,12 +29,16 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
   let initialized: ReturnType<typeof initDataDir> | undefined;
   if (!isInitialized(ctx.dataDir)) initialized = initDataDir(ctx.dataDir, {});
   if (o.durability !== 'fsync' && o.durability !== 'os') throw new MfpError('INVALID_ARGUMENT', 'durability must be fsync or os');
+  if (o.applyDuringLogin !== 'immediate' && o.applyDuringLogin !== 'next-login') {
+    throw new MfpError('INVALID_ARGUMENT', 'apply-during-login must be immediate or next-login');
+  }
   const daemon = await startDaemon({
     dataDir: ctx.dataDir,
     ...(o.host !== undefined ? { host: o.host } : {}),
     port: int(o.port, 'port', 0, 65535),
     heartbeatSeconds: int(o.heartbeat, 'heartbeat', 1, 3600),
     durability: o.durability,
+    applyDuringLogin: o.applyDuringLogin,
     ...(o.protocol !== undefined ? { protocol: int(o.protocol, 'protocol', 1, 2) } : {}),
     ...(o.maxUsers !== undefined ? { maxUsers: int(o.maxUsers, 'max-users', 1, 1000) } : {}),
   });
@@ -74,6 +79,7 @@ export function register(program: Command): void {
     .option('--durability <mode>', 'fsync (acknowledge after fsync) or os (after the OS has the write)', 'fsync')
     .option('--protocol <version>', 'protocol version to speak (1 simulates older firmware)')
     .option('--max-users <n>', 'user bound (default 1000)')
+    .option('--apply-during-login <when>', 'a logged-in user\'s changed language/accessibility: immediate or next-login', 'immediate')
     .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked) as JSON lines on stdout')
     .action(action(runAgent));
 }
