@@ -198,6 +198,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       target.server = parseAddress(options.server);
     }
     const current = this.#role;
+    const sameServer = target.server && current.server && formatAddress(target.server) === formatAddress(current.server);
+    if (role === current.role && (role !== 'client' || sameServer) && options.user === undefined) return this.status();
     const serving = current.role === 'server' || current.role === 'server-client';
     const willServe = role === 'server' || role === 'server-client';
     if (serving && !willServe) {
@@ -489,7 +491,8 @@ export class Agent extends EventEmitter<AgentEvents> {
           version: d.software,
           protocol: d.protocol,
           skewMs: s?.skewMs ?? null,
-          cursorLag: Math.max(0, group.seq - (s?.cursor ?? d.cursor)),
+          // The server's own row has no cursor unless its own client (server-client) is connected.
+          cursorLag: d.self && !s ? 0 : Math.max(0, group.seq - (s?.cursor ?? d.cursor)),
         };
       });
   }

@@ -97,6 +97,7 @@ export class SyncClient {
   #capabilities = new Set<string>();
   #inFlight = new Map<number, QueuedChange>();
   #flushing = false;
+  #flushAgain = false;
   #pendingFetch = new Set<string>();
   #snapshot: { items: SnapshotItem[]; replace: string[] } = { items: [], replace: [] };
   #welcome: WelcomeBody | undefined;
@@ -422,10 +423,6 @@ export class SyncClient {
       else if (parseEntity(e)) items.push({ e, n, v: seq, val });
     }
     const { applied, deleted } = await this.#o.store.applyRemote({ items, deletes, cursor: m.seq });
-    if (this.#pin && this.#welcome && this.#pin.epoch !== this.#welcome.epoch) {
-      this.#pin = { ...this.#pin, epoch: this.#welcome.epoch };
-      await this.#o.store.setMeta({ pin: this.#pin });
-    }
     this.#o.onRemote?.(applied, deleted);
   }
 
@@ -462,7 +459,7 @@ export class SyncClient {
       if (q && o.status === 'conflict') taken.push({ e: q.e, n: q.n, v: o.v, val: o.val });
     }
     if (taken.length > 0) this.#o.onRemote?.(taken, []);
-    if (this.#inFlight.size === 0) void this.#flush();
+    if (this.#o.store.queueSize > this.#inFlight.size) void this.#flush();
   }
 
   #knows(e: EntityKey, n: string): boolean {
@@ -472,8 +469,13 @@ export class SyncClient {
 
   /** Sends queued changes not yet in flight (changes of items the server does not know stay queued). */
   async #flush(): Promise<void> {
-    if (this.#flushing || this.#state !== 'live') return;
+    if (this.#state !== 'live') return;
+    if (this.#flushing) {
+      this.#flushAgain = true;
+      return;
+    }
     this.#flushing = true;
+    this.#flushAgain = false;
     try {
       const conn = this.#conn;
       if (!conn) return;
@@ -488,6 +490,8 @@ export class SyncClient {
     } finally {
       this.#flushing = false;
     }
+    // A change queued while this flush read the queue is sent now rather than at the next ack.
+    if (this.#flushAgain) void this.#flush();
   }
 
   #sendFetches(): void {

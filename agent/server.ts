@@ -359,7 +359,8 @@ export class SyncServer {
     const same = new Set<EntityKey>();
     for (const [e, hash] of m.entities) {
       if (!parseEntity(e)) throw new MfpError('MESSAGE_INVALID', `join-offer names a malformed entity ${JSON.stringify(e)}`);
-      const ours = store.entityHash(e);
+      // Compared over the items this client knows: an older model never sees the newer ones.
+      const ours = store.entityHash(e, (n) => this.#knows(s, e, n));
       if (ours === undefined) upload.add(e);
       else if (ours === hash) same.add(e);
       else replace.add(e);

@@ -293,11 +293,11 @@ export class Store {
     return [...this.index.keys()];
   }
 
-  /** Checksum of an entity's content, or undefined when it holds nothing. */
-  entityHash(entity: EntityKey): string | undefined {
+  /** Checksum of an entity's content (of the items `include` accepts), or undefined when it holds nothing. */
+  entityHash(entity: EntityKey, include: (item: string) => boolean = () => true): string | undefined {
     const items = this.index.get(entity);
     if (!items) return undefined;
-    return entityHash([...items].map(([n, s]) => [n, s.h] as [string, string]));
+    return entityHash([...items].filter(([n]) => include(n)).map(([n, s]) => [n, s.h] as [string, string]));
   }
 
   /** Reads one item. */

@@ -38,10 +38,10 @@ test('a client offline for a while catches up with only what it missed', async (
   await joinClient(b, proxy.port);
   // B holds 40 users with sizeable address lists.
   const list = JSON.stringify(Array.from({ length: 50 }, (_, i) => ({ name: `Contact ${i}`, email: `c${i}@example.com`, fax: `03-1234-${i}` })));
-  for (let i = 0; i < 40; i++) await a.ok('user', 'set', `u${i}`, 'address-list', list);
+  for (let i = 0; i < 40; i++) await a.control('item.set', { kind: 'user', id: `u${i}`, item: 'address-list', value: JSON.parse(list) });
   for (let i = 0; i < 40; i++) {
     const mark = b.events.length;
-    await b.ok('login', `u${i}`);
+    await b.control('login', { user: `u${i}` });
     await b.waitRemote(`u${i}`, 'address-list', mark);
   }
   const held = proxy.bytes.down;

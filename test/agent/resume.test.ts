@@ -18,7 +18,7 @@ test('after the server database is replaced (new epoch), a client resends only w
   t.teardown(() => proxy.close());
   const a = await AgentProcess.spawn(t, { name: 'A' });
   const list = JSON.stringify(Array.from({ length: 50 }, (_, i) => ({ name: `Contact ${i}`, email: `c${i}@example.com` })));
-  for (let i = 0; i < 20; i++) await a.ok('user', 'set', `u${i}`, 'address-list', list);
+  for (let i = 0; i < 20; i++) await a.control('item.set', { kind: 'user', id: `u${i}`, item: 'address-list', value: JSON.parse(list) });
   await a.ok('user', 'set', 'ann', 'home', '{"tiles":1}');
   await joinClient(a, proxy.port);
   const held = proxy.bytes.up;

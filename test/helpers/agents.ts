@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
+import { callControl } from '../../agent/control.js';
 import { tempDir } from './tmp.js';
 
 /** The compiled shell. */
@@ -152,6 +153,11 @@ export class AgentProcess {
   /** Runs a shell command against this agent. */
   sh(...args: string[]): Promise<ShellResult> {
     return shell(this.dataDir, ...args);
+  }
+
+  /** Calls the agent's control socket directly: for bulk setup, where the shell is not what is tested. */
+  control<T = Record<string, unknown>>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    return callControl(join(this.dataDir, 'control.sock'), method, params) as Promise<T>;
   }
 
   /** Runs a shell command that must succeed; returns its JSON. */
