@@ -1,0 +1,78 @@
+/**
+ * Time is injected: heartbeats, the silence timeout and reconnect backoff run on a ManualClock here,
+ * moved by hand, with a real server and client (in-process agents, real sockets and LevelDB folders).
+ */
+import { join } from 'node:path';
+import test from 'ava';
+import { Agent } from '../../agent/agent.js';
+import { ManualClock } from '../../agent/clock.js';
+import { initDataDir } from '../../agent/config.js';
+import { createLogger } from '../../agent/logger.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const quiet = createLogger({ level: 'silent' });
+
+async function agent(t: import('ava').ExecutionContext, name: string, clock: ManualClock): Promise<Agent> {
+  const dataDir = join(tempDir(t), name);
+  initDataDir(dataDir, { name, adminPassword: 'pw' });
+  const a = await Agent.open({ dataDir, host: '127.0.0.1', port: 0, clock, logger: quiet, heartbeatSeconds: 10 });
+  t.teardown(() => a.close());
+  await a.start();
+  return a;
+}
+
+/** Resolves when `cond` holds, checking after each turn of the event loop (I/O is real here). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 5000; i++) {
+    if (cond()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+test('heartbeats and the 3-missed-heartbeats timeout run on the injected clock; no timer is left', async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 5, 1));
+  const server = await agent(t, 'server', clock);
+  const client = await agent(t, 'client', clock);
+  await server.setRole('server');
+  await client.setRole('client', { server: `127.0.0.1:${server.port}`, user: 'admin', password: 'pw' });
+  const id = client.identity.deviceId;
+  const device = () => server.listDevices().find((d) => d.id === id)!;
+  t.is(device().state, 'connected');
+
+  // One interval later the client's heartbeat reaches the server, stamped with the injected time.
+  clock.advance(10_000);
+  const beat = clock.now();
+  await until(() => device().lastHeartbeat === beat, 'heartbeat recorded');
+  t.is(device().skewMs, 0);
+
+  // Three intervals without a frame from the server: the client drops the session (and the server, it).
+  const events: { state: string; code?: string }[] = [];
+  client.on('sync-state', (s) => events.push({ state: s.state, code: s.error?.code }));
+  clock.advance(30_000);
+  await until(() => events.some((e) => e.state === 'offline'), 'client noticed silence');
+  t.is(events.find((e) => e.state === 'offline')!.code, 'PEER_GONE');
+  // Reconnecting waits for the backoff timer, which is on the injected clock: time must move.
+  let waited = 0;
+  while (client.client!.state !== 'live' && waited < 60_000) {
+    clock.advance(250);
+    waited += 250;
+    await until(() => client.client!.state !== 'connecting', 'connection attempt settled');
+  }
+  t.is(client.client!.state, 'live');
+  t.true(waited <= 30_000, `reconnected after ${waited} ms of injected time (backoff ceiling 30 s)`);
+
+  await client.close();
+  await server.close();
+  t.is(clock.pending, 0, 'no timer is left once both agents are closed');
+});
+
+test('a server refuses to start with an implausible clock', async (t) => {
+  const clock = new ManualClock(Date.UTC(2000, 0, 1));
+  const a = await agent(t, 'stale', clock);
+  const err = await t.throwsAsync(a.setRole('server'));
+  t.is(err?.name, 'MfpError');
+  t.is((err as { code?: string }).code, 'CLOCK_NOT_SET');
+  t.regex(err!.message, /set the time/);
+  t.is(a.role, 'standalone');
+});
