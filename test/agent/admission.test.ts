@@ -2,7 +2,7 @@
  * End to end: admission with the administrator account, the 10-machine group bound, removing a device,
  * mixed protocol versions, and the shell's coded errors.
  */
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { AgentProcess, joinClient, shell, startServer } from '../helpers/agents.js';
@@ -101,6 +101,10 @@ test('the shell answers bad input with coded errors and exit codes', async (t) =
   t.regex(usage.stderr, /^error USAGE: /);
 
   const a = await AgentProcess.spawn(t, { name: 'A' });
+  // Only the agent's owner can reach its control socket.
+  t.is(statSync(a.dataDir).mode & 0o777, 0o700);
+  t.is(statSync(join(a.dataDir, 'control.sock')).mode & 0o777, 0o600);
+  t.is(statSync(join(a.dataDir, 'config.json')).mode & 0o777, 0o600);
   const again = await a.sh('init', '--name', 'x');
   t.regex(again.stderr, /^error ALREADY_INITIALIZED: /);
   const badJson = await a.sh('user', 'set', 'u', 'language', '{nope');

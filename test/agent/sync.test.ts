@@ -99,3 +99,23 @@ test('send destinations in job defaults stay on their machine', async (t) => {
   t.deepEqual(await b.value('user', 'dan', 'job-defaults'), { fax: { destinations: [], resolution: 'fine' } });
   t.deepEqual(await a.value('user', 'dan', 'job-defaults'), { fax: { destinations: ['0311'], resolution: 'fine' } });
 });
+
+test('beyond the user bound the server deletes the least recently used user, on its holders too', async (t) => {
+  const { server, port } = await startServer(t, { maxUsers: 3 });
+  const a = await AgentProcess.spawn(t, { name: 'A' });
+  await joinClient(a, port);
+  for (const u of ['old', 'mid', 'new']) {
+    const m = a.events.length;
+    await a.ok('user', 'set', u, 'home', '{}');
+    await a.waitFor((e) => e.event === 'changes-acked' && e.queued === 0, 15_000, m);
+  }
+  await server.ok('login', 'old'); // 'old' is used again: 'mid' is now the least recently used
+  const mark = a.events.length;
+  await a.ok('user', 'set', 'newest', 'home', '{}');
+  await a.waitFor((e) => e.event === 'entity-deleted' && e.id === 'mid', 15_000, mark);
+  const { users } = await server.ok<{ users: { id: string }[] }>('users', 'list');
+  t.deepEqual(users.map((u) => u.id).sort(), ['new', 'newest', 'old']);
+  t.is((await a.sh('user', 'get', 'mid')).code, 7);
+  const errors = await server.ok<{ entries: { code: string; message: string }[] }>('log', '--level', 'error');
+  t.true(errors.entries.some((e) => e.code === 'USER_LIMIT_EXCEEDED' && e.message.includes('mid')));
+});
