@@ -326,6 +326,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       onRemote: (applied, deleted) => this.#onRemote(applied, deleted),
       onState: () => this.#emitState(),
       onAcked: (summary) => this.emit('changes-acked', summary),
+      onEvicted: (users) => this.#evicted(users),
     });
     await client.loadPin();
     this.#client = client;

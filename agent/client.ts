@@ -57,6 +57,8 @@ export interface SyncClientOptions {
   protocol?: number;
   onRemote?: (applied: readonly RemoteItem[], deleted: readonly EntityKey[]) => void;
   onState?: (state: ClientState, error?: MfpError) => void;
+  /** Users the local store's bound dropped while applying remote data (the agent releases them). */
+  onEvicted?: (users: string[]) => void;
   /** After each acknowledgement: outcome counts and what is still queued. */
   onAcked?: (summary: AckSummary) => void;
 }
@@ -390,8 +392,7 @@ export class SyncClient {
   async #onSnapshot(m: SnapshotMessage): Promise<void> {
     const store = this.#o.store;
     if (m.reason === 'fetch') {
-      const { applied } = await store.applyRemote({ items: m.items.map(toRemote) });
-      this.#o.onRemote?.(applied, []);
+      await this.#applyRemote({ items: m.items.map(toRemote) });
       return;
     }
     this.#snapshot.items.push(...m.items);
@@ -399,7 +400,7 @@ export class SyncClient {
     if (!m.final) return;
     const { items, replace } = this.#snapshot;
     this.#snapshot = { items: [], replace: [] };
-    const { applied } = await store.applyRemote({
+    const { applied, evicted } = await store.applyRemote({
       items: items.map(toRemote),
       replace,
       versions: m.versions,
@@ -412,7 +413,15 @@ export class SyncClient {
     await store.setMeta({ pin: this.#pin });
     this.#o.log.info('JOINED', `synchronized with ${formatAddress(this.#o.server)}: ${replace.length} entities replaced by the server's copy`);
     this.#o.onRemote?.(applied, []);
+    if (evicted.length > 0) this.#o.onEvicted?.(evicted);
     this.#goLive();
+  }
+
+  /** Applies what the server sent and tells the agent what changed and which users the bound dropped. */
+  async #applyRemote(update: Parameters<LocalStore['applyRemote']>[0]): Promise<void> {
+    const { applied, deleted, evicted } = await this.#o.store.applyRemote(update);
+    this.#o.onRemote?.(applied, deleted);
+    if (evicted.length > 0) this.#o.onEvicted?.(evicted);
   }
 
   async #onDeltas(m: DeltasMessage): Promise<void> {
@@ -422,8 +431,7 @@ export class SyncClient {
       if (n === null) deletes.push(e);
       else if (parseEntity(e)) items.push({ e, n, v: seq, val });
     }
-    const { applied, deleted } = await this.#o.store.applyRemote({ items, deletes, cursor: m.seq });
-    this.#o.onRemote?.(applied, deleted);
+    await this.#applyRemote({ items, deletes, cursor: m.seq });
   }
 
   async #onAck(m: AckMessage): Promise<void> {

@@ -104,7 +104,8 @@ export function checkAdmission(secret: AdminSecret, user: string, proof: Uint8Ar
   const storedKey = Buffer.from(secret.storedKey, 'base64');
   const clientKey = xor(proof, signatureOf(storedKey, nonce, deviceId));
   const candidate = createHash('sha256').update(clientKey).digest();
-  const sameUser = user.length === secret.user.length && timingSafeEqual(Buffer.from(user), Buffer.from(secret.user));
+  // Compared as fixed-length hashes: constant time, and no length mismatch for multi-byte names.
+  const sameUser = timingSafeEqual(createHash('sha256').update(user).digest(), createHash('sha256').update(secret.user).digest());
   return timingSafeEqual(candidate, storedKey) && sameUser;
 }
 

@@ -1,7 +1,9 @@
 /**
  * The codec: bytes ↔ validated messages, and nothing else (no sockets, no storage). msgpackr runs with
  * records off and maps as plain objects: shared structures between peers that disagree would silently
- * decode wrong data. Every decoded frame is validated by its family's reader before anyone sees it.
+ * decode wrong data. structuredClone is off: its shared-reference extensions would let a few hundred
+ * bytes stand for a tree of 2^depth nodes. Every decoded frame is validated by its family's reader
+ * before anyone sees it.
  */
 import { Packr } from 'msgpackr';
 import { MfpError } from './errors.js';
@@ -16,7 +18,7 @@ export type Message = SessionMessage | SyncMessage | HeartbeatMessage;
 /** Every message type string. */
 export type MessageType = Message['type'];
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, int64AsType: 'number' });
 
 const FAMILY = new Map<string, (o: Record<string, unknown>) => Message>([
   ...Object.values(SessionType).map((t) => [t, readSessionMessage] as const),

@@ -105,16 +105,19 @@ const MAX_BODY = 64 * 1024;
 /** Validates a decoded session message. */
 export function readSessionMessage(o: Fields): SessionMessage {
   switch (o.type) {
-    case SessionType.Challenge:
+    case SessionType.Challenge: {
+      const protocol = int('challenge', o, 'protocol', 1, 65535);
+      const minProtocol = int('challenge', o, 'minProtocol', 1, protocol);
       return {
         type: SessionType.Challenge,
-        protocol: int('challenge', o, 'protocol', 1, 65535),
-        minProtocol: int('challenge', o, 'minProtocol', 1, 65535),
+        protocol,
+        minProtocol,
         serverId: str('challenge', o, 'serverId'),
         groupId: str('challenge', o, 'groupId'),
         nonce: bin('challenge', o, 'nonce', 32),
         salt: bin('challenge', o, 'salt', 16),
       };
+    }
     case SessionType.Hello:
     case SessionType.Welcome:
       return { type: o.type, body: bin(o.type, o, 'body', undefined, MAX_BODY), sig: bin(o.type, o, 'sig', 64) };
@@ -133,9 +136,10 @@ export function readHelloBody(o: unknown): HelloBody {
   if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'hello body must be a map');
   const settings = fields(t, o, 'settings');
   const admission = o.admission === null || o.admission === undefined ? null : fields(t, o, 'admission');
+  const protocol = int(t, o, 'protocol', 1, 65535);
   return {
-    protocol: int(t, o, 'protocol', 1, 65535),
-    minProtocol: int(t, o, 'minProtocol', 1, 65535),
+    protocol,
+    minProtocol: int(t, o, 'minProtocol', 1, protocol),
     capabilities: strList(t, o, 'capabilities', 256, 64),
     deviceId: str(t, o, 'deviceId', 64),
     publicKey: bin(t, o, 'publicKey', 32),

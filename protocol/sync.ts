@@ -18,7 +18,7 @@
  */
 import { MfpError } from './errors.js';
 import { CHUNK_BYTES, MAX_LIST_ENTRIES } from './limits.js';
-import { bool, int, intValue, invalid, isFields, itemValue, list, oneOf, str, strList, type Fields } from './validate.js';
+import { bool, int, intValue, invalid, isFields, itemValue, list, oneOf, str, strList, strValue, type Fields } from './validate.js';
 
 /** Message types of the sync family. */
 export const SyncType = {
@@ -85,7 +85,7 @@ export function readSyncMessage(o: Fields): SyncMessage {
     case SyncType.JoinOffer:
       return {
         type: SyncType.JoinOffer,
-        entities: list(t, o, 'entities').map((x) => tuple(t, 'entities', x, 2, (a) => { textAt(t, a, 0); textAt(t, a, 1); }) as OfferEntry),
+        entities: list(t, o, 'entities').map((x) => tuple(t, 'entities', x, 2, (a) => { textAt(t, 'entities', a, 0); textAt(t, 'entities', a, 1); }) as OfferEntry),
       };
     case SyncType.JoinPlan:
       return { type: SyncType.JoinPlan, upload: strList(t, o, 'upload'), replace: strList(t, o, 'replace') };
@@ -97,6 +97,7 @@ export function readSyncMessage(o: Fields): SyncMessage {
           if (!isFields(x) || !isFields(x.items)) invalid(t, 'entities', 'entries must be {e, items}');
           str(t, x, 'e');
           if (Object.keys(x.items).length > MAX_ITEMS) invalid(t, 'entities', `entry has more than ${MAX_ITEMS} items`);
+          for (const n of Object.keys(x.items)) strValue(t, 'entities', n, 64);
           for (const v of Object.values(x.items)) itemValue(t, 'entities', v);
           return { e: x.e as string, items: x.items };
         }),
@@ -108,16 +109,16 @@ export function readSyncMessage(o: Fields): SyncMessage {
         type: SyncType.Snapshot,
         reason: oneOf(t, o, 'reason', ['join', 'fetch', 'checksum'] as const),
         items: list(t, o, 'items', MAX_LIST_ENTRIES * 4).map((x) => tuple(t, 'items', x, 4, (a) => {
-          textAt(t, a, 0);
-          textAt(t, a, 1);
+          textAt(t, 'items', a, 0);
+          textAt(t, 'items', a, 1);
           intValue(t, 'items', a[2]);
           itemValue(t, 'items', a[3]);
         }) as SnapshotItem),
         replace: strList(t, o, 'replace'),
         deletes: strList(t, o, 'deletes'),
         versions: list(t, o, 'versions', MAX_LIST_ENTRIES * 16).map((x) => tuple(t, 'versions', x, 3, (a) => {
-          textAt(t, a, 0);
-          textAt(t, a, 1);
+          textAt(t, 'versions', a, 0);
+          textAt(t, 'versions', a, 1);
           intValue(t, 'versions', a[2]);
         }) as [string, string, number]),
         final: bool(t, o, 'final'),
@@ -127,15 +128,15 @@ export function readSyncMessage(o: Fields): SyncMessage {
       return {
         type: SyncType.Fetch,
         e: str(t, o, 'e'),
-        have: list(t, o, 'have', MAX_ITEMS).map((x) => tuple(t, 'have', x, 2, (a) => { textAt(t, a, 0); intValue(t, 'have', a[1]); }) as [string, number]),
+        have: list(t, o, 'have', MAX_ITEMS).map((x) => tuple(t, 'have', x, 2, (a) => { textAt(t, 'have', a, 0); intValue(t, 'have', a[1]); }) as [string, number]),
       };
     case SyncType.Changes:
       return {
         type: SyncType.Changes,
         list: list(t, o, 'list').map((x) => tuple(t, 'list', x, 5, (a) => {
           intValue(t, 'list', a[0]);
-          textAt(t, a, 1);
-          textAt(t, a, 2);
+          textAt(t, 'list', a, 1);
+          textAt(t, 'list', a, 2);
           intValue(t, 'list', a[3], -1);
           itemValue(t, 'list', a[4]);
         }) as ChangeEntry),
@@ -145,8 +146,14 @@ export function readSyncMessage(o: Fields): SyncMessage {
         type: SyncType.Ack,
         list: list(t, o, 'list').map((x) => tuple(t, 'list', x, 4, (a) => {
           intValue(t, 'list', a[0]);
-          intValue(t, 'list', a[1], 0, 3);
+          const status = intValue(t, 'list', a[1], 0, 3);
           intValue(t, 'list', a[2]);
+          if (status === AckStatus.Duplicate || status === AckStatus.Conflict) itemValue(t, 'list', a[3]);
+          else if (status === AckStatus.Rejected) {
+            if (!Array.isArray(a[3]) || a[3].length !== 2) invalid(t, 'list', 'a rejection must be [code, message]');
+            strValue(t, 'list', a[3][0], 64);
+            strValue(t, 'list', a[3][1], 1024);
+          } else if (a[3] !== null) invalid(t, 'list', 'an applied change carries no value');
         }) as AckEntry),
       };
     case SyncType.Deltas:
@@ -155,8 +162,8 @@ export function readSyncMessage(o: Fields): SyncMessage {
         seq: int(t, o, 'seq'),
         list: list(t, o, 'list').map((x) => tuple(t, 'list', x, 4, (a) => {
           intValue(t, 'list', a[0]);
-          textAt(t, a, 1);
-          if (a[2] !== null) textAt(t, a, 2);
+          textAt(t, 'list', a, 1);
+          if (a[2] !== null) textAt(t, 'list', a, 2);
           if (a[2] !== null) itemValue(t, 'list', a[3]);
         }) as DeltaEntry),
       };
@@ -173,8 +180,8 @@ function tuple(t: string, k: string, x: unknown, n: number, check: (a: unknown[]
   return x;
 }
 
-function textAt(t: string, a: unknown[], i: number): void {
-  str(t, { [i]: a[i] }, String(i));
+function textAt(t: string, field: string, a: unknown[], i: number): void {
+  strValue(t, field, a[i]);
 }
 
 /** Splits entries into chunks of roughly CHUNK_BYTES, by a size estimate per entry. */

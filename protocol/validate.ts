@@ -27,9 +27,13 @@ export function fields(type: string, o: Fields, k: string): Fields {
 
 /** Reads a string field of bounded UTF-8 length. */
 export function str(type: string, o: Fields, k: string, maxBytes = MAX_NAME_BYTES): string {
-  const v = o[k];
-  if (typeof v !== 'string') invalid(type, k, 'must be a string');
-  if (v.length > maxBytes || Buffer.byteLength(v) > maxBytes) invalid(type, k, `exceeds ${maxBytes} bytes`);
+  return strValue(type, k, o[k], maxBytes);
+}
+
+/** Checks a string of bounded UTF-8 length; `field` names it in the error. */
+export function strValue(type: string, field: string, v: unknown, maxBytes = MAX_NAME_BYTES): string {
+  if (typeof v !== 'string') invalid(type, field, 'must be a string');
+  if (v.length > maxBytes || Buffer.byteLength(v) > maxBytes) invalid(type, field, `exceeds ${maxBytes} bytes`);
   return v;
 }
 
@@ -76,7 +80,7 @@ export function list(type: string, o: Fields, k: string, max = MAX_LIST_ENTRIES)
 /** Reads a bounded array of bounded strings. */
 export function strList(type: string, o: Fields, k: string, max = MAX_LIST_ENTRIES, maxBytes = MAX_NAME_BYTES): string[] {
   const v = list(type, o, k, max);
-  for (let i = 0; i < v.length; i++) str(type, { [i]: v[i] }, String(i), maxBytes);
+  for (const x of v) strValue(type, k, x, maxBytes);
   return v as string[];
 }
 
@@ -87,11 +91,33 @@ export function oneOf<T extends string>(type: string, o: Fields, k: string, allo
   return v as T;
 }
 
-/** Checks an item value: bounded nesting; returns it. (Size is bounded by the frame limit.) */
+/**
+ * Checks an item value: only what JSON and MessagePack share (nil, booleans, finite numbers, strings,
+ * bytes, arrays, plain maps), bounded nesting; returns it. (Size is bounded by the frame limit.)
+ * msgpackr's extension types (BigInt, Date, Set, RegExp, typed arrays, Error) would not survive a
+ * relay through another peer unchanged, so they are refused here.
+ */
 export function itemValue(type: string, k: string, v: unknown, depth = 0): unknown {
   if (depth > MAX_VALUE_DEPTH) invalid(type, k, `nests deeper than ${MAX_VALUE_DEPTH}`);
-  if (v === undefined) invalid(type, k, 'must be a value');
-  if (Array.isArray(v)) for (const x of v) itemValue(type, k, x, depth + 1);
-  else if (isFields(v)) for (const x of Object.values(v)) itemValue(type, k, x, depth + 1);
-  return v;
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return v;
+    case 'number':
+      if (!Number.isFinite(v)) invalid(type, k, 'holds a non-finite number');
+      return v;
+    case 'object':
+      if (v === null || (v instanceof Uint8Array && v.constructor === Buffer) || v.constructor === Uint8Array) return v;
+      if (Array.isArray(v)) {
+        for (const x of v) itemValue(type, k, x, depth + 1);
+        return v;
+      }
+      if (Object.getPrototypeOf(v) === Object.prototype) {
+        for (const x of Object.values(v)) itemValue(type, k, x, depth + 1);
+        return v;
+      }
+      return invalid(type, k, `holds a ${v.constructor?.name ?? 'non-plain'} object; item values are plain data`);
+    default:
+      return invalid(type, k, `holds ${v === undefined ? 'undefined' : `a ${typeof v}`}; item values are plain data`);
+  }
 }

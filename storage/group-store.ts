@@ -155,7 +155,11 @@ export class GroupStore extends Store {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Committed entries after `seq`, from memory when recent, else from the log. */
+  /**
+   * Committed entries after `seq`, from memory when recent, else from the log. From memory, an entry
+   * that a later one superseded is still listed (the log has dropped it): applying entries in order
+   * gives the same result either way.
+   */
   async entriesAfter(seq: number, limit: number): Promise<FeedEntry[]> {
     const ring = this.#ring;
     if (ring.length > 0 && ring[0]!.seq <= seq + 1) {
@@ -297,7 +301,9 @@ export class GroupStore extends Store {
 
   /** Deletes entities (Delete User Data); clients holding them delete them too. */
   async deleteEntities(keys: readonly EntityKey[], by: string): Promise<FeedEntry[]> {
-    return this.commit((tx) => keys.filter((e) => this.hasEntity(e)).map((e) => this.#deleteTx(tx, e, by)));
+    // A user who only logged in has no items but is a user all the same: deleted too.
+    const exists = (e: EntityKey) => this.hasEntity(e) || (e.startsWith('u:') && this.userUse.has(e.slice(2)));
+    return this.commit((tx) => keys.filter(exists).map((e) => this.#deleteTx(tx, e, by)));
   }
 
   /** Records a login: the user's last use moves to now. Returns tombstones of users the bound evicted. */

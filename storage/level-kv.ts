@@ -50,7 +50,11 @@ export class LevelKv implements KvStore {
   async *entries(range: KvRange): AsyncIterable<[string, Uint8Array]> {
     const options: Record<string, unknown> = { ...range };
     if (range.limit === undefined) delete options.limit;
-    for await (const entry of this.#db.iterator(options)) yield entry as [string, Uint8Array];
+    try {
+      for await (const entry of this.#db.iterator(options)) yield entry as [string, Uint8Array];
+    } catch (err) {
+      throw wrap(err, 'read');
+    }
   }
 }
 

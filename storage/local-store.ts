@@ -163,7 +163,7 @@ export class LocalStore extends Store {
     cursor?: number;
     selfId?: string;
     reason?: 'join' | 'resync';
-  }): Promise<{ applied: RemoteItem[]; deleted: EntityKey[] }> {
+  }): Promise<{ applied: RemoteItem[]; deleted: EntityKey[]; evicted: string[] }> {
     const items = update.items ?? [];
     const replace = new Set(update.replace ?? []);
     // Local values needed by the builder are read first: send destinations to keep, values a join replaces.
@@ -184,6 +184,7 @@ export class LocalStore extends Store {
     return this.commit((tx) => {
       const applied: RemoteItem[] = [];
       const deleted: EntityKey[] = [];
+      const evicted: string[] = [];
       const at = this.now();
       for (const [e, records] of replaced) {
         const incoming = new Map(items.filter((i) => i.e === e).map((i) => [i.n, i]));
@@ -208,7 +209,7 @@ export class LocalStore extends Store {
         if (this.index.get(e)?.get(n)?.at === rec.at) this.writeItemTx(tx, e, n, { ...rec, v });
       }
       for (const it of items) {
-        if (this.#remoteTx(tx, it, local.get(`${it.e}\0${it.n}`), replace.has(it.e))) applied.push(it);
+        if (this.#remoteTx(tx, it, local.get(`${it.e}\0${it.n}`), replace.has(it.e), evicted)) applied.push(it);
       }
       for (const e of update.deletes ?? []) {
         if (!this.hasEntity(e) && !this.#isUser(e)) continue;
@@ -219,7 +220,7 @@ export class LocalStore extends Store {
         this.#cursor = update.cursor;
         tx.put(Keys.meta('cursor'), update.cursor);
       }
-      return { applied, deleted };
+      return { applied, deleted, evicted };
     });
   }
 
@@ -253,14 +254,14 @@ export class LocalStore extends Store {
   }
 
   /** Applies one remote item inside a batch, keeping this machine's local parts; false if older. */
-  #remoteTx(tx: Tx, item: RemoteItem, localVal: unknown, force: boolean): boolean {
+  #remoteTx(tx: Tx, item: RemoteItem, localVal: unknown, force: boolean, evicted: string[] = []): boolean {
     const cur = this.index.get(item.e)?.get(item.n);
     if (cur && !force && item.v < cur.v) return false;
     const cat = catalogItem(parseEntity(item.e)!.kind, item.n);
     const val = localVal !== undefined ? keepLocalParts(cat, item.val, localVal) : item.val;
     this.writeItemTx(tx, item.e, item.n, { v: item.v, h: valueHash(blankLocalParts(cat, item.val)), by: 'server', at: this.now(), val });
     const parsed = parseEntity(item.e)!;
-    if (parsed.kind === 'user' && !this.userUse.has(parsed.id)) this.touchUserTx(tx, parsed.id);
+    if (parsed.kind === 'user' && !this.userUse.has(parsed.id)) evicted.push(...this.touchUserTx(tx, parsed.id));
     return true;
   }
 }

@@ -1,8 +1,11 @@
-/** In-memory KvStore: a sorted key array beside a map. For unit tests and the simulator. */
+/**
+ * In-memory KvStore: a sorted key array beside a map. For unit tests and the simulator. Its data
+ * outlives close(): opening the same object again sees it, as reopening a LevelDB folder would.
+ */
 import { MfpError } from '../protocol/errors.js';
 import { compareKeys, inRange, type KvOp, type KvRange, type KvStore } from './kv.js';
 
-/** A KvStore that keeps everything in memory and forgets it on close. */
+/** A KvStore that keeps everything in memory. */
 export class MemoryKv implements KvStore {
   #keys: string[] = [];
   #values = new Map<string, Uint8Array>();
@@ -23,6 +26,12 @@ export class MemoryKv implements KvStore {
 
   async write(ops: readonly KvOp[]): Promise<void> {
     this.#check();
+    // All or nothing: every op is checked before any is applied, as a LevelDB batch would be.
+    for (const op of ops) {
+      if (typeof op.key !== 'string' || (op.type === 'put' && !(op.value instanceof Uint8Array)) || (op.type !== 'put' && op.type !== 'del')) {
+        throw new MfpError('STORE_WRITE_FAILED', `invalid batch op for key ${JSON.stringify(op.key)}; nothing was written`);
+      }
+    }
     for (const op of ops) {
       if (op.type === 'put') {
         if (!this.#values.has(op.key)) this.#keys.splice(this.#lowerBound(op.key), 0, op.key);

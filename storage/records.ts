@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { MfpError } from '../protocol/errors.js';
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, int64AsType: 'number' });
 
 /** Encodes a record for the store. */
 export function encodeRecord(value: unknown): Uint8Array {

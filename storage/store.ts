@@ -11,7 +11,7 @@
 import { MfpError } from '../protocol/errors.js';
 import { MAX_USERS } from '../protocol/limits.js';
 import { parseEntity, type EntityKey } from './catalog.js';
-import { Keys } from './keys.js';
+import { Keys, parseSeqPart } from './keys.js';
 import type { KvOp, KvStore } from './kv.js';
 import { decodeRecord, encodeRecord, entityHash } from './records.js';
 
@@ -70,7 +70,7 @@ export interface StoreOptions {
   now?: () => number;
   /** The user bound (SPEC §2); tests lower it. */
   maxUsers?: number;
-  /** Sync log entries kept; older ones are deleted. */
+  /** Sync log and conflict log entries kept, each; older ones are deleted. */
   maxLogEntries?: number;
 }
 
@@ -106,8 +106,10 @@ export class Store {
   #jobs: Job[] = [];
   #writing = false;
   #closed = false;
+  /** Tie-breaker of log keys written in the same millisecond; continues from disk after a restart. */
   #tick = 0;
   #syncLogKeys: string[] = [];
+  #conflictKeys: string[] = [];
   /** Batches written and jobs they carried, for the benchmark's group-commit figure. */
   readonly stats = { batches: 0, jobs: 0 };
 
@@ -138,7 +140,18 @@ export class Store {
     for await (const [k, bytes] of this.kv.entries(Keys.allUsers())) {
       this.userUse.set(Keys.split(k)[1]!, decodeRecord<{ lastUsed: number }>(bytes, k).lastUsed);
     }
+    this.#conflictKeys = [];
     for await (const [k] of this.kv.entries(Keys.allSyncLog())) this.#syncLogKeys.push(k);
+    for await (const [k] of this.kv.entries(Keys.allConflicts())) this.#conflictKeys.push(k);
+    this.#tick = 1 + Math.max(-1, ...[...this.#syncLogKeys, ...this.#conflictKeys].map((k) => parseSeqPart(Keys.split(k)[2]!)));
+  }
+
+  /** Appends to a bounded log inside a batch: the oldest entries go. */
+  #appendBoundedTx(tx: Tx, keys: string[], key: (at: number, n: number) => string, entry: { at: number }): void {
+    const k = key(entry.at, this.#tick++);
+    tx.put(k, entry);
+    keys.push(k);
+    while (keys.length > this.maxLogEntries) tx.del(keys.shift()!);
   }
 
   /** Closes the store after pending writes. */
@@ -340,7 +353,7 @@ export class Store {
 
   /** Adds conflict entries inside a batch. */
   protected addConflictTx(tx: Tx, entry: ConflictEntry): void {
-    tx.put(Keys.conflict(entry.at, this.#tick++ & 0xffffff), entry);
+    this.#appendBoundedTx(tx, this.#conflictKeys, Keys.conflict, entry);
   }
 
   /** Adds a conflict entry. */
@@ -357,15 +370,7 @@ export class Store {
 
   /** Appends to the sync log (bounded: the oldest entries go). Not fsync'ed: a log line is not data. */
   appendLog(entry: SyncLogEntry): Promise<void> {
-    return this.commit(
-      (tx) => {
-        const k = Keys.syncLog(entry.at, this.#tick++ & 0xffffff);
-        tx.put(k, entry);
-        this.#syncLogKeys.push(k);
-        while (this.#syncLogKeys.length > this.maxLogEntries) tx.del(this.#syncLogKeys.shift()!);
-      },
-      { sync: false },
-    );
+    return this.commit((tx) => this.#appendBoundedTx(tx, this.#syncLogKeys, Keys.syncLog, entry), { sync: false });
   }
 
   /** Reads the sync log, oldest first, at or above a level. */

@@ -1,0 +1,177 @@
+/**
+ * The item catalog (SPEC §2): which items exist for which kind of entity, which protocol knows them,
+ * entity keys, and the machine-local parts (send destinations) of default/previous settings.
+ */
+import test from 'ava';
+import { MfpError } from '../../protocol/errors.js';
+import { MAX_NAME_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../protocol/limits.js';
+import {
+  blankLocalParts, CATALOG, capabilitiesFor, catalogItem, entityKey, itemsOfKind, keepLocalParts, parseEntity,
+} from '../../storage/catalog.js';
+
+const USER_ITEMS = [
+  'language', 'accessibility', 'screen-after-login', 'home', 'personal-buttons', 'timeline', 'network',
+  'job-defaults', 'shortcuts', 'previous-settings', 'address-list', 'list-order', 'auto-print', 'keychain',
+];
+
+test('the catalog holds exactly the items of SPEC §2, per kind', (t) => {
+  t.deepEqual(itemsOfKind('user').map((i) => i.name), USER_ITEMS);
+  t.deepEqual(itemsOfKind('group').map((i) => i.name), ['address-list']);
+  t.deepEqual(itemsOfKind('device').map((i) => i.name), ['shared-buttons']);
+  t.is(CATALOG.length, USER_ITEMS.length + 2);
+  // No item is listed twice for one kind.
+  t.is(new Set(CATALOG.map((i) => `${i.kind}:${i.name}`)).size, CATALOG.length);
+});
+
+test('only job-defaults, previous-settings and timeline may be made device-specific', (t) => {
+  t.deepEqual(CATALOG.filter((i) => i.scopeConfigurable).map((i) => `${i.kind}:${i.name}`).sort(), [
+    'user:job-defaults', 'user:previous-settings', 'user:timeline',
+  ]);
+});
+
+test('shortcuts and keychain need protocol 2; every other item protocol 1', (t) => {
+  t.deepEqual(CATALOG.filter((i) => i.minProtocol === 2).map((i) => `${i.kind}:${i.name}`), ['user:shortcuts', 'user:keychain']);
+  t.true(CATALOG.every((i) => i.minProtocol === 1 || i.minProtocol === 2));
+  const v1 = capabilitiesFor(1);
+  t.false(v1.includes('user:shortcuts'));
+  t.false(v1.includes('user:keychain'));
+  t.true(v1.includes('user:job-defaults'));
+  t.true(v1.includes('group:address-list'));
+  t.true(v1.includes('device:shared-buttons'));
+  t.is(v1.length, CATALOG.length - 2);
+  const v2 = capabilitiesFor(PROTOCOL_VERSION);
+  t.is(v2.length, CATALOG.length);
+  t.true(v2.includes('user:shortcuts') && v2.includes('user:keychain'));
+  t.deepEqual(capabilitiesFor(MIN_PROTOCOL_VERSION - 1), []);
+  // Capabilities fit the hello's bound on capability strings.
+  t.true(v2.every((c) => Buffer.byteLength(c) <= 64));
+});
+
+test('catalogItem finds an item by kind and name, or throws UNKNOWN_ITEM naming it', (t) => {
+  t.is(catalogItem('group', 'address-list').kind, 'group');
+  t.is(catalogItem('user', 'address-list').kind, 'user');
+  const err = t.throws(() => catalogItem('device', 'address-list'), { instanceOf: MfpError });
+  t.is(err.code, 'UNKNOWN_ITEM');
+  t.regex(err.message, /no device item named "address-list"/);
+  t.is(err.item, 'address-list');
+  t.is(t.throws(() => catalogItem('user', 'Language'), { instanceOf: MfpError }).code, 'UNKNOWN_ITEM');
+});
+
+// ------------------------------------------------------------------------------------ entity keys
+
+test('entityKey and parseEntity round trip', (t) => {
+  const cases = [
+    ['user', 'alice'], ['user', '田中 太郎'], ['user', 'a:b'], ['user', 'x'.repeat(MAX_NAME_BYTES)],
+    ['user', 'é'.repeat(MAX_NAME_BYTES / 2)], ['group', '01'], ['group', '50'],
+  ] as const;
+  for (const [kind, id] of cases) {
+    const key = entityKey(kind, id);
+    t.is(key, `${kind[0]}:${id}`);
+    t.deepEqual(parseEntity(key), { kind, id });
+  }
+  t.is(entityKey('device'), 'd:');
+  t.deepEqual(parseEntity('d:'), { kind: 'device', id: '' });
+});
+
+test('entityKey refuses empty names, control characters and names over MAX_NAME_BYTES with INVALID_ARGUMENT', (t) => {
+  const bad: [string, string][] = [
+    ['user', ''], ['group', ''], ['user', 'al\x00ice'], ['user', 'tab\there'], ['user', 'new\nline'], ['group', '\x1f'], ['user', 'del\x7f'],
+    ['user', 'x'.repeat(MAX_NAME_BYTES + 1)],
+    // 65 characters, 130 UTF-8 bytes: the bound is bytes.
+    ['user', 'é'.repeat(65)],
+  ];
+  for (const [kind, id] of bad) {
+    const err = t.throws(() => entityKey(kind as 'user' | 'group', id), { instanceOf: MfpError }, JSON.stringify(id));
+    t.is(err.code, 'INVALID_ARGUMENT');
+    t.regex(err.message, kind === 'user' ? /^user name must be 1-128 bytes without control characters$/ : /^group id must be 1-128 bytes without control characters$/);
+  }
+});
+
+test('parseEntity rejects malformed keys', (t) => {
+  for (const key of ['', 'u', 'u:', 'g:', 'x:alice', 'ualice', 'U:alice', 'd:x', 'u:a\x00b', 'g:\n', 'u:' + 'x'.repeat(MAX_NAME_BYTES + 1), 'u:' + 'é'.repeat(65)]) {
+    t.is(parseEntity(key), undefined, JSON.stringify(key));
+  }
+});
+
+// ------------------------------------------------------------------------------ machine-local parts
+
+const jobDefaults = catalogItem('user', 'job-defaults');
+const previous = catalogItem('user', 'previous-settings');
+
+function sample() {
+  return {
+    copy: { copies: 2, duplex: 'long-edge' },
+    fax: { resolution: 'fine', destinations: [{ number: '+81-3-1234-5678' }] },
+    'scan-and-send': { format: 'pdf', destinations: [{ kind: 'email', to: 'alice@example.com' }] },
+  };
+}
+
+test('blankLocalParts blanks the fax and scan-and-send destinations of job-defaults and previous-settings', (t) => {
+  for (const item of [jobDefaults, previous]) {
+    const value = sample();
+    const snapshot = structuredClone(value);
+    const out = blankLocalParts(item, value);
+    t.deepEqual(out, {
+      copy: { copies: 2, duplex: 'long-edge' },
+      fax: { resolution: 'fine', destinations: [] },
+      'scan-and-send': { format: 'pdf', destinations: [] },
+    });
+    // The input is not mutated, and untouched branches are shared rather than copied.
+    t.deepEqual(value, snapshot);
+    t.is((out as typeof value).copy, value.copy);
+  }
+});
+
+test('blankLocalParts leaves values without those paths, non-objects and other items unchanged', (t) => {
+  const noDest = { copy: { copies: 1 }, fax: { resolution: 'std' } };
+  t.is(blankLocalParts(jobDefaults, noDest), noDest);
+  const faxNotMap = { fax: 'off', 'scan-and-send': [1, 2] };
+  t.is(blankLocalParts(jobDefaults, faxNotMap), faxNotMap);
+  for (const v of [null, 'pdf', 3, true, [{ fax: { destinations: [1] } }], new Uint8Array(2)]) t.is(blankLocalParts(jobDefaults, v), v);
+  const onlyScan = { 'scan-and-send': { destinations: ['x'] } };
+  t.deepEqual(blankLocalParts(jobDefaults, onlyScan), { 'scan-and-send': { destinations: [] } });
+  t.deepEqual(onlyScan, { 'scan-and-send': { destinations: ['x'] } });
+  // Items without local paths keep their destinations-looking fields.
+  const home = catalogItem('user', 'home');
+  const v = { fax: { destinations: [1] } };
+  t.is(blankLocalParts(home, v), v);
+});
+
+test('keepLocalParts keeps this machine\'s destinations when the group value replaces the local one', (t) => {
+  const local = sample();
+  const localCopy = structuredClone(local);
+  const incoming = {
+    copy: { copies: 5, duplex: 'none' },
+    fax: { resolution: 'superfine', destinations: [] },
+    'scan-and-send': { format: 'tiff', destinations: [] },
+  };
+  const incomingCopy = structuredClone(incoming);
+  const out = keepLocalParts(jobDefaults, incoming, local);
+  t.deepEqual(out, {
+    copy: { copies: 5, duplex: 'none' },
+    fax: { resolution: 'superfine', destinations: [{ number: '+81-3-1234-5678' }] },
+    'scan-and-send': { format: 'tiff', destinations: [{ kind: 'email', to: 'alice@example.com' }] },
+  });
+  t.deepEqual(incoming, incomingCopy);
+  t.deepEqual(local, localCopy);
+  // blank then keep gives back the local value's destinations.
+  t.deepEqual(keepLocalParts(previous, blankLocalParts(previous, local), local), local);
+});
+
+test('keepLocalParts leaves the incoming value alone where a path is missing on either side', (t) => {
+  const incoming = { copy: { copies: 5 }, fax: { resolution: 'fine', destinations: [] } };
+  // The local value has no fax destinations: nothing to keep.
+  t.is(keepLocalParts(jobDefaults, incoming, { copy: { copies: 1 } }), incoming);
+  // The incoming value has no scan-and-send: the local destinations are not grafted onto it.
+  t.deepEqual(keepLocalParts(jobDefaults, incoming, sample()), {
+    copy: { copies: 5 },
+    fax: { resolution: 'fine', destinations: [{ number: '+81-3-1234-5678' }] },
+  });
+  // Non-object incoming or local values pass through untouched.
+  for (const v of [null, 'x', 7, [1]]) {
+    t.is(keepLocalParts(jobDefaults, v, sample()), v);
+    t.is(keepLocalParts(jobDefaults, incoming, v), incoming);
+  }
+  const home = catalogItem('user', 'home');
+  t.is(keepLocalParts(home, incoming, sample()), incoming);
+});
