@@ -523,35 +523,14 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
       await store.updateHolds('A', ['u:ann', 'g:3']);
       await store.updateHolds('C', ['u:ann']);
       await store.removeDevice('C');
-      const before = {
-        seq: store.seq,
-        epoch: store.epoch,
-        epochStartSeq: store.epochStartSeq,
-        devices: store.devices().sort((a, b) => a.id.localeCompare(b.id)),
-        items: store.entities().sort().map((e) => [e, [...store.itemStates(e)!]]),
-        users: store.users(),
-        log: await store.logAfter(0, 100),
-        conflicts: await store.conflicts(),
-      };
+      const before = await everything(store);
       t.is(before.seq, 3);
       t.is(before.conflicts.length, 1);
       await store.close();
 
       const again = await GroupStore.open({ kv: reopen(kv), now: clock.now, epoch: () => 'must-not-be-used' });
       t.teardown(() => again.close());
-      t.deepEqual(
-        {
-          seq: again.seq,
-          epoch: again.epoch,
-          epochStartSeq: again.epochStartSeq,
-          devices: again.devices().sort((a, b) => a.id.localeCompare(b.id)),
-          items: again.entities().sort().map((e) => [e, [...again.itemStates(e)!]]),
-          users: again.users(),
-          log: await again.logAfter(0, 100),
-          conflicts: await again.conflicts(),
-        },
-        before,
-      );
+      t.deepEqual(await everything(again), before);
       t.is(again.device('A')?.lastCounter, 2);
       t.true(again.isRemoved('C'));
       t.deepEqual([...again.holds('A')].sort(), ['g:3', 'u:ann']);
@@ -982,4 +961,18 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     assertCoded(t, await t.throwsAsync(store.conflicts()), 'STORE_CLOSED', /closed|not open/);
     assertCoded(t, await t.throwsAsync(store.logAfter(0, 10)), 'STORE_CLOSED', /closed|not open/);
   });
+}
+
+/** What a group store holds, in a comparable form: the same before and after a reopen. */
+async function everything(store: GroupStore) {
+  return {
+    seq: store.seq,
+    epoch: store.epoch,
+    epochStartSeq: store.epochStartSeq,
+    devices: store.devices().sort((a, b) => a.id.localeCompare(b.id)),
+    items: store.entities().sort().map((e) => [e, [...store.itemStates(e)!]]),
+    users: store.users(),
+    log: await store.logAfter(0, 100),
+    conflicts: await store.conflicts(),
+  };
 }
