@@ -497,9 +497,10 @@ export class SyncClient {
       this.#o.log.error(toMfpError(err, 'STORE_WRITE_FAILED').code, `cannot send queued changes: ${(err as Error).message}`);
     } finally {
       this.#flushing = false;
+      // A change queued while this flush read the queue is sent now rather than at the next ack (also
+      // when this flush found nothing: its read may have preceded that change's write).
+      if (this.#flushAgain) void this.#flush();
     }
-    // A change queued while this flush read the queue is sent now rather than at the next ack.
-    if (this.#flushAgain) void this.#flush();
   }
 
   #sendFetches(): void {

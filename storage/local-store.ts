@@ -119,6 +119,8 @@ export class LocalStore extends Store {
    */
   settle(selfId: string, outcomes: readonly ChangeOutcome[], sent: readonly QueuedChange[]): Promise<{ conflicts: number; rejected: number }> {
     const byCounter = new Map(sent.map((q) => [q.c, q]));
+    // Not fsync'ed: if a power loss undoes it, the queue entries come back and are re-sent, and the
+    // server answers them as duplicates.
     return this.commit((tx) => {
       let conflicts = 0;
       let rejected = 0;
@@ -146,7 +148,7 @@ export class LocalStore extends Store {
         }
       }
       return { conflicts, rejected };
-    });
+    }, { sync: false });
   }
 
   /**
@@ -186,8 +188,15 @@ export class LocalStore extends Store {
       const deleted: EntityKey[] = [];
       const evicted: string[] = [];
       const at = this.now();
+      const byEntity = new Map<EntityKey, Map<string, RemoteItem>>();
+      for (const i of items) {
+        if (!replaced.has(i.e)) continue;
+        let m = byEntity.get(i.e);
+        if (!m) byEntity.set(i.e, (m = new Map()));
+        m.set(i.n, i);
+      }
       for (const [e, records] of replaced) {
-        const incoming = new Map(items.filter((i) => i.e === e).map((i) => [i.n, i]));
+        const incoming = byEntity.get(e) ?? new Map<string, RemoteItem>();
         for (const [n, rec] of records) {
           const winner = incoming.get(n);
           if (winner && valueHash(blankLocalParts(catalogItem(parseEntity(e)!.kind, n), winner.val)) === rec.h) continue;
@@ -221,7 +230,9 @@ export class LocalStore extends Store {
         tx.put(Keys.meta('cursor'), update.cursor);
       }
       return { applied, deleted, evicted };
-    });
+      // Not fsync'ed: the server holds all of it durably, and items and cursor share this batch, so a
+      // power loss rewinds both together and the client fetches it again from the older cursor.
+    }, { sync: false });
   }
 
   #isUser(e: EntityKey): boolean {
@@ -253,10 +264,12 @@ export class LocalStore extends Store {
     });
   }
 
-  /** Applies one remote item inside a batch, keeping this machine's local parts; false if older. */
+  /** Applies one remote item inside a batch, keeping this machine's local parts; false if not newer. */
   #remoteTx(tx: Tx, item: RemoteItem, localVal: unknown, force: boolean, evicted: string[] = []): boolean {
     const cur = this.index.get(item.e)?.get(item.n);
-    if (cur && !force && item.v < cur.v) return false;
+    // An equal version is one this machine has already (the same change can arrive both as a delta and
+    // in a login fetch): not a change, no rewrite, no event.
+    if (cur && !force && item.v <= cur.v) return false;
     const cat = catalogItem(parseEntity(item.e)!.kind, item.n);
     const val = localVal !== undefined ? keepLocalParts(cat, item.val, localVal) : item.val;
     this.writeItemTx(tx, item.e, item.n, { v: item.v, h: valueHash(blankLocalParts(cat, item.val)), by: 'server', at: this.now(), val });

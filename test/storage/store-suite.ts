@@ -694,6 +694,9 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     const older = await store.applyRemote({ items: [{ e: 'u:ann', n: 'home', v: 3, val: { n: 3 } }] });
     t.deepEqual(older.applied, []);
     t.like(await store.readItem('u:ann', 'home'), { v: 5, val: { n: 5 } });
+    // The same version again (a delta and a login fetch can both carry it) is not a change.
+    const same = await store.applyRemote({ items: [{ e: 'u:ann', n: 'home', v: 5, val: { n: 5 } }] });
+    t.deepEqual(same.applied, []);
     const newer = await store.applyRemote({ items: [{ e: 'u:ann', n: 'home', v: 7, val: { n: 7 } }], cursor: 7 });
     t.is(newer.applied.length, 1);
     t.like(await store.readItem('u:ann', 'home'), { v: 7, val: { n: 7 }, by: 'server' });
