@@ -39,6 +39,8 @@ export interface AgentOptions {
   applyDuringLogin?: 'immediate' | 'next-login';
   /** The user bound (tests lower it). */
   maxUsers?: number;
+  /** A server's handshake deadline (default 10 s). */
+  handshakeTimeoutMs?: number;
 }
 
 /** Emitted when an item's value changes on this machine. */
@@ -285,6 +287,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         host: this.#o.host ?? '::',
         port: this.#o.port ?? DEFAULT_PORT,
         software: SOFTWARE_VERSION,
+        ...(this.#o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#o.handshakeTimeoutMs } : {}),
       });
       await server.start();
       group.onCommit((entries) => {

@@ -12,6 +12,7 @@ import {
   HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS, PROTOCOL_VERSION,
   RECONNECT_BASE_MS, RECONNECT_MAX_MS,
 } from '../protocol/limits.js';
+import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
 import { readWelcomeBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type WelcomeBody } from '../protocol/session.js';
 import {
   AckStatus, chunk, SyncType, type AckMessage, type DeltasMessage, type JoinPlanMessage, type SnapshotItem,
@@ -23,7 +24,7 @@ import type { LocalStore, QueuedChange, RemoteItem } from '../storage/local-stor
 import { encodedSize } from '../storage/records.js';
 import type { Clock, Timer } from './clock.js';
 import { Connection } from './connection.js';
-import { admissionProof, signParts, verifyParts, type Identity } from './identity.js';
+import { admissionProof, checkServerProof, signParts, verifyParts, type Identity } from './identity.js';
 import type { SyncLog } from './logger.js';
 
 /** Where a client connects. */
@@ -74,7 +75,7 @@ export interface AckSummary {
 
 /** Refusals a retry cannot fix: the technician must act. */
 const FATAL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'AUTH_INCORRECT', 'DEVICE_REMOVED', 'DEVICE_KEY_MISMATCH', 'GROUP_KEY_CHANGED', 'GROUP_MISMATCH',
+  'AUTH_INCORRECT', 'AUTH_LOCKED', 'DEVICE_REMOVED', 'DEVICE_KEY_MISMATCH', 'GROUP_KEY_CHANGED', 'GROUP_MISMATCH',
   'PROTOCOL_UNSUPPORTED', 'AUTH_SETTINGS_MISMATCH',
 ]);
 
@@ -199,25 +200,26 @@ export class SyncClient {
     let opened = false;
     let challenge: { message: ChallengeMessage; bytes: Uint8Array } | undefined;
     let helloBody: Uint8Array | undefined;
-    const conn = new Connection(ws, {
-      maxFrameBytes: () => MAX_FRAME_BYTES,
+    // A fresh X25519 key pair for this connection only: forward secrecy.
+    const ephemeral = ephemeralKeyPair();
+    const conn: Connection = new Connection(ws, {
       onMessage: async (m, raw) => {
         this.#heard();
         if (!challenge) {
           if (m.type !== SessionType.Challenge) throw new MfpError('MESSAGE_UNEXPECTED', `expected challenge, got ${m.type}`);
           challenge = { message: m, bytes: raw };
-          helloBody = this.#hello(conn, m, raw);
+          helloBody = this.#hello(conn, m, raw, ephemeral.publicKey);
           return;
         }
         if (!this.#welcome) {
           if (m.type === SessionType.Refuse) return;
           if (m.type !== SessionType.Welcome) throw new MfpError('MESSAGE_UNEXPECTED', `expected welcome, got ${m.type}`);
-          await this.#onWelcome(conn, challenge.bytes, helloBody!, m.body, m.sig);
+          await this.#onWelcome(conn, challenge, helloBody!, m.body, m.sig, ephemeral);
           return;
         }
         await this.#onMessage(conn, m);
       },
-      onClose: (reason) => this.#onClose(conn, opened, reason),
+      onClose: (reason): void => this.#onClose(conn, opened, reason),
     });
     ws.on('open', () => {
       opened = true;
@@ -276,7 +278,7 @@ export class SyncClient {
     }, this.#o.heartbeatSeconds * 1000);
   }
 
-  #hello(conn: Connection, challenge: ChallengeMessage, challengeBytes: Uint8Array): Uint8Array {
+  #hello(conn: Connection, challenge: ChallengeMessage, challengeBytes: Uint8Array, ephemeral: Uint8Array): Uint8Array {
     const protocol = this.#o.protocol ?? PROTOCOL_VERSION;
     if (challenge.protocol < MIN_PROTOCOL_VERSION || challenge.minProtocol > protocol) {
       throw new MfpError('PROTOCOL_UNSUPPORTED', `server speaks ${challenge.minProtocol}-${challenge.protocol}`);
@@ -295,26 +297,45 @@ export class SyncClient {
       cursor: pin?.joined ? this.#o.store.cursor : 0,
       heartbeat: this.#o.heartbeatSeconds,
       settings: this.#o.settings,
-      admission: this.#admission
-        ? { user: this.#admission.user, proof: admissionProof(this.#admission.password, challenge.salt, challenge.nonce, id.deviceId) }
-        : null,
+      admission: null,
+      ephemeral,
     };
+    if (this.#admission) {
+      const { proof, serverKey } = admissionProof(this.#admission.password, challenge.salt, challenge.nonce, id.deviceId);
+      body.admission = { user: this.#admission.user, proof };
+      this.#expectServer = { serverKey, nonce: challenge.nonce };
+    } else this.#expectServer = undefined;
     const bytes = encodeValue(body);
     conn.sendBytes(encodeMessage({ type: SessionType.Hello, body: bytes, sig: signParts(id.secretKey, challengeBytes, bytes) }));
     return bytes;
   }
 
   #pin: ClientPin | undefined;
+  /** What the server must prove when this hello carried an admission. */
+  #expectServer: { serverKey: Uint8Array; nonce: Uint8Array } | undefined;
 
   /** Loads the pinned group from the store; call before start. */
   async loadPin(): Promise<void> {
     this.#pin = await this.#o.store.getMeta<ClientPin>('pin');
   }
 
-  async #onWelcome(conn: Connection, challengeBytes: Uint8Array, helloBytes: Uint8Array, bodyBytes: Uint8Array, sig: Uint8Array): Promise<void> {
+  async #onWelcome(
+    conn: Connection,
+    challenge: { message: ChallengeMessage; bytes: Uint8Array },
+    helloBytes: Uint8Array,
+    bodyBytes: Uint8Array,
+    sig: Uint8Array,
+    ephemeral: ReturnType<typeof ephemeralKeyPair>,
+  ): Promise<void> {
     const welcome = readWelcomeBody(decodeValue(bodyBytes));
-    if (!verifyParts(welcome.groupKey, sig, challengeBytes, helloBytes, bodyBytes)) {
-      throw new MfpError('AUTH_INCORRECT', 'the welcome is not signed by the group key it presents');
+    // The group key signs the challenge as the server sent it and the hello as it received it: if a
+    // man in the middle altered either (a lower protocol, another ephemeral key), this fails.
+    if (!verifyParts(welcome.groupKey, sig, challenge.bytes, helloBytes, bodyBytes)) {
+      throw new MfpError('FRAME_TAMPERED', 'the welcome\'s signature does not cover what this client sent and received: the exchange was altered');
+    }
+    const expect = this.#expectServer;
+    if (expect && !(welcome.adminProof && checkServerProof(expect.serverKey, welcome.adminProof, expect.nonce, this.#o.identity.deviceId, welcome.groupKey))) {
+      throw new MfpError('AUTH_INCORRECT', 'the server could not prove it holds this group\'s administrator account: it is not the server it claims to be');
     }
     const pin = this.#pin;
     const key = Buffer.from(welcome.groupKey).toString('base64');
@@ -329,6 +350,8 @@ export class SyncClient {
       this.#pin = { groupId: welcome.groupId, groupKey: key, epoch: pin?.groupId === welcome.groupId ? pin.epoch : '', joined: pin?.groupId === welcome.groupId && pin.joined };
       await this.#o.store.setMeta({ pin: this.#pin });
     }
+    // From here on every frame is sealed with keys only these two ephemeral key pairs can derive.
+    conn.secure(SecureChannel.derive('client', ephemeral, challenge.message.ephemeral, [challenge.bytes, helloBytes]), MAX_FRAME_BYTES);
     this.#welcome = welcome;
     this.#capabilities = new Set(welcome.capabilities);
     await this.#o.store.raiseCounter(welcome.lastCounter);

@@ -2,18 +2,39 @@
  * A WebSocket carrying protocol frames: decodes and validates every incoming frame with the codec and
  * hands typed messages to one handler, one at a time, in order. A frame that fails to decode, or a
  * handler that throws a coded error, ends the session with a `refuse` naming the code.
+ *
+ * Until the handshake completes, frames travel in clear and ws refuses any over the handshake limit
+ * before buffering it; afterwards every frame is sealed (protocol/secure.ts) and the limit is raised.
  */
 import type { WebSocket } from 'ws';
 import { decodeMessage, encodeMessage, type Message } from '../protocol/codec.js';
 import { MfpError, toMfpError, type ErrorCode } from '../protocol/errors.js';
+import { MAX_HANDSHAKE_FRAME_BYTES } from '../protocol/limits.js';
+import type { SecureChannel } from '../protocol/secure.js';
 import { SessionType } from '../protocol/session.js';
 
 /** Options of a connection. */
 export interface ConnectionOptions {
   onMessage: (message: Message, raw: Uint8Array) => Promise<void> | void;
   onClose: (reason: MfpError | undefined) => void;
-  /** Frame limit enforced before decoding (ws enforces its maxPayload before buffering). */
-  maxFrameBytes: () => number;
+}
+
+/** ws's own protocol errors, by their codes, as ours. */
+function wsError(err: Error & { code?: string }): MfpError {
+  if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return new MfpError('FRAME_TOO_LARGE', err.message, { cause: err });
+  if (err.code?.startsWith('WS_ERR_')) return new MfpError('FRAME_MALFORMED', err.message, { cause: err });
+  return new MfpError('PEER_GONE', err.message, { cause: err });
+}
+
+/**
+ * Sets the largest message ws accepts on this socket, checked from the frame header before the
+ * payload is buffered. ws has no public setter; its receiver's field is used and a test pins it.
+ */
+export function setMaxPayload(ws: WebSocket, bytes: number): boolean {
+  const receiver = (ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
+  if (!receiver || typeof receiver._maxPayload !== 'number') return false;
+  receiver._maxPayload = bytes;
+  return true;
 }
 
 const HIGH_WATER = 4 * 1024 * 1024;
@@ -26,6 +47,8 @@ export class Connection {
   #closed = false;
   #closeReason: MfpError | undefined;
   #drainWaiters: (() => void)[] = [];
+  #secure: SecureChannel | undefined;
+  #maxFrame = MAX_HANDSHAKE_FRAME_BYTES;
   /** Bytes sent and received, for the benchmark's wire figures. */
   readonly bytes = { sent: 0, received: 0 };
 
@@ -36,8 +59,22 @@ export class Connection {
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#receive(data, isBinary));
     ws.on('close', () => this.#finish());
     ws.on('error', (err) => {
-      this.#closeReason ??= new MfpError('PEER_GONE', err.message, { cause: err });
+      this.#closeReason ??= wsError(err);
     });
+    setMaxPayload(ws, this.#maxFrame);
+    ws.once('open', () => setMaxPayload(ws, this.#maxFrame));
+  }
+
+  /** From now on every frame is sealed and opened with `channel`, and frames up to `maxFrameBytes` pass. */
+  secure(channel: SecureChannel, maxFrameBytes: number): void {
+    this.#secure = channel;
+    this.#maxFrame = maxFrameBytes;
+    setMaxPayload(this.#ws, maxFrameBytes);
+  }
+
+  /** Whether frames are sealed. */
+  get isSecure(): boolean {
+    return this.#secure !== undefined;
   }
 
   /** Whether the connection is closed. */
@@ -48,14 +85,16 @@ export class Connection {
   /** Sends one message; false if the connection is closed. */
   send(message: Message): boolean {
     if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return false;
-    const bytes = encodeMessage(message);
+    const plain = encodeMessage(message);
+    const bytes = this.#secure ? this.#secure.seal(plain) : plain;
     this.bytes.sent += bytes.length;
     this.#ws.send(bytes, { binary: true }, () => this.#checkDrain());
     return true;
   }
 
-  /** Sends pre-encoded bytes (the signed handshake frames). */
+  /** Sends pre-encoded handshake bytes, in clear (only before the session is secured). */
   sendBytes(bytes: Uint8Array): boolean {
+    if (this.#secure) throw new TypeError('handshake bytes after the session is secured');
     if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return false;
     this.bytes.sent += bytes.length;
     this.#ws.send(bytes, { binary: true }, () => this.#checkDrain());
@@ -104,11 +143,14 @@ export class Connection {
     if (this.#closed) return;
     this.bytes.received += data.length;
     let message: Message;
+    let raw: Uint8Array;
     try {
       if (!isBinary) throw new MfpError('FRAME_MALFORMED', 'text frames are not part of the protocol');
-      const max = this.#options.maxFrameBytes();
+      const max = this.#maxFrame;
       if (data.length > max) throw new MfpError('FRAME_TOO_LARGE', `frame of ${data.length} bytes exceeds ${max}`);
-      message = decodeMessage(data, max);
+      const plain = this.#secure ? this.#secure.open(data) : data;
+      message = decodeMessage(plain, max);
+      raw = plain;
     } catch (err) {
       const e = toMfpError(err, 'FRAME_MALFORMED');
       this.refuse(e.code, e.message);
@@ -121,7 +163,7 @@ export class Connection {
     this.#chain = this.#chain.then(async () => {
       if (this.#closed && message.type !== SessionType.Refuse) return;
       try {
-        await this.#options.onMessage(message, data);
+        await this.#options.onMessage(message, raw);
       } catch (err) {
         const e = toMfpError(err, 'MESSAGE_UNEXPECTED');
         this.refuse(e.code, e.message);

@@ -4,11 +4,13 @@
  * Identity: an Ed25519 key pair (tweetnacl) made by `init`; the device id is the first 80 bits of
  * SHA-256 of the public key, in base32 — short, printable, and bound to the key.
  *
- * Admission (first connection of a client): SCRAM-style proof, so the password never crosses the wire
- * and the server never stores it: salted = scrypt(password, salt); clientKey = HMAC(salted, "client");
- * storedKey = SHA-256(clientKey) is what the server keeps. The client sends
- * proof = clientKey ⊕ HMAC(storedKey, nonce ‖ deviceId); the server recovers clientKey and compares
- * SHA-256(clientKey) with storedKey.
+ * Admission (first connection of a client): SCRAM-style proofs both ways, so the password never crosses
+ * the wire and the server never stores it: salted = scrypt(password, salt); clientKey = HMAC(salted,
+ * "client"); storedKey = SHA-256(clientKey) and serverKey = HMAC(salted, "server") are what the server
+ * keeps. The client sends proof = clientKey ⊕ HMAC(storedKey, nonce ‖ deviceId); the server recovers
+ * clientKey and compares SHA-256(clientKey) with storedKey. The server answers
+ * HMAC(serverKey, nonce ‖ deviceId ‖ group public key): a machine that does not hold this group's
+ * administrator secret cannot pose as its server, even to a client that has pinned nothing yet.
  */
 import { createHash, createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import nacl from 'tweetnacl';
@@ -72,13 +74,14 @@ export interface AdminSecret {
   user: string;
   salt: string;
   storedKey: string;
+  serverKey: string;
 }
 
 const SCRYPT = { N: 1 << 14, r: 8, p: 1 } as const;
 
-function clientKeyOf(password: string, salt: Uint8Array): Buffer {
+function keysOf(password: string, salt: Uint8Array): { clientKey: Buffer; serverKey: Buffer } {
   const salted = scryptSync(password.normalize('NFKC'), salt, 32, SCRYPT);
-  return createHmac('sha256', salted).update('client').digest();
+  return { clientKey: createHmac('sha256', salted).update('client').digest(), serverKey: createHmac('sha256', salted).update('server').digest() };
 }
 
 function signatureOf(storedKey: Uint8Array, nonce: Uint8Array, deviceId: string): Buffer {
@@ -88,15 +91,27 @@ function signatureOf(storedKey: Uint8Array, nonce: Uint8Array, deviceId: string)
 /** Makes the stored form of an administrator password. */
 export function makeAdminSecret(user: string, password: string): AdminSecret {
   const salt = randomBytes(16);
-  const storedKey = createHash('sha256').update(clientKeyOf(password, salt)).digest();
-  return { user, salt: salt.toString('base64'), storedKey: storedKey.toString('base64') };
+  const { clientKey, serverKey } = keysOf(password, salt);
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  return { user, salt: salt.toString('base64'), storedKey: storedKey.toString('base64'), serverKey: serverKey.toString('base64') };
 }
 
-/** The client's admission proof for one handshake. */
-export function admissionProof(password: string, salt: Uint8Array, nonce: Uint8Array, deviceId: string): Uint8Array {
-  const clientKey = clientKeyOf(password, salt);
+/** The client's side of an admission: its proof, and the server proof it must receive back. */
+export function admissionProof(password: string, salt: Uint8Array, nonce: Uint8Array, deviceId: string): { proof: Uint8Array; serverKey: Uint8Array } {
+  const { clientKey, serverKey } = keysOf(password, salt);
   const storedKey = createHash('sha256').update(clientKey).digest();
-  return xor(clientKey, signatureOf(storedKey, nonce, deviceId));
+  return { proof: xor(clientKey, signatureOf(storedKey, nonce, deviceId)), serverKey };
+}
+
+/** The server's proof that it holds the administrator secret, bound to the group key it presents. */
+export function serverProof(serverKey: Uint8Array, nonce: Uint8Array, deviceId: string, groupKey: Uint8Array): Uint8Array {
+  return createHmac('sha256', serverKey).update(nonce).update(deviceId).update(groupKey).digest();
+}
+
+/** Checks the server's proof in constant time. */
+export function checkServerProof(expectedKey: Uint8Array, proof: Uint8Array, nonce: Uint8Array, deviceId: string, groupKey: Uint8Array): boolean {
+  const expected = serverProof(expectedKey, nonce, deviceId, groupKey);
+  return proof.length === expected.length && timingSafeEqual(proof, expected);
 }
 
 /** Checks an admission proof in constant time. */

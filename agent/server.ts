@@ -7,15 +7,16 @@
  * live delivery are the same code path, so a client never misses or reorders a change.
  */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { encodeMessage, encodeValue, decodeValue, type Message } from '../protocol/codec.js';
 import { MfpError } from '../protocol/errors.js';
 import { HeartbeatType } from '../protocol/heartbeat.js';
 import {
-  HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MAX_HANDSHAKE_FRAME_BYTES, MIN_PROTOCOL_VERSION,
-  MISSED_HEARTBEATS, PROTOCOL_VERSION,
+  HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MAX_PENDING_HANDSHAKES,
+  MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS, PROTOCOL_VERSION,
 } from '../protocol/limits.js';
+import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
 import { readHelloBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type ResumeMode, type WelcomeBody } from '../protocol/session.js';
 import {
   AckStatus, chunk, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
@@ -26,8 +27,9 @@ import type { DeviceRecord, FeedEntry, GroupStore } from '../storage/group-store
 import { encodedSize } from '../storage/records.js';
 import type { Clock, Timer } from './clock.js';
 import { Connection } from './connection.js';
-import { checkAdmission, deviceIdOf, signParts, verifyParts, type AdminSecret, type Identity } from './identity.js';
+import { checkAdmission, deviceIdOf, serverProof, signParts, verifyParts, type AdminSecret, type Identity } from './identity.js';
 import type { SyncLog } from './logger.js';
+import { afterFailure, authSubjects } from './rate-limit.js';
 
 /** Options of a server. */
 export interface SyncServerOptions {
@@ -45,6 +47,8 @@ export interface SyncServerOptions {
   software: string;
   /** Most connections still in their handshake at once. */
   maxPending?: number;
+  /** Handshake deadline (tests shorten it). */
+  handshakeTimeoutMs?: number;
 }
 
 /** A connected machine, as `devices list` shows it. */
@@ -79,13 +83,21 @@ class Session {
   deadline: Timer | undefined;
   plan: { upload: Set<EntityKey>; replace: Set<EntityKey>; same: Set<EntityKey> } | undefined;
   releaseJoinLock: (() => void) | undefined;
-  constructor(readonly conn: Connection, readonly nonce: Uint8Array, readonly challenge: Uint8Array, readonly remote: string) {}
+  constructor(
+    readonly conn: Connection,
+    readonly nonce: Uint8Array,
+    readonly challenge: Uint8Array,
+    readonly ephemeral: ReturnType<typeof ephemeralKeyPair>,
+    readonly address: string,
+    readonly remote: string,
+  ) {}
 }
 
 /** The server role. */
 export class SyncServer {
   readonly #o: SyncServerOptions;
   #wss: WebSocketServer | undefined;
+  #http: HttpServer | undefined;
   #sessions = new Set<Session>();
   #joinLock: Promise<void> = Promise.resolve();
   #unsubscribe: (() => void) | undefined;
@@ -99,25 +111,30 @@ export class SyncServer {
 
   /** The port actually bound (for port 0). */
   get port(): number {
-    const addr = this.#wss?.address();
+    const addr = this.#http?.address();
     return typeof addr === 'object' && addr ? addr.port : this.#o.port;
   }
 
   /** Starts listening. Throws ADDRESS_INCORRECT when the port cannot be bound. */
   async start(): Promise<void> {
-    const wss = new WebSocketServer({
-      host: this.#o.host,
-      port: this.#o.port,
-      perMessageDeflate: false,
-      maxPayload: MAX_FRAME_BYTES,
-      clientTracking: false,
+    // Our own HTTP server, so the upgrade request itself is bounded: headers within the handshake
+    // deadline (a slow-loris upgrade is cut), small headers, a cap on open connections.
+    const timeout = this.#o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    const http = createServer({ headersTimeout: timeout, requestTimeout: timeout, maxHeaderSize: 8192, connectionsCheckingInterval: Math.min(1000, timeout) });
+    http.maxConnections = MAX_CONNECTIONS;
+    http.on('request', (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('mfpsync speaks WebSocket only\n');
     });
-    await new Promise<void>((resolve, reject) => {
-      wss.once('listening', resolve);
-      wss.once('error', (err) => reject(new MfpError('ADDRESS_INCORRECT', `cannot listen on ${this.#o.host}:${this.#o.port}: ${err.message}`, { cause: err })));
-    });
+    const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
     wss.on('error', (err) => this.#o.log.error('SERVER_ERROR', err.message));
     wss.on('connection', (ws, req) => this.#accept(ws, req));
+    await new Promise<void>((resolve, reject) => {
+      http.once('listening', resolve);
+      http.once('error', (err) => reject(new MfpError('ADDRESS_INCORRECT', `cannot listen on ${this.#o.host}:${this.#o.port}: ${err.message}`, { cause: err })));
+      http.listen(this.#o.port, this.#o.host);
+    });
+    http.on('error', (err) => this.#o.log.error('SERVER_ERROR', err.message));
+    this.#http = http;
     this.#wss = wss;
     this.#unsubscribe = this.#o.store.onCommit(() => {
       for (const s of this.#sessions) if (s.phase === 'live') void this.#pump(s);
@@ -130,8 +147,14 @@ export class SyncServer {
     for (const s of this.#sessions) s.conn.close();
     this.#sessions.clear();
     const wss = this.#wss;
+    const http = this.#http;
     this.#wss = undefined;
+    this.#http = undefined;
     if (wss) await new Promise<void>((resolve) => wss.close(() => resolve()));
+    if (http) {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
   }
 
   /** Connected machines other than the server's own client. */
@@ -158,13 +181,15 @@ export class SyncServer {
   // ---- handshake -----------------------------------------------------------------------------------
 
   #accept(ws: WebSocket, req: IncomingMessage): void {
-    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    if (this.#pending >= (this.#o.maxPending ?? 32)) {
+    const address = req.socket.remoteAddress ?? '?';
+    const remote = `${address}:${req.socket.remotePort ?? '?'}`;
+    if (this.#pending >= (this.#o.maxPending ?? MAX_PENDING_HANDSHAKES)) {
       ws.terminate();
       return;
     }
     this.#pending++;
     const nonce = randomBytes(32);
+    const ephemeral = ephemeralKeyPair();
     const challenge: ChallengeMessage = {
       type: SessionType.Challenge,
       protocol: PROTOCOL_VERSION,
@@ -173,20 +198,21 @@ export class SyncServer {
       groupId: this.#o.groupId,
       nonce,
       salt: Buffer.from(this.#o.admin.salt, 'base64'),
+      ephemeral: ephemeral.publicKey,
     };
     const challengeBytes = encodeMessage(challenge);
     // The connection's callbacks close over the session, which needs the connection: assigned below.
     // eslint-disable-next-line prefer-const
     let session!: Session;
     const conn = new Connection(ws, {
-      maxFrameBytes: () => (session.phase === 'handshake' ? MAX_HANDSHAKE_FRAME_BYTES : MAX_FRAME_BYTES),
       onMessage: (m) => this.#onMessage(session, m),
       onClose: (reason) => this.#onClose(session, reason),
     });
-    session = new Session(conn, nonce, challengeBytes, remote);
+    session = new Session(conn, nonce, challengeBytes, ephemeral, address, remote);
+    const timeout = this.#o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     session.deadline = this.#o.clock.setTimeout(() => {
-      if (session.phase === 'handshake') conn.refuse('HANDSHAKE_TIMEOUT', `no hello within ${HANDSHAKE_TIMEOUT_MS} ms`);
-    }, HANDSHAKE_TIMEOUT_MS);
+      if (session.phase === 'handshake') conn.refuse('HANDSHAKE_TIMEOUT', `no hello within ${timeout} ms`);
+    }, timeout);
     this.#sessions.add(session);
     conn.sendBytes(challengeBytes);
   }
@@ -249,7 +275,7 @@ export class SyncServer {
     const hello = readHelloBody(decodeValue(bodyBytes));
     const store = this.#o.store;
     if (deviceIdOf(hello.publicKey) !== hello.deviceId || !verifyParts(hello.publicKey, sig, s.challenge, bodyBytes)) {
-      throw new MfpError('AUTH_INCORRECT', 'the hello is not signed by the key of the device it names');
+      throw new MfpError('AUTH_INCORRECT', 'the hello\'s signature does not verify: altered in transit, or not signed by the device it names');
     }
     if (hello.protocol < MIN_PROTOCOL_VERSION || hello.minProtocol > PROTOCOL_VERSION) {
       throw new MfpError('PROTOCOL_UNSUPPORTED', `client speaks ${hello.minProtocol}-${hello.protocol}, server ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`);
@@ -267,14 +293,12 @@ export class SyncServer {
     if (device && Buffer.from(device.publicKey, 'base64').compare(hello.publicKey) !== 0) {
       throw new MfpError('DEVICE_KEY_MISMATCH', `device ${hello.deviceId} is known under another key`, { deviceId: hello.deviceId });
     }
+    // Administrator credentials, whenever given, are checked (and rate limited), even for a known device.
+    if (hello.admission) await this.#admit(s, hello.deviceId, hello.admission);
     if (!device && !self) {
       if (!hello.admission) {
         if (store.isRemoved(hello.deviceId)) throw new MfpError('DEVICE_REMOVED', 'this device was removed from the group; re-admit it with the administrator account', { deviceId: hello.deviceId });
         throw new MfpError('AUTH_INCORRECT', 'unknown device: the first connection needs the administrator account', { deviceId: hello.deviceId });
-      }
-      if (!checkAdmission(this.#o.admin, hello.admission.user, hello.admission.proof, s.nonce, hello.deviceId)) {
-        this.#o.log.error('AUTH_INCORRECT', `administrator login failed for device ${hello.deviceId} from ${s.remote}`, { deviceId: hello.deviceId });
-        throw new MfpError('AUTH_INCORRECT', 'administrator user id or password incorrect', { deviceId: hello.deviceId });
       }
       const members = store.devices().filter((d) => !d.self).length + 1;
       if (members >= MAX_GROUP_DEVICES) {
@@ -325,21 +349,46 @@ export class SyncServer {
       seq: store.seq,
       lastCounter: device.lastCounter,
       resume,
+      adminProof: hello.admission
+        ? serverProof(Buffer.from(this.#o.admin.serverKey, 'base64'), s.nonce, hello.deviceId, this.#o.groupKey.publicKey)
+        : null,
     };
     const body = encodeValue(welcome);
     const wsig = signParts(this.#o.groupKey.secretKey, s.challenge, bodyBytes, body);
+    const channel = SecureChannel.derive('server', s.ephemeral, hello.ephemeral, [s.challenge, bodyBytes]);
     this.#pending--;
     s.phase = resume === 'cursor' ? 'live' : 'join-offer';
     s.cursor = hello.cursor;
     s.toldCursor = hello.cursor;
     this.#heard(s);
+    // The welcome is the last frame in clear; everything after it is sealed.
     s.conn.send({ type: SessionType.Welcome, body, sig: wsig });
+    s.conn.secure(channel, MAX_FRAME_BYTES);
     this.#o.log.info(
       admitted ? 'ADMITTED' : 'CONNECTED',
       `${device.name} (${device.id}) ${admitted ? 'admitted' : 'connected'}, resuming by ${resume}`,
       { deviceId: device.id },
     );
     if (s.phase === 'live') void this.#pump(s);
+  }
+
+  /** Checks administrator credentials under the rate limit; throws AUTH_LOCKED or AUTH_INCORRECT. */
+  async #admit(s: Session, deviceId: string, admission: { user: string; proof: Uint8Array }): Promise<void> {
+    const store = this.#o.store;
+    const { source, account } = authSubjects(s.address, admission.user);
+    const [bySource, byAccount] = await Promise.all([store.authRecord(source), store.authRecord(account)]);
+    const now = this.#o.clock.now();
+    const until = Math.max(bySource.lockedUntil, byAccount.lockedUntil);
+    if (until > now) {
+      this.#o.log.warning('AUTH_LOCKED', `administrator login from ${s.address} for "${admission.user}" refused: locked until ${new Date(until).toISOString()}`, { deviceId });
+      throw new MfpError('AUTH_LOCKED', `too many failed administrator logins from this address or for this account: retry after ${new Date(until).toISOString()}`, { deviceId });
+    }
+    if (!checkAdmission(this.#o.admin, admission.user, admission.proof, s.nonce, deviceId)) {
+      await store.putAuthRecords({ [source]: afterFailure(bySource, now), [account]: afterFailure(byAccount, now) });
+      this.#o.log.error('AUTH_INCORRECT', `administrator login failed for device ${deviceId} from ${s.remote}`, { deviceId });
+      throw new MfpError('AUTH_INCORRECT', 'administrator user id or password incorrect', { deviceId });
+    }
+    if (bySource.failures > 0 || byAccount.failures > 0) await store.putAuthRecords({ [source]: undefined, [account]: undefined });
   }
 
   // ---- join ----------------------------------------------------------------------------------------

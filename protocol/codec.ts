@@ -26,6 +26,8 @@ const FAMILY = new Map<string, (o: Record<string, unknown>) => Message>([
   ...Object.values(HeartbeatType).map((t) => [t, readHeartbeatMessage] as const),
 ]);
 
+const PROTO_KEY = Buffer.from('__proto__');
+
 /** Encodes a message into one frame. */
 export function encodeMessage(message: Message): Uint8Array {
   return packr.pack(message);
@@ -48,6 +50,11 @@ export function decodeValue(bytes: Uint8Array): unknown {
 /** Decodes and validates one frame. */
 export function decodeMessage(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES): Message {
   if (bytes.length > maxBytes) throw new MfpError('FRAME_TOO_LARGE', `frame of ${bytes.length} bytes exceeds ${maxBytes}`);
+  // msgpackr would rename a `__proto__` key to `__proto_` rather than let it reach a prototype: a silent
+  // change of data. Such a frame is refused instead (a native byte search, before any parsing).
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(PROTO_KEY) >= 0) {
+    throw new MfpError('MESSAGE_INVALID', 'a frame must not contain __proto__');
+  }
   const o = decodeValue(bytes);
   if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'a frame must be a map');
   const read = typeof o.type === 'string' ? FAMILY.get(o.type) : undefined;

@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   ADDRESS_INCORRECT: 'the server (or target) cannot be reached at that address',
   AUTH_INCORRECT: 'administrator user id or password incorrect',
   AUTH_SETTINGS_MISMATCH: 'authentication or group-management settings differ between the machines',
+  AUTH_LOCKED: 'too many failed administrator logins from this address or for this account; retry later',
   GROUP_FULL: 'the group already has 10 machines, the server included',
   DEVICE_REMOVED: 'this device was removed from the group; re-admit it with the administrator account',
   DEVICE_KEY_MISMATCH: 'the device id is known to the server under another key',
@@ -34,6 +35,7 @@ export const ERROR_CODES = {
   // wire
   FRAME_TOO_LARGE: 'a frame exceeds the size limit',
   FRAME_MALFORMED: 'a frame is not valid MessagePack or is truncated',
+  FRAME_TAMPERED: 'an encrypted frame failed authentication: altered, replayed, reordered or truncated',
   MESSAGE_INVALID: 'a decoded message has the wrong shape',
   MESSAGE_UNKNOWN: 'a decoded message has an unknown type',
   MESSAGE_UNEXPECTED: 'a message arrived in a session state where it is not allowed',

@@ -27,8 +27,20 @@ export const MAX_LIST_ENTRIES = 4096;
 /** Deepest nesting accepted inside an item value. */
 export const MAX_VALUE_DEPTH = 32;
 
-/** Handshake deadline. */
+/** Handshake deadline (also the HTTP upgrade's header deadline). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Connections a server keeps open at once (10 machines, reconnects overlapping, and slack). */
+export const MAX_CONNECTIONS = 64;
+/** Connections still in their handshake at once. */
+export const MAX_PENDING_HANDSHAKES = 16;
+
+/** Failed administrator logins (per source address, per account) before a lock. */
+export const AUTH_FAILURES_BEFORE_LOCK = 5;
+/** Failures older than this no longer count. */
+export const AUTH_FAILURE_WINDOW_MS = 15 * 60_000;
+/** The first lock lasts this long; each further failure doubles it, up to the maximum. */
+export const AUTH_LOCK_BASE_MS = 60_000;
+export const AUTH_LOCK_MAX_MS = 60 * 60_000;
 /** Default heartbeat interval; a peer is gone after this many missed intervals. */
 export const DEFAULT_HEARTBEAT_SECONDS = 10;
 export const MISSED_HEARTBEATS = 3;

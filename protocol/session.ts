@@ -1,16 +1,20 @@
 /**
  * Session messages: the handshake that opens every connection.
  *
- *   server → client  challenge  {protocol range, server id, group id, nonce, admission salt}
+ *   server → client  challenge  {protocol range, server id, group id, nonce, admission salt, ephemeral key}
  *   client → server  hello      {body, sig}  body: versions, capabilities, device identity, pinned group,
- *                                known epoch and cursor, auth settings, admission proof (first time only);
+ *                                known epoch and cursor, auth settings, admission proof (first time only),
+ *                                the client's ephemeral key;
  *                                sig: the device key's Ed25519 signature over challenge frame ‖ body
  *   server → client  welcome    {body, sig}  body: negotiated version, capabilities, group id and key,
  *                                epoch, seq, last change counter seen, how to resume;
  *                                sig: the group key's signature over challenge ‖ hello body ‖ body
  *   either           refuse     {code, message}, then close
  *
- * Bodies travel as bytes inside the frame so that signatures cover exactly what was received.
+ * Bodies travel as bytes inside the frame so that signatures cover exactly what was received. The
+ * welcome signature covers the challenge as the client received it, so a man in the middle who alters
+ * it (a lower protocol, another ephemeral key) is caught. Every frame after the welcome is sealed with
+ * keys derived from the two ephemeral keys (protocol/secure.ts).
  */
 import { PROTOCOL_VERSION } from './limits.js';
 import {
@@ -35,6 +39,8 @@ export interface ChallengeMessage {
   groupId: string;
   nonce: Uint8Array;
   salt: Uint8Array;
+  /** The server's X25519 key for this connection only. */
+  ephemeral: Uint8Array;
 }
 
 /** Signed envelope of a hello or welcome body. */
@@ -72,8 +78,10 @@ export interface HelloBody {
   /** Heartbeat interval in seconds: the server drops the client after three missed. */
   heartbeat: number;
   settings: AuthSettings;
-  /** First admission: the administrator account's proof (see agent/admission.ts). */
+  /** First admission: the administrator account's proof (see agent/identity.ts). */
   admission: { user: string; proof: Uint8Array } | null;
+  /** The client's X25519 key for this connection only. */
+  ephemeral: Uint8Array;
 }
 
 /** How the client resumes. */
@@ -89,6 +97,8 @@ export interface WelcomeBody {
   seq: number;
   lastCounter: number;
   resume: ResumeMode;
+  /** When the hello carried an admission: the server's proof that it holds the administrator secret. */
+  adminProof: Uint8Array | null;
 }
 
 /** Refusal, with a stable code. */
@@ -116,6 +126,7 @@ export function readSessionMessage(o: Fields): SessionMessage {
         groupId: str('challenge', o, 'groupId'),
         nonce: bin('challenge', o, 'nonce', 32),
         salt: bin('challenge', o, 'salt', 16),
+        ephemeral: bin('challenge', o, 'ephemeral', 32),
       };
     }
     case SessionType.Hello:
@@ -153,6 +164,7 @@ export function readHelloBody(o: unknown): HelloBody {
     heartbeat: int(t, o, 'heartbeat', 1, 3600),
     settings: { loginService: str(t, settings, 'loginService', 64), departmentIds: bool(t, settings, 'departmentIds') },
     admission: admission ? { user: str(t, admission, 'user'), proof: bin(t, admission, 'proof', 32) } : null,
+    ephemeral: bin(t, o, 'ephemeral', 32),
   };
 }
 
@@ -169,5 +181,6 @@ export function readWelcomeBody(o: unknown): WelcomeBody {
     seq: int(t, o, 'seq'),
     lastCounter: int(t, o, 'lastCounter'),
     resume: oneOf(t, o, 'resume', ['join', 'cursor', 'checksum'] as const),
+    adminProof: o.adminProof === null || o.adminProof === undefined ? null : bin(t, o, 'adminProof', 32),
   };
 }

@@ -113,6 +113,8 @@ export function itemValue(type: string, k: string, v: unknown, depth = 0): unkno
         return v;
       }
       if (Object.getPrototypeOf(v) === Object.prototype) {
+        // JSON.parse makes `__proto__` an own key; MessagePack peers would rename or refuse it.
+        if (Object.hasOwn(v, '__proto__')) invalid(type, k, 'holds the key __proto__');
         for (const x of Object.values(v)) itemValue(type, k, x, depth + 1);
         return v;
       }

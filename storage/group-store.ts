@@ -10,6 +10,7 @@
  */
 import { MfpError, type ErrorCode } from '../protocol/errors.js';
 import { MAX_VALUE_BYTES } from '../protocol/limits.js';
+import { itemValue } from '../protocol/validate.js';
 import { blankLocalParts, catalogItem, parseEntity, type EntityKey } from './catalog.js';
 import { Keys, parseSeqPart } from './keys.js';
 import { decodeRecord, encodedSize, valueHash } from './records.js';
@@ -70,6 +71,15 @@ interface LogRecord {
   n?: string;
   del?: true;
   by: string;
+}
+
+/** Failed administrator logins of one source address or account. */
+export interface AuthRecord {
+  failures: number;
+  /** When the counted failures began. */
+  since: number;
+  /** Admission is refused until then (0: not locked). */
+  lockedUntil: number;
 }
 
 /** Data of an entity uploaded at join. */
@@ -329,6 +339,23 @@ export class GroupStore extends Store {
     return out;
   }
 
+  // ---- failed administrator logins ------------------------------------------------------------------
+
+  /** Failure record of a subject (`src:ADDR` or `acct:USER`), kept on disk so a restart forgets nothing. */
+  async authRecord(subject: string): Promise<AuthRecord> {
+    return (await this.getMetaKey<AuthRecord>(Keys.authFailures(subject))) ?? { failures: 0, since: 0, lockedUntil: 0 };
+  }
+
+  /** Writes the failure records of several subjects in one fsync'ed batch. */
+  putAuthRecords(records: Record<string, AuthRecord | undefined>): Promise<void> {
+    return this.commit((tx) => {
+      for (const [subject, rec] of Object.entries(records)) {
+        if (rec) tx.put(Keys.authFailures(subject), rec);
+        else tx.del(Keys.authFailures(subject));
+      }
+    });
+  }
+
   // ---- devices and holds ---------------------------------------------------------------------------
 
   /** Every admitted device, the server's own included. */
@@ -408,6 +435,12 @@ function checkChange(change: IncomingChange): { code: ErrorCode; message: string
     return { code: 'UNKNOWN_ITEM', message: (err as Error).message };
   }
   if (change.val === undefined) return { code: 'INVALID_ARGUMENT', message: 'a value is required' };
+  try {
+    // Plain data only, bounded depth, no __proto__ key: what every peer decodes to the same value.
+    itemValue('value', change.n, change.val);
+  } catch (err) {
+    return { code: 'INVALID_ARGUMENT', message: (err as Error).message };
+  }
   const size = encodedSize(change.val);
   if (size > MAX_VALUE_BYTES) {
     return { code: 'VALUE_TOO_LARGE', message: `${change.n} is ${size} bytes encoded; the limit is ${MAX_VALUE_BYTES}` };

@@ -46,6 +46,8 @@ export const Keys = {
   allDevices: () => children('D'),
   /** Marker of a removed device: refused until re-admitted. */
   removed: (id: string) => key('R', id),
+  /** Failed administrator logins of one source address or account (`src:ADDR`, `acct:USER`). */
+  authFailures: (subject: string) => key('A', subject),
   /** Which entities a client holds (server side). */
   hold: (device: string, entity: string) => key('H', device, entity),
   holdsOf: (device: string) => children('H', device),

@@ -334,9 +334,14 @@ export class Store {
   }
 
   /** Reads a metadata value. */
-  async getMeta<T>(name: string): Promise<T | undefined> {
-    const bytes = await this.kv.get(Keys.meta(name));
-    return bytes === undefined ? undefined : decodeRecord<T>(bytes, Keys.meta(name));
+  getMeta<T>(name: string): Promise<T | undefined> {
+    return this.getMetaKey<T>(Keys.meta(name));
+  }
+
+  /** Reads one record by its full key (built by Keys). */
+  protected async getMetaKey<T>(key: string): Promise<T | undefined> {
+    const bytes = await this.kv.get(key);
+    return bytes === undefined ? undefined : decodeRecord<T>(bytes, key);
   }
 
   /** Writes metadata values in one batch. */

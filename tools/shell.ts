@@ -23,6 +23,7 @@ export const EXIT_CODES: Partial<Record<ErrorCode, number>> = {
   AGENT_NOT_RUNNING: 3,
   AGENT_RUNNING: 3,
   AUTH_INCORRECT: 4,
+  AUTH_LOCKED: 4,
   AUTH_SETTINGS_MISMATCH: 4,
   GROUP_FULL: 4,
   DEVICE_REMOVED: 4,

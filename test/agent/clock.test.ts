@@ -2,24 +2,10 @@
  * Time is injected: heartbeats, the silence timeout and reconnect backoff run on a ManualClock here,
  * moved by hand, with a real server and client (in-process agents, real sockets and LevelDB folders).
  */
-import { join } from 'node:path';
 import test from 'ava';
-import { Agent } from '../../agent/agent.js';
 import { ManualClock } from '../../agent/clock.js';
-import { initDataDir } from '../../agent/config.js';
-import { createLogger } from '../../agent/logger.js';
-import { tempDir } from '../helpers/tmp.js';
+import { admit, openAgent } from '../helpers/inprocess.js';
 
-const quiet = createLogger({ level: 'silent' });
-
-async function agent(t: import('ava').ExecutionContext, name: string, clock: ManualClock): Promise<Agent> {
-  const dataDir = join(tempDir(t), name);
-  initDataDir(dataDir, { name, adminPassword: 'pw' });
-  const a = await Agent.open({ dataDir, host: '127.0.0.1', port: 0, clock, logger: quiet, heartbeatSeconds: 10 });
-  t.teardown(() => a.close());
-  await a.start();
-  return a;
-}
 
 /** Resolves when `cond` holds, checking after each turn of the event loop (I/O is real here). */
 async function until(cond: () => boolean, what: string): Promise<void> {
@@ -32,10 +18,10 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 
 test('heartbeats and the 3-missed-heartbeats timeout run on the injected clock; no timer is left', async (t) => {
   const clock = new ManualClock(Date.UTC(2026, 5, 1));
-  const server = await agent(t, 'server', clock);
-  const client = await agent(t, 'client', clock);
+  const server = await openAgent(t, 'server', { clock, heartbeatSeconds: 10 });
+  const client = await openAgent(t, 'client', { clock, heartbeatSeconds: 10 });
   await server.setRole('server');
-  await client.setRole('client', { server: `127.0.0.1:${server.port}`, user: 'admin', password: 'pw' });
+  await admit(client, server.port);
   const id = client.identity.deviceId;
   const device = () => server.listDevices().find((d) => d.id === id)!;
   t.is(device().state, 'connected');
@@ -69,7 +55,7 @@ test('heartbeats and the 3-missed-heartbeats timeout run on the injected clock; 
 
 test('a server refuses to start with an implausible clock', async (t) => {
   const clock = new ManualClock(Date.UTC(2000, 0, 1));
-  const a = await agent(t, 'stale', clock);
+  const a = await openAgent(t, 'stale', { clock });
   const err = await t.throwsAsync(a.setRole('server'));
   t.is(err?.name, 'MfpError');
   t.is((err as { code?: string }).code, 'CLOCK_NOT_SET');

@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import test from 'ava';
 import nacl from 'tweetnacl';
 import {
-  admissionProof, checkAdmission, createIdentity, deviceIdOf, identityFromSecret, makeAdminSecret, signParts, verifyParts,
+  admissionProof, checkAdmission, createIdentity, deviceIdOf, identityFromSecret, makeAdminSecret,
+  serverProof,
+  checkServerProof, signParts, verifyParts,
 } from '../../agent/identity.js';
 import { decodeMessage, decodeValue } from '../../protocol/codec.js';
 import { challengeBytes, helloBodyBytes, welcomeBodyBytes } from '../protocol/fixtures.js';
@@ -166,24 +168,24 @@ const secret = makeAdminSecret('admin', 'correct horse battery');
 const salt = Buffer.from(secret.salt, 'base64');
 
 test('admission: the right user and password are accepted', (t) => {
-  const proof = admissionProof('correct horse battery', salt, nonce, device);
+  const proof = admissionProof('correct horse battery', salt, nonce, device).proof;
   t.is(proof.length, 32);
   t.true(checkAdmission(secret, 'admin', proof, nonce, device));
 });
 
 test('admission: a wrong password is refused', (t) => {
-  t.false(checkAdmission(secret, 'admin', admissionProof('correct horse batterz', salt, nonce, device), nonce, device));
-  t.false(checkAdmission(secret, 'admin', admissionProof('', salt, nonce, device), nonce, device));
+  t.false(checkAdmission(secret, 'admin', admissionProof('correct horse batterz', salt, nonce, device).proof, nonce, device));
+  t.false(checkAdmission(secret, 'admin', admissionProof('', salt, nonce, device).proof, nonce, device));
   t.false(checkAdmission(secret, 'admin', new Uint8Array(32), nonce, device));
 });
 
 test('admission: a wrong user is refused', (t) => {
-  const proof = admissionProof('correct horse battery', salt, nonce, device);
+  const proof = admissionProof('correct horse battery', salt, nonce, device).proof;
   for (const user of ['root', 'Admin', 'admin ', 'admi', '']) t.false(checkAdmission(secret, user, proof, nonce, device), user);
 });
 
 test('admission: a user name of the same length in UTF-16 but not in UTF-8 is refused, not thrown', (t) => {
-  const proof = admissionProof('correct horse battery', salt, nonce, device);
+  const proof = admissionProof('correct horse battery', salt, nonce, device).proof;
   // 'admín' is 5 UTF-16 units like 'admin' but 6 UTF-8 bytes: timingSafeEqual must not see unequal lengths.
   let result: unknown;
   try {
@@ -196,26 +198,26 @@ test('admission: a user name of the same length in UTF-16 but not in UTF-8 is re
 });
 
 test('admission: a proof is bound to its nonce and to the device id', (t) => {
-  const proof = admissionProof('correct horse battery', salt, nonce, device);
+  const proof = admissionProof('correct horse battery', salt, nonce, device).proof;
   t.false(checkAdmission(secret, 'admin', proof, flipped(nonce, 0), device));
   t.false(checkAdmission(secret, 'admin', proof, nonce, fromSeed(10).deviceId));
   // Replayed into another handshake it fails; made for that handshake it passes.
   const nonce2 = new Uint8Array(32).fill(0x5a);
   t.false(checkAdmission(secret, 'admin', proof, nonce2, device));
-  t.true(checkAdmission(secret, 'admin', admissionProof('correct horse battery', salt, nonce2, device), nonce2, device));
+  t.true(checkAdmission(secret, 'admin', admissionProof('correct horse battery', salt, nonce2, device).proof, nonce2, device));
 });
 
 test('admission: a proof made with another salt, or truncated, is refused', (t) => {
-  const proof = admissionProof('correct horse battery', new Uint8Array(16), nonce, device);
+  const { proof } = admissionProof('correct horse battery', new Uint8Array(16), nonce, device);
   t.false(checkAdmission(secret, 'admin', proof, nonce, device));
-  const good = admissionProof('correct horse battery', salt, nonce, device);
+  const good = admissionProof('correct horse battery', salt, nonce, device).proof;
   t.false(checkAdmission(secret, 'admin', good.subarray(0, 31), nonce, device));
 });
 
 test('admission: the password is normalized (NFKC), so a full-width form is the same password', (t) => {
   const s = makeAdminSecret('admin', 'pass1');
   const saltS = Buffer.from(s.salt, 'base64');
-  t.true(checkAdmission(s, 'admin', admissionProof('ｐａｓｓ１', saltS, nonce, device), nonce, device));
+  t.true(checkAdmission(s, 'admin', admissionProof('ｐａｓｓ１', saltS, nonce, device).proof, nonce, device));
 });
 
 test('admission: the stored secret holds neither the password nor a salt reused between secrets', (t) => {
@@ -224,15 +226,31 @@ test('admission: the stored secret holds neither the password nor a salt reused 
   for (const form of [password, Buffer.from(password).toString('base64'), Buffer.from(password).toString('hex'), 'horse']) {
     t.false(stored.includes(form), form);
   }
-  t.deepEqual(Object.keys(secret).sort(), ['salt', 'storedKey', 'user']);
+  t.deepEqual(Object.keys(secret).sort(), ['salt', 'serverKey', 'storedKey', 'user']);
   t.is(salt.length, 16);
   t.is(Buffer.from(secret.storedKey, 'base64').length, 32);
   const again = makeAdminSecret('admin', password);
   t.not(again.salt, secret.salt);
   t.not(again.storedKey, secret.storedKey);
   // The proof itself is not the password either, and differs per nonce.
-  const p1 = admissionProof(password, salt, nonce, device);
+  const p1 = admissionProof(password, salt, nonce, device).proof;
   const p2 = admissionProof(password, salt, new Uint8Array(32), device);
   t.notDeepEqual(p1, p2);
   t.false(Buffer.from(p1).includes(Buffer.from(password)));
+});
+
+test('admission: the server proves it holds the administrator secret, bound to nonce, device and group key', (t) => {
+  const { serverKey } = admissionProof('correct horse battery', salt, nonce, device);
+  const groupKey = fromSeed(11).publicKey;
+  const proof = serverProof(Buffer.from(secret.serverKey, 'base64'), nonce, device, groupKey);
+  t.true(checkServerProof(serverKey, proof, nonce, device, groupKey));
+  // A server that does not hold this secret, or presents another group key, or answers another exchange.
+  const other = makeAdminSecret('admin', 'correct horse battery');
+  t.false(checkServerProof(serverKey, serverProof(Buffer.from(other.serverKey, 'base64'), nonce, device, groupKey), nonce, device, groupKey));
+  t.false(checkServerProof(serverKey, proof, nonce, device, fromSeed(12).publicKey));
+  t.false(checkServerProof(serverKey, proof, flipped(nonce, 3), device, groupKey));
+  t.false(checkServerProof(serverKey, proof, nonce, fromSeed(10).deviceId, groupKey));
+  t.false(checkServerProof(serverKey, proof.subarray(0, 31), nonce, device, groupKey));
+  // The client derives the same key only from the right password.
+  t.false(checkServerProof(admissionProof('wrong', salt, nonce, device).serverKey, proof, nonce, device, groupKey));
 });

@@ -58,6 +58,7 @@ export const challenge: Extract<Message, { type: 'challenge' }> = {
   groupId: GROUP_ID,
   nonce: pattern(32, 13, 5),
   salt: pattern(16, 29, 3),
+  ephemeral: pattern(32, 41, 7),
 };
 export const challengeBytes = encodeMessage(challenge);
 
@@ -78,6 +79,7 @@ export const helloBody: HelloBody = {
   heartbeat: 10,
   settings: { loginService: 'ldap', departmentIds: true },
   admission: { user: 'admin', proof: pattern(32, 3, 9) },
+  ephemeral: pattern(32, 17, 11),
 };
 export const helloBodyBytes = encodeValue(helloBody);
 
@@ -91,6 +93,7 @@ export const welcomeBody: WelcomeBody = {
   seq: 1042,
   lastCounter: 16,
   resume: 'join',
+  adminProof: pattern(32, 5, 13),
 };
 export const welcomeBodyBytes = encodeValue(welcomeBody);
 
