@@ -15,7 +15,7 @@ import type { ConflictEntry, Durability, LogLevel, Store, SyncLogEntry } from '.
 import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
 import { formatAddress, SyncClient, type AckSummary, type ClientState, type ServerAddress } from './client.js';
 import { dataPaths, readConfig, SOFTWARE_VERSION, type AgentConfig } from './config.js';
-import { createIdentity, identityFromSecret, type Identity } from './identity.js';
+import { createIdentity, fingerprintOf, identityFromSecret, type Identity } from './identity.js';
 import { createLogger, SyncLog, type Logger } from './logger.js';
 import { SyncServer } from './server.js';
 
@@ -112,6 +112,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   #role: RoleState = { role: 'standalone' };
   #group: GroupStore | undefined;
   #groupId = '';
+  #groupKeyFingerprint = '';
   #server: SyncServer | undefined;
   #client: SyncClient | undefined;
   #loggedIn = new Set<string>();
@@ -298,6 +299,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       });
       this.#group = group;
       this.#groupId = key.groupId;
+      this.#groupKeyFingerprint = fingerprintOf(groupKey.publicKey);
       this.#server = server;
       this.log.info('SERVING', `serving group ${key.groupId} on port ${server.port}`);
     } catch (err) {
@@ -548,6 +550,7 @@ export class Agent extends EventEmitter<AgentEvents> {
               state: client.state,
               cursor: this.local.cursor,
               queued: this.local.queueSize,
+              ...(client.pin?.groupKey ? { groupId: client.pin.groupId, groupKey: fingerprintOf(Buffer.from(client.pin.groupKey, 'base64')) } : {}),
               ...(client.lastError ? { error: { code: client.lastError.code, message: client.lastError.message } } : {}),
             },
           }
@@ -556,6 +559,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         ? {
             group: {
               groupId: this.#groupId,
+              groupKey: this.#groupKeyFingerprint,
               epoch: group.epoch,
               seq: group.seq,
               devices: group.devices().length,

@@ -314,6 +314,11 @@ export class SyncClient {
   /** What the server must prove when this hello carried an admission. */
   #expectServer: { serverKey: Uint8Array; nonce: Uint8Array } | undefined;
 
+  /** The group this client joined (its id and the key it pinned), if any. */
+  get pin(): ClientPin | undefined {
+    return this.#pin;
+  }
+
   /** Loads the pinned group from the store; call before start. */
   async loadPin(): Promise<void> {
     this.#pin = await this.#o.store.getMeta<ClientPin>('pin');

@@ -41,6 +41,11 @@ export function deviceIdOf(publicKey: Uint8Array): string {
   return out;
 }
 
+/** A public key's fingerprint as a technician reads it aloud: 16 hex digits of SHA-256, in fours. */
+export function fingerprintOf(publicKey: Uint8Array): string {
+  return (createHash('sha256').update(publicKey).digest('hex').slice(0, 16).match(/.{4}/g) ?? []).join('-');
+}
+
 /** Creates a fresh identity. */
 export function createIdentity(): Identity {
   const kp = nacl.sign.keyPair();

@@ -26,11 +26,22 @@ const FAMILY = new Map<string, (o: Record<string, unknown>) => Message>([
   ...Object.values(HeartbeatType).map((t) => [t, readHeartbeatMessage] as const),
 ]);
 
+/**
+ * On the wire a message's type is a one-byte code rather than its name (7 bytes saved on a change
+ * frame). The table is append-only: a code never changes meaning. Names are still accepted.
+ */
+const WIRE_TYPES: readonly MessageType[] = [
+  'challenge', 'hello', 'welcome', 'refuse',
+  'join-offer', 'join-plan', 'upload', 'upload-ack', 'snapshot', 'fetch', 'changes', 'ack', 'deltas', 'release',
+  'ping', 'pong',
+];
+const TYPE_CODE = new Map(WIRE_TYPES.map((t, i) => [t, i]));
+
 const PROTO_KEY = Buffer.from('__proto__');
 
 /** Encodes a message into one frame. */
 export function encodeMessage(message: Message): Uint8Array {
-  return packr.pack(message);
+  return packr.pack({ ...message, type: TYPE_CODE.get(message.type) ?? message.type });
 }
 
 /** Encodes a plain value (message bodies that get signed). */
@@ -57,6 +68,7 @@ export function decodeMessage(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES): Me
   }
   const o = decodeValue(bytes);
   if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'a frame must be a map');
+  if (typeof o.type === 'number' && Number.isInteger(o.type) && o.type >= 0 && o.type < WIRE_TYPES.length) o.type = WIRE_TYPES[o.type];
   const read = typeof o.type === 'string' ? FAMILY.get(o.type) : undefined;
   if (!read) throw new MfpError('MESSAGE_UNKNOWN', `unknown message type ${JSON.stringify(o.type)}`);
   return read(o);

@@ -7,7 +7,7 @@
  *
  *   node dist/tools/bench.js [--quick] [--json] [--dir PARENT] [--only NAME,…]
  *
- * Figures (names for --only): propagation, propagation-os, wire, group-commit, join, join-up, memory.
+ * Figures (names for --only): propagation, propagation-os, wire, group-commit, join, join-up, memory, crypto.
  * Every temp folder, agent and child process is released at the end, on error and on SIGINT/SIGTERM.
  */
 import { execFileSync } from 'node:child_process';
@@ -19,6 +19,7 @@ import type { Baselines, Ctx, Sizes } from './bench/context.js';
 import { groupCommit } from './bench/group-commit.js';
 import { joinDown, joinUp } from './bench/join.js';
 import { memoryAndStart } from './bench/memory.js';
+import { crypto } from './bench/crypto.js';
 import { propagation } from './bench/propagation.js';
 import { formatTable, type Report } from './bench/report.js';
 import { fmtMs, now } from './bench/stats.js';
@@ -35,6 +36,7 @@ const FIGURES: Record<string, (ctx: Ctx) => Promise<void>> = {
   join: joinDown,
   'join-up': joinUp,
   memory: memoryAndStart,
+  crypto,
 };
 
 function filesystemOf(dir: string): string {

@@ -20,6 +20,7 @@ import { LevelKv } from '../../storage/level-kv.js';
 import { freePort } from '../helpers/agents.js';
 import { admit, openAgent, syncState } from '../helpers/inprocess.js';
 import { Mitm } from '../helpers/mitm.js';
+import { MESSAGES } from '../protocol/fixtures.js';
 
 /** What the group store holds, to compare before and after an attack. */
 function fingerprint(server: Agent) {
@@ -304,4 +305,39 @@ test('a value with a __proto__ key is refused before it is stored or sent', asyn
   t.regex(err!.message, /__proto__/);
   t.false(a.local.hasEntity('u:u'));
   t.is(({} as Record<string, unknown>).polluted, undefined);
+});
+
+test('fuzz over real sockets: 200 connections sending mutated frames leave the server serving and unchanged', async (t) => {
+  const server = await openAgent(t, 'server');
+  await server.setRole('server');
+  const before = fingerprint(server);
+  const fixtures = MESSAGES.map((m) => Buffer.from(encodeMessage(m)));
+  let state = 0x2545f491;
+  const rand = (n: number) => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) % n;
+  };
+  const codes = new Map<string, number>();
+  for (let batch = 0; batch < 10; batch++) {
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        raw(server.port, (ws) => {
+          const f = Buffer.from(fixtures[rand(fixtures.length)]!);
+          for (let k = 0; k < 1 + rand(4); k++) f[rand(f.length)] = rand(256);
+          ws.send(rand(5) === 0 ? f.subarray(0, rand(f.length)) : f);
+        }),
+      ),
+    );
+    for (const r of results) {
+      const code = refusal(r.frames[1]) ?? `close ${r.code}`;
+      codes.set(code, (codes.get(code) ?? 0) + 1);
+    }
+  }
+  t.false([...codes.keys()].some((c) => c.startsWith('(')), `no connection got further than a refusal: ${JSON.stringify([...codes])}`);
+  t.deepEqual(fingerprint(server), before);
+  const a = await openAgent(t, 'a');
+  await admit(a, server.port);
+  t.is(a.client!.state, 'live');
 });

@@ -13,7 +13,7 @@ import { MAX_FRAME_BYTES, MAX_LIST_ENTRIES, MAX_NAME_BYTES, MAX_VALUE_DEPTH, PRO
 import { readHelloBody, readWelcomeBody, SessionType } from '../../protocol/session.js';
 import { chunk, SyncType } from '../../protocol/sync.js';
 import {
-  FIXTURES, fixture, helloBody, helloBodyBytes, welcomeBody, welcomeBodyBytes,
+  FIXTURES, fixture, helloBody, helloBodyBytes, MESSAGES, welcomeBody, welcomeBodyBytes,
 } from './fixtures.js';
 
 type Obj = Record<string, unknown>;
@@ -330,11 +330,25 @@ for (const [name, value] of NOT_MAPS) {
   });
 }
 
+test('on the wire every message type is a one-byte code, and both codes and names decode', (t) => {
+  const codes = new Set<number>();
+  for (const m of MESSAGES) {
+    const raw = decodeValue(encodeMessage(m)) as { type: unknown };
+    t.is(typeof raw.type, 'number', m.type);
+    t.true((raw.type as number) >= 0 && (raw.type as number) < 128, `${m.type} fits a positive fixint`);
+    codes.add(raw.type as number);
+    t.is(decodeMessage(encodeValue({ ...(raw as object), type: m.type })).type, m.type, 'the name is accepted too');
+  }
+  t.is(codes.size, new Set(MESSAGES.map((m) => m.type)).size, 'one code per type');
+});
+
 test('a map with an unknown, missing or non-string type is MESSAGE_UNKNOWN', (t) => {
   coded(t, () => decodeMessage(encodeValue({ type: 'gossip', list: [] })), 'MESSAGE_UNKNOWN', /^unknown message type "gossip"$/);
   coded(t, () => decodeMessage(encodeValue({ at: 1, cursor: 2 })), 'MESSAGE_UNKNOWN', /^unknown message type undefined$/);
   coded(t, () => decodeMessage(encodeValue({})), 'MESSAGE_UNKNOWN', /^unknown message type undefined$/);
-  coded(t, () => decodeMessage(encodeValue({ type: 7 })), 'MESSAGE_UNKNOWN', /^unknown message type 7$/);
+  coded(t, () => decodeMessage(encodeValue({ type: 99 })), 'MESSAGE_UNKNOWN', /^unknown message type 99$/);
+  coded(t, () => decodeMessage(encodeValue({ type: -1 })), 'MESSAGE_UNKNOWN', /^unknown message type -1$/);
+  coded(t, () => decodeMessage(encodeValue({ type: 1.5 })), 'MESSAGE_UNKNOWN', /^unknown message type 1.5$/);
   coded(t, () => decodeMessage(encodeValue({ type: ['ping'] })), 'MESSAGE_UNKNOWN', /^unknown message type \["ping"\]$/);
   // Names that exist on every object must not be mistaken for a family.
   coded(t, () => decodeMessage(encodeValue({ type: 'constructor' })), 'MESSAGE_UNKNOWN', /^unknown message type "constructor"$/);

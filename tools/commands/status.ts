@@ -17,9 +17,13 @@ export function formatStatus(s: Status): string {
     `software: ${s.software} (protocol ${s.protocol})`,
     `role:     ${s.role}${s.port ? `, serving on port ${s.port}` : ''}`,
   ];
-  if (s.group) lines.push(`group:    ${s.group.groupId}, ${s.group.devices}/10 machines, ${s.group.connected} client(s) connected, ${s.group.users} users, seq ${s.group.seq}`);
+  if (s.group) {
+    lines.push(`group:    ${s.group.groupId}, ${s.group.devices}/10 machines, ${s.group.connected} client(s) connected, ${s.group.users} users, seq ${s.group.seq}`);
+    lines.push(`group key fingerprint: ${s.group.groupKey}`);
+  }
   if (s.client) {
     lines.push(`client:   ${s.client.state} → ${s.client.server}, cursor ${s.client.cursor}, ${s.client.queued} change(s) queued`);
+    if (s.client.groupKey) lines.push(`pinned group key: ${s.client.groupKey} (group ${s.client.groupId})`);
     if (s.client.error) lines.push(`last error: ${s.client.error.code}: ${s.client.error.message}`);
   }
   lines.push(`users on this machine: ${s.localUsers}`);
