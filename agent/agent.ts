@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { MfpError } from '../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, PROTOCOL_VERSION } from '../protocol/limits.js';
-import { catalogItem, entityKey, itemsOfKind, parseEntity, type EntityKey, type ItemKind } from '../storage/catalog.js';
+import { CATALOG, catalogItem, entityKey, itemsOfKind, parseEntity, type EntityKey, type ItemKind } from '../storage/catalog.js';
 import { assertValidChange, GroupStore } from '../storage/group-store.js';
 import { LevelKv } from '../storage/level-kv.js';
 import { LocalStore, type RemoteItem } from '../storage/local-store.js';
@@ -516,6 +516,42 @@ export class Agent extends EventEmitter<AgentEvents> {
   #serving(): GroupStore {
     if (!this.#group || !this.#server) throw new MfpError('WRONG_ROLE', `this machine is ${this.#role.role}, not a server`);
     return this.#group;
+  }
+
+  /**
+   * Data Sharing Details (SPEC §4): the scope of each scope-configurable item. On a server, the group's
+   * setting; elsewhere, the scopes this machine last applied (all shared before it ever synchronized).
+   */
+  async sharingList(): Promise<{ items: { item: string; scope: 'shared' | 'device' }[]; version: number }> {
+    const state = this.#group ? await this.#group.sharing() : ((await this.local.getMeta<{ version: number; device: string[] }>('sharing')) ?? { version: 0, device: [] });
+    const items = CATALOG.filter((i) => i.scopeConfigurable).map((i) => ({ item: i.name, scope: state.device.includes(i.name) ? ('device' as const) : ('shared' as const) }));
+    return { items, version: state.version };
+  }
+
+  /**
+   * Sets an item's scope (SPEC §4), on a server with no client connected (CLIENTS_ACTIVE otherwise: stop
+   * the clients, change, restart them). A server-client's own client goes through the change at once.
+   */
+  async setSharing(item: string, scope: string): Promise<Awaited<ReturnType<Agent['sharingList']>> & { reset: number }> {
+    if (scope !== 'shared' && scope !== 'device') throw new MfpError('INVALID_ARGUMENT', 'the scope is shared or device');
+    const cat = catalogItem('user', item);
+    if (!cat.scopeConfigurable) {
+      const configurable = CATALOG.filter((i) => i.scopeConfigurable).map((i) => i.name).join(', ');
+      throw new MfpError('INVALID_ARGUMENT', `${item} is always shared; only ${configurable} can be device-specific`, { item });
+    }
+    const group = this.#serving();
+    const active = this.#server!.sessions();
+    if (active.length > 0) {
+      throw new MfpError('CLIENTS_ACTIVE', `${active.length} client(s) are connected (${active.map((s) => s.deviceId).join(', ')}): stop them, change the scope, then restart them`);
+    }
+    const { reset, ...state } = await group.setSharing(item, scope, `admin:${this.identity.deviceId}`, ['job-defaults', 'previous-settings']);
+    this.#server!.setSharing(state);
+    this.log.info('SHARING_CHANGED', `${item} is now ${scope === 'device' ? 'device-specific' : 'shared'} (${reset} value(s) reset on the server)`);
+    if (this.#role.role === 'server-client') {
+      await this.#stopClient();
+      await this.#startClient({ host: 'localhost', port: this.port }, undefined, true);
+    }
+    return { ...(await this.sharingList()), reset };
   }
 
   /** The conflict log: this machine's, and the group's on a server. */

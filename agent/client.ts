@@ -13,7 +13,7 @@ import {
   RECONNECT_BASE_MS, RECONNECT_MAX_MS,
 } from '../protocol/limits.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
-import { readWelcomeBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type WelcomeBody } from '../protocol/session.js';
+import { readWelcomeBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
   AckStatus, chunk, SyncType, type AckMessage, type DeltasMessage, type JoinPlanMessage, type SnapshotItem,
   type SnapshotMessage, type UploadEntity,
@@ -296,6 +296,7 @@ export class SyncClient {
       epoch: pin?.joined ? pin.epoch : null,
       cursor: pin?.joined ? this.#o.store.cursor : 0,
       heartbeat: this.#o.heartbeatSeconds,
+      sharingVersion: this.#sharingApplied?.version ?? 0,
       settings: this.#o.settings,
       admission: null,
       ephemeral,
@@ -311,6 +312,9 @@ export class SyncClient {
   }
 
   #pin: ClientPin | undefined;
+  /** Sharing scopes this machine last applied, and the ones in force for the current session. */
+  #sharingApplied: SharingState | undefined;
+  #deviceItems = new Set<string>();
   /** What the server must prove when this hello carried an admission. */
   #expectServer: { serverKey: Uint8Array; nonce: Uint8Array } | undefined;
 
@@ -321,6 +325,7 @@ export class SyncClient {
 
   /** Loads the pinned group from the store; call before start. */
   async loadPin(): Promise<void> {
+    this.#sharingApplied = await this.#o.store.getMeta<SharingState>('sharing');
     this.#pin = await this.#o.store.getMeta<ClientPin>('pin');
   }
 
@@ -359,6 +364,7 @@ export class SyncClient {
     conn.secure(SecureChannel.derive('client', ephemeral, challenge.message.ephemeral, [challenge.bytes, helloBytes]), MAX_FRAME_BYTES);
     this.#welcome = welcome;
     this.#capabilities = new Set(welcome.capabilities);
+    this.#deviceItems = new Set(welcome.sharing.device);
     await this.#o.store.raiseCounter(welcome.lastCounter);
     this.#beat();
     if (welcome.resume === 'cursor') {
@@ -366,10 +372,38 @@ export class SyncClient {
       return;
     }
     this.#setState('joining');
+    await this.#applySharing(welcome.sharing);
     if (this.#o.store.queueSize > 0) await this.#o.store.rebaseQueue();
-    const entities = this.#o.store.entities().map((e) => [e, this.#o.store.entityHash(e)!] as [string, string]);
+    // Device-scope items are this machine's own: not compared with, nor replaced by, the group's copy.
+    const entities = this.#o.store
+      .entities()
+      .map((e) => [e, this.#o.store.entityHash(e, (n) => !this.#deviceScoped(e, n))!] as [string, string]);
     this.#snapshot = { items: [], replace: [] };
     conn.send({ type: SyncType.JoinOffer, entities });
+  }
+
+  /**
+   * This machine's part of a change of sharing scope (SPEC §4), before it synchronizes: an item back to
+   * shared has its values reset to defaults; an item now device-specific keeps its values, queued once so
+   * the server holds a copy. Both are safe to repeat if the session drops before the join completes.
+   */
+  async #applySharing(state: SharingState): Promise<void> {
+    const before = new Set(this.#sharingApplied?.device ?? []);
+    if (this.#sharingApplied?.version === state.version) return;
+    for (const item of before) {
+      if (state.device.includes(item)) continue;
+      const n = await this.#o.store.resetItem(item);
+      this.#o.log.info('SHARING_CHANGED', `${item} is shared again: reset this machine's values of it (${n}) before synchronizing`);
+    }
+    for (const item of state.device) {
+      if (before.has(item)) continue;
+      const n = await this.#o.store.queueCopies(item);
+      this.#o.log.info('SHARING_CHANGED', `${item} is device-specific now: kept this machine's values (${n}) and sent them to the server's copy`);
+    }
+  }
+
+  #deviceScoped(e: EntityKey, n: string): boolean {
+    return e.startsWith('u:') && this.#deviceItems.has(n);
   }
 
   #goLive(): void {
@@ -435,7 +469,11 @@ export class SyncClient {
       cursor: m.seq,
       selfId: this.#o.identity.deviceId,
       reason: m.reason === 'join' ? 'join' : 'resync',
+      keep: (e, n) => this.#deviceScoped(e, n),
+      fill: m.copies.map(([e, n, val]) => ({ e, n, val })),
+      sharing: this.#welcome!.sharing,
     });
+    this.#sharingApplied = this.#welcome!.sharing;
     const welcome = this.#welcome!;
     this.#pin = { groupId: welcome.groupId, groupKey: Buffer.from(welcome.groupKey).toString('base64'), epoch: welcome.epoch, joined: true };
     await store.setMeta({ pin: this.#pin });

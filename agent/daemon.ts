@@ -81,6 +81,11 @@ export function controlMethods(agent: Agent): Record<string, (p: Params) => Prom
     'devices.list': (p) => ({ devices: agent.listDevices(opt(p, 'filter') ?? '') }),
     'devices.remove': (p) => agent.removeDevice(req(p, 'id')),
     'conflicts.list': async () => ({ conflicts: await agent.conflicts() }),
+    'sharing.list': () => agent.sharingList(),
+    'sharing.set': (p) => {
+      agent.log.info('ADMIN', 'sharing set requested through the control socket');
+      return agent.setSharing(req(p, 'item'), req(p, 'scope'));
+    },
     log: async (p) => {
       const level = (opt(p, 'level') ?? 'info') as LogLevel;
       if (!['info', 'warning', 'error'].includes(level)) throw new MfpError('INVALID_ARGUMENT', 'level must be warning or error');

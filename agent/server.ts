@@ -17,7 +17,7 @@ import {
   MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS, PROTOCOL_VERSION,
 } from '../protocol/limits.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
-import { readHelloBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type ResumeMode, type WelcomeBody } from '../protocol/session.js';
+import { readHelloBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
   AckStatus, chunk, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
   type SnapshotItem, type UploadMessage,
@@ -102,6 +102,8 @@ export class SyncServer {
   #joinLock: Promise<void> = Promise.resolve();
   #unsubscribe: (() => void) | undefined;
   #pending = 0;
+  /** The group's sharing scopes; device-scope items never travel from the shared copy. */
+  #sharing: SharingState = { version: 0, device: [] };
   /** Wire bytes of closed sessions plus live ones, for the benchmark. */
   readonly stats = { sentBytes: 0 };
 
@@ -116,7 +118,13 @@ export class SyncServer {
   }
 
   /** Starts listening. Throws ADDRESS_INCORRECT when the port cannot be bound. */
+  /** The sharing scopes in force (after `sharing set`, with no client connected). */
+  setSharing(state: SharingState): void {
+    this.#sharing = state;
+  }
+
   async start(): Promise<void> {
+    this.#sharing = await this.#o.store.sharing();
     // Our own HTTP server, so the upgrade request itself is bounded: headers within the handshake
     // deadline (a slow-loris upgrade is cut), small headers, a cap on open connections.
     const timeout = this.#o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
@@ -328,10 +336,12 @@ export class SyncServer {
     for (const other of this.#sessions) {
       if (other !== s && other.phase !== 'handshake' && other.device.id === device.id) other.conn.terminate(new MfpError('PEER_GONE', 'replaced by a new session'));
     }
+    // A client that has not applied the current sharing scopes resyncs by checksum, after its own part of
+    // the transition (SPEC §4): what it must now share or keep is compared, not assumed.
     const resume: ResumeMode =
       admitted || hello.groupId !== this.#o.groupId || hello.epoch === null
         ? 'join'
-        : hello.epoch === store.epoch && hello.cursor <= store.seq
+        : hello.epoch === store.epoch && hello.cursor <= store.seq && hello.sharingVersion === this.#sharing.version
           ? 'cursor'
           : 'checksum';
     const protocol = Math.min(hello.protocol, PROTOCOL_VERSION);
@@ -352,6 +362,7 @@ export class SyncServer {
       adminProof: hello.admission
         ? serverProof(Buffer.from(this.#o.admin.serverKey, 'base64'), s.nonce, hello.deviceId, this.#o.groupKey.publicKey)
         : null,
+      sharing: this.#sharing,
     };
     const body = encodeValue(welcome);
     const wsig = signParts(this.#o.groupKey.secretKey, s.challenge, bodyBytes, body);
@@ -425,7 +436,18 @@ export class SyncServer {
   async #upload(s: Session, m: UploadMessage): Promise<void> {
     if (s.phase !== 'join-upload' || !s.plan) throw new MfpError('MESSAGE_UNEXPECTED', 'upload outside a join');
     const wanted = m.entities.filter((u) => s.plan!.upload.delete(u.e));
-    const { created, skipped } = await this.#o.store.createEntities(s.device.id, wanted);
+    // Device-scope items of an uploaded user are this device's own: kept as its copies, not shared.
+    const copies: { user: string; item: string; val: unknown }[] = [];
+    const shared = wanted.map((u) => {
+      const items: Record<string, unknown> = {};
+      for (const [n, val] of Object.entries(u.items)) {
+        if (this.#deviceScoped(u.e, n)) copies.push({ user: u.e.slice(2), item: n, val });
+        else items[n] = val;
+      }
+      return { e: u.e, items };
+    });
+    if (copies.length > 0) await this.#o.store.putCopies(s.device.id, copies);
+    const { created, skipped } = await this.#o.store.createEntities(s.device.id, shared);
     for (const e of skipped) s.plan.replace.add(e);
     s.conn.send({ type: SyncType.UploadAck, created, skipped });
     if (created.length > 0) this.#o.log.info('JOIN_UPLOAD', `${s.device.name} uploaded ${created.length} entities`, { deviceId: s.device.id });
@@ -447,6 +469,10 @@ export class SyncServer {
     for (const e of plan.same) {
       for (const [n, st] of store.itemStates(e) ?? []) if (this.#knows(s, e, n)) versions.push([e, n, st.v]);
     }
+    // This device's own copies of device-scope items: a machine that lost its store gets them back.
+    const copies = (await store.copiesOf(s.device.id))
+      .filter((c) => this.#sharing.device.includes(c.item))
+      .map((c) => [`u:${c.user}`, c.item, c.val] as [string, string, unknown]);
     const parts = chunk(items, (i) => 32 + encodedSize(i[3]));
     parts.forEach((part, i) => {
       const final = i === parts.length - 1;
@@ -457,6 +483,7 @@ export class SyncServer {
         replace: i === 0 ? [...plan.replace] : [],
         deletes: [],
         versions: final ? versions : [],
+        copies: final ? copies : [],
         final,
         seq,
       });
@@ -475,11 +502,16 @@ export class SyncServer {
 
   async #changes(s: Session, list: readonly [number, string, string, number, unknown][]): Promise<void> {
     if (s.phase !== 'live') throw new MfpError('MESSAGE_UNEXPECTED', 'changes before the session is live');
-    const changes = list.map(([c, e, n, base, val]) => ({ c, e, n, base, val }));
+    const all = list.map(([c, e, n, base, val]) => ({ c, e, n, base, val }));
     // A client writing a user's item holds that user from now on (it has the user's data).
-    const users = [...new Set(changes.map((c) => c.e).filter((e) => parseEntity(e)?.kind === 'user'))];
+    const users = [...new Set(all.map((c) => c.e).filter((e) => parseEntity(e)?.kind === 'user'))];
     await this.#o.store.updateHolds(s.device.id, users);
-    const { outcomes } = await this.#o.store.applyChanges(s.device.id, changes);
+    // Changes of device-scope items are this device's own (SPEC §4): kept as its copies, never shared.
+    const own = all.filter((c) => this.#deviceScoped(c.e, c.n));
+    const changes = all.filter((c) => !this.#deviceScoped(c.e, c.n));
+    if (own.length > 0) await this.#o.store.putCopies(s.device.id, own.map((c) => ({ user: c.e.slice(2), item: c.n, val: c.val })));
+    const { outcomes: shared } = changes.length > 0 ? await this.#o.store.applyChanges(s.device.id, changes) : { outcomes: [] };
+    const outcomes = [...shared, ...own.map((c) => ({ c: c.c, status: 'applied' as const, v: 0 }))].sort((a, b) => a.c - b.c);
     const acks: AckEntry[] = outcomes.map((o) => {
       switch (o.status) {
         case 'applied': return [o.c, AckStatus.Applied, o.v, null];
@@ -512,12 +544,17 @@ export class SyncServer {
     for (const [n, rec] of await store.readEntity(m.e)) {
       if (this.#knows(s, m.e, n) && have.get(n) !== rec.v) items.push([m.e, n, rec.v, rec.val]);
     }
-    s.conn.send({ type: SyncType.Snapshot, reason: 'fetch', items, replace: [], deletes: [], versions: [], final: true, seq: store.seq });
+    s.conn.send({ type: SyncType.Snapshot, reason: 'fetch', items, replace: [], deletes: [], versions: [], copies: [], final: true, seq: store.seq });
   }
 
+  /** Whether the client is sent this item from the group's copy: it knows it, and it is shared. */
   #knows(s: Session, e: EntityKey, n: string): boolean {
     const kind = parseEntity(e)!.kind;
-    return s.capabilities.has(`${kind}:${n}`);
+    return s.capabilities.has(`${kind}:${n}`) && !this.#deviceScoped(e, n);
+  }
+
+  #deviceScoped(e: EntityKey, n: string): boolean {
+    return e.startsWith('u:') && this.#sharing.device.includes(n);
   }
 
   #visible(s: Session, entry: FeedEntry): boolean {

@@ -77,6 +77,8 @@ export interface HelloBody {
   cursor: number;
   /** Heartbeat interval in seconds: the server drops the client after three missed. */
   heartbeat: number;
+  /** Version of the sharing scopes (SPEC §4) this client last applied; 0 for none. */
+  sharingVersion: number;
   settings: AuthSettings;
   /** First admission: the administrator account's proof (see agent/identity.ts). */
   admission: { user: string; proof: Uint8Array } | null;
@@ -99,6 +101,14 @@ export interface WelcomeBody {
   resume: ResumeMode;
   /** When the hello carried an admission: the server's proof that it holds the administrator secret. */
   adminProof: Uint8Array | null;
+  /** The group's sharing scopes (SPEC §4): items in device scope, and the version of this setting. */
+  sharing: SharingState;
+}
+
+/** Scope of the scope-configurable items: `device` items are kept per machine, not shared. */
+export interface SharingState {
+  version: number;
+  device: string[];
 }
 
 /** Refusal, with a stable code. */
@@ -162,6 +172,7 @@ export function readHelloBody(o: unknown): HelloBody {
     epoch: strOrNull(t, o, 'epoch', 64),
     cursor: int(t, o, 'cursor'),
     heartbeat: int(t, o, 'heartbeat', 1, 3600),
+    sharingVersion: o.sharingVersion === undefined ? 0 : int(t, o, 'sharingVersion'),
     settings: { loginService: str(t, settings, 'loginService', 64), departmentIds: bool(t, settings, 'departmentIds') },
     admission: admission ? { user: str(t, admission, 'user'), proof: bin(t, admission, 'proof', 32) } : null,
     ephemeral: bin(t, o, 'ephemeral', 32),
@@ -182,5 +193,10 @@ export function readWelcomeBody(o: unknown): WelcomeBody {
     lastCounter: int(t, o, 'lastCounter'),
     resume: oneOf(t, o, 'resume', ['join', 'cursor', 'checksum'] as const),
     adminProof: o.adminProof === null || o.adminProof === undefined ? null : bin(t, o, 'adminProof', 32),
+    sharing: readSharing(t, fields(t, o, 'sharing')),
   };
+}
+
+function readSharing(t: string, o: Fields): SharingState {
+  return { version: int(t, o, 'version'), device: strList(t, o, 'device', 16, 64) };
 }

@@ -53,6 +53,8 @@ export interface SnapshotMessage {
   deletes: string[];
   /** [entity, item, version] of items whose content the client already has: only the version moves. */
   versions: [string, string, number][];
+  /** [entity, item, value] this device's own copies of device-scope items (SPEC §4), applied where missing. */
+  copies: [string, string, unknown][];
   final: boolean;
   /** The server's seq when the snapshot was taken; the cursor after the final part. */
   seq: number;
@@ -121,6 +123,11 @@ export function readSyncMessage(o: Fields): SyncMessage {
           textAt(t, 'versions', a, 1);
           intValue(t, 'versions', a[2]);
         }) as [string, string, number]),
+        copies: o.copies === undefined ? [] : list(t, o, 'copies', MAX_LIST_ENTRIES * 4).map((x) => tuple(t, 'copies', x, 3, (a) => {
+          textAt(t, 'copies', a, 0);
+          textAt(t, 'copies', a, 1);
+          itemValue(t, 'copies', a[2]);
+        }) as [string, string, unknown]),
         final: bool(t, o, 'final'),
         seq: int(t, o, 'seq'),
       };

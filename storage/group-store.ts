@@ -96,6 +96,8 @@ export class GroupStore extends Store {
   #devices = new Map<string, DeviceRecord>();
   #removed = new Set<string>();
   #holds = new Map<string, Set<EntityKey>>();
+  /** Keys of the per-device copies (SPEC §4), so batch builders can drop them without reading. */
+  #copyKeys = new Set<string>();
   /** Entries of the batch being built; published when it is on disk. */
   #pendingFeed: FeedEntry[] = [];
   /** Recent committed entries, in seq order without gaps, so live fan-out needs no disk read. */
@@ -129,6 +131,8 @@ export class GroupStore extends Store {
       this.#devices.set(d.id, d);
     }
     for await (const [k] of this.kv.entries({ gt: Keys.removed(''), lt: 'R\x01' })) this.#removed.add(Keys.split(k)[1]!);
+    this.#copyKeys.clear();
+    for await (const [k] of this.kv.entries(Keys.allCopies())) this.#copyKeys.add(k);
     for await (const [k] of this.kv.entries(Keys.allHolds())) {
       const [, dev, entity] = Keys.split(k);
       this.#holdSet(dev!).add(entity!);
@@ -267,6 +271,7 @@ export class GroupStore extends Store {
     tx.put(Keys.log(seq), { e, del: true, by } satisfies LogRecord);
     tx.put(Keys.meta('seq'), seq);
     for (const [dev, set] of this.#holds) if (set.delete(e)) tx.del(Keys.hold(dev, e));
+    if (e.startsWith('u:')) this.#dropCopiesTx(tx, (_device, user) => user === e.slice(2));
     const entry: FeedEntry = { seq, e, del: true, by };
     this.#pendingFeed.push(entry);
     return entry;
@@ -339,6 +344,79 @@ export class GroupStore extends Store {
     return out;
   }
 
+  // ---- sharing scope (SPEC §4) ----------------------------------------------------------------------
+
+  /** The group's sharing scopes: items in device scope and the version of this setting. */
+  async sharing(): Promise<{ version: number; device: string[] }> {
+    return (await this.getMeta<{ version: number; device: string[] }>('sharing')) ?? { version: 0, device: [] };
+  }
+
+  /**
+   * Changes an item's scope, with the resets SPEC §4 asks for, in one batch:
+   * shared → device: the group's copies of job defaults and previous settings are reset to defaults;
+   * device → shared: the per-device copies of the item are dropped and the Shared buttons are reset.
+   * (Each machine's own part of the transition happens when it next connects.)
+   */
+  async setSharing(item: string, scope: 'shared' | 'device', by: string, resetItems: readonly string[]): Promise<{ version: number; device: string[]; reset: number }> {
+    const current = await this.sharing();
+    const isDevice = current.device.includes(item);
+    if ((scope === 'device') === isDevice) return { ...current, reset: 0 };
+    return this.commit((tx) => {
+      let reset = 0;
+      const at = this.now();
+      const device = scope === 'device' ? [...current.device, item] : current.device.filter((i) => i !== item);
+      const next = { version: current.version + 1, device };
+      if (scope === 'device' && resetItems.includes(item)) {
+        for (const [e, items] of this.index) {
+          if (!e.startsWith('u:') || !items.has(item)) continue;
+          this.#writeTx(tx, e, item, catalogItem('user', item).defaultValue, by, at);
+          reset++;
+        }
+      }
+      if (scope === 'shared') {
+        this.#dropCopiesTx(tx, (_device, _user, i) => i === item);
+        if (this.index.get('d:')?.has('shared-buttons')) {
+          this.#writeTx(tx, 'd:', 'shared-buttons', catalogItem('device', 'shared-buttons').defaultValue, by, at);
+          reset++;
+        }
+      }
+      tx.put(Keys.meta('sharing'), next);
+      return { ...next, reset };
+    });
+  }
+
+  /** Stores a device's own copies of device-scope items (not shared, not logged, never fanned out). */
+  putCopies(device: string, copies: readonly { user: string; item: string; val: unknown }[]): Promise<void> {
+    return this.commit((tx) => {
+      for (const c of copies) {
+        const k = Keys.copy(device, c.user, c.item);
+        tx.put(k, { val: c.val, at: this.now() });
+        this.#copyKeys.add(k);
+      }
+    });
+  }
+
+  /** Deletes the copies a predicate selects, inside a batch. */
+  #dropCopiesTx(tx: Tx, drop: (device: string, user: string, item: string) => boolean): void {
+    for (const k of this.#copyKeys) {
+      const [, device, user, item] = Keys.split(k);
+      if (drop(device!, user!, item!)) {
+        tx.del(k);
+        this.#copyKeys.delete(k);
+      }
+    }
+  }
+
+  /** A device's own copies, to give back to it when it joins again (e.g. after losing its store). */
+  async copiesOf(device: string): Promise<{ user: string; item: string; val: unknown }[]> {
+    const out: { user: string; item: string; val: unknown }[] = [];
+    for await (const [k, bytes] of this.kv.entries(Keys.copiesOf(device))) {
+      const [, , user, item] = Keys.split(k);
+      out.push({ user: user!, item: item!, val: decodeRecord<{ val: unknown }>(bytes, k).val });
+    }
+    return out;
+  }
+
   // ---- failed administrator logins ------------------------------------------------------------------
 
   /** Failure record of a subject (`src:ADDR` or `acct:USER`), kept on disk so a restart forgets nothing. */
@@ -384,9 +462,10 @@ export class GroupStore extends Store {
     return this.commit((tx) => this.#putDeviceTx(tx, rec), options);
   }
 
-  /** Removes a device: its slot is freed, its holds dropped, and it is refused until re-admitted. */
+  /** Removes a device: its slot is freed, its holds and copies dropped, and it is refused until re-admitted. */
   removeDevice(id: string): Promise<boolean> {
     return this.commit((tx) => {
+      this.#dropCopiesTx(tx, (device) => device === id);
       if (!this.#devices.delete(id)) return false;
       tx.del(Keys.device(id));
       tx.put(Keys.removed(id), { at: this.now() });

@@ -48,6 +48,10 @@ export const Keys = {
   removed: (id: string) => key('R', id),
   /** Failed administrator logins of one source address or account (`src:ADDR`, `acct:USER`). */
   authFailures: (subject: string) => key('A', subject),
+  /** A device's own copy of a device-scope item of a user (SPEC §4): `P\0device\0user\0item`. */
+  copy: (device: string, user: string, item: string) => key('P', device, user, item),
+  copiesOf: (device: string) => children('P', device),
+  allCopies: () => children('P'),
   /** Which entities a client holds (server side). */
   hold: (device: string, entity: string) => key('H', device, entity),
   holdsOf: (device: string) => children('H', device),

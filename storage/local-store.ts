@@ -162,6 +162,12 @@ export class LocalStore extends Store {
     replace?: readonly EntityKey[];
     /** Items whose content the client already has: only their version moves. */
     versions?: readonly [EntityKey, string, number][];
+    /** Items a replacement leaves alone (this machine's device-scope items, SPEC §4). */
+    keep?: (e: EntityKey, n: string) => boolean;
+    /** This machine's own copies kept by the server: written only where the item is missing here. */
+    fill?: readonly { e: EntityKey; n: string; val: unknown }[];
+    /** Sharing scopes applied with this update (persisted in the same batch). */
+    sharing?: { version: number; device: string[] };
     cursor?: number;
     selfId?: string;
     reason?: 'join' | 'resync';
@@ -198,6 +204,7 @@ export class LocalStore extends Store {
       for (const [e, records] of replaced) {
         const incoming = byEntity.get(e) ?? new Map<string, RemoteItem>();
         for (const [n, rec] of records) {
+          if (update.keep?.(e, n)) continue;
           const winner = incoming.get(n);
           if (winner && valueHash(blankLocalParts(catalogItem(parseEntity(e)!.kind, n), winner.val)) === rec.h) continue;
           this.addConflictTx(tx, {
@@ -220,6 +227,15 @@ export class LocalStore extends Store {
       for (const it of items) {
         if (this.#remoteTx(tx, it, local.get(`${it.e}\0${it.n}`), replace.has(it.e), evicted)) applied.push(it);
       }
+      for (const f of update.fill ?? []) {
+        if (this.index.get(f.e)?.has(f.n)) continue;
+        const cat = catalogItem(parseEntity(f.e)!.kind, f.n);
+        this.writeItemTx(tx, f.e, f.n, { v: 0, h: valueHash(blankLocalParts(cat, f.val)), by: 'copy', at, val: f.val });
+        const parsed = parseEntity(f.e)!;
+        if (parsed.kind === 'user' && !this.userUse.has(parsed.id)) evicted.push(...this.touchUserTx(tx, parsed.id, at));
+        applied.push({ e: f.e, n: f.n, v: 0, val: f.val });
+      }
+      if (update.sharing) tx.put(Keys.meta('sharing'), update.sharing);
       for (const e of update.deletes ?? []) {
         if (!this.hasEntity(e) && !this.#isUser(e)) continue;
         this.deleteEntityTx(tx, e);
@@ -246,6 +262,49 @@ export class LocalStore extends Store {
     await this.commit((tx) => {
       for (const q of all) if (this.#queued.has(q.c)) tx.put(Keys.queue(q.c), { ...q, base: -1 });
     });
+  }
+
+  /**
+   * An item went from device scope back to shared (SPEC §4): this machine's values of it are reset to
+   * defaults (deleted) for every user, and its queued changes of it dropped, before synchronizing.
+   */
+  async resetItem(item: string): Promise<number> {
+    const queued = (await this.queued()).filter((q) => q.n === item && q.e.startsWith('u:'));
+    return this.commit((tx) => {
+      let n = 0;
+      for (const [e, items] of this.index) {
+        if (e.startsWith('u:') && items.has(item)) {
+          this.deleteItemTx(tx, e, item);
+          n++;
+        }
+      }
+      for (const q of queued) {
+        if (this.#queued.delete(q.c)) tx.del(Keys.queue(q.c));
+      }
+      return n;
+    });
+  }
+
+  /**
+   * An item went from shared to device scope (SPEC §4): this machine keeps its current values as its
+   * own, and queues them once so that the server holds a copy of each.
+   */
+  queueCopies(item: string): Promise<number> {
+    const entities = [...this.index].filter(([e, items]) => e.startsWith('u:') && items.has(item)).map(([e]) => e);
+    return Promise.all(entities.map(async (e) => [e, await this.readItem(e, item)] as const)).then((recs) =>
+      this.commit((tx) => {
+        let n = 0;
+        for (const [e, rec] of recs) {
+          if (!rec) continue;
+          const counter = ++this.#counter;
+          tx.put(Keys.queue(counter), { c: counter, e, n: item, val: rec.val, base: rec.v, at: this.now() } satisfies QueuedChange);
+          this.#queued.set(counter, { e, n: item });
+          n++;
+        }
+        tx.put(Keys.meta('counter'), this.#counter);
+        return n;
+      }),
+    );
   }
 
   /** Deletes entities from this machine only (a standalone machine's Delete User Data). */

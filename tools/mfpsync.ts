@@ -10,6 +10,7 @@ import { register as log } from './commands/log.js';
 import { register as login } from './commands/login.js';
 import { register as role } from './commands/role.js';
 import { register as run } from './commands/run.js';
+import { register as sharing } from './commands/sharing.js';
 import { register as status } from './commands/status.js';
 import { register as users } from './commands/users.js';
 import { printError } from './shell.js';
@@ -22,7 +23,7 @@ const program = new Command('mfpsync')
   .exitOverride();
 program.configureOutput({ writeErr: () => undefined });
 
-for (const register of [init, run, status, role, login, items, users, devices, conflicts, log]) register(program);
+for (const register of [init, run, status, role, login, items, users, devices, sharing, conflicts, log]) register(program);
 for (const cmd of program.commands) {
   cmd.exitOverride();
   for (const sub of cmd.commands) sub.exitOverride();

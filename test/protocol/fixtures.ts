@@ -77,6 +77,7 @@ export const helloBody: HelloBody = {
   epoch: null,
   cursor: 0,
   heartbeat: 10,
+  sharingVersion: 3,
   settings: { loginService: 'ldap', departmentIds: true },
   admission: { user: 'admin', proof: pattern(32, 3, 9) },
   ephemeral: pattern(32, 17, 11),
@@ -94,6 +95,7 @@ export const welcomeBody: WelcomeBody = {
   lastCounter: 16,
   resume: 'join',
   adminProof: pattern(32, 5, 13),
+  sharing: { version: 3, device: ['job-defaults'] },
 };
 export const welcomeBodyBytes = encodeValue(welcomeBody);
 
@@ -150,6 +152,7 @@ export const MESSAGES: readonly Message[] = [
     replace: ['u:alice', 'g:sales', 'd:'],
     deletes: ['u:dave'],
     versions: [['u:bob', 'home', 4], ['u:bob', 'timeline', 12]],
+    copies: [['u:alice', 'job-defaults', { copy: { copies: 2 } }]],
     final: true,
     seq: 1042,
   },

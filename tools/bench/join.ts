@@ -100,7 +100,8 @@ export async function joinDown(ctx: Ctx): Promise<void> {
     const frames = [
       encodeMessage({ type: SyncType.JoinPlan, upload: [], replace: entities }),
       ...parts.map((part, i) => encodeMessage({
-        type: SyncType.Snapshot, reason: 'join', items: part, replace: i === 0 ? entities : [], deletes: [], versions: [], final: i === parts.length - 1, seq: group.seq,
+        type: SyncType.Snapshot, reason: 'join', items: part, replace: i === 0 ? entities : [], deletes: [], versions: [],
+        copies: [], final: i === parts.length - 1, seq: group.seq,
       })),
     ];
 
