@@ -1,0 +1,33 @@
+/**
+ * Mixed firmware (SPEC §3.7), in-process agents on real sockets: an older client (protocol 1, no
+ * shortcuts or keychain) keeps fields it does not know inside items it knows, and deletes nothing newer.
+ */
+import test from 'ava';
+import { admit, openAgent, remoteChange } from '../helpers/inprocess.js';
+
+test('unknown fields inside a known item survive a round trip through an older peer', async (t) => {
+  const server = await openAgent(t, 'server');
+  await server.setRole('server');
+  const modern = await openAgent(t, 'modern');
+  const old = await openAgent(t, 'old', { protocol: 1 });
+  await admit(modern, server.port);
+  await admit(old, server.port);
+  // A newer model writes job defaults with a field the older one does not know, and a keychain.
+  const fromNew = { copy: { copies: 2, staple: 'top-left', ecoMode: { level: 3, since: '2026-01' } } };
+  await modern.setItem('user', 'ines', 'job-defaults', fromNew);
+  await modern.setItem('user', 'ines', 'keychain', { 'place-1': { host: 'nas', user: 'ines' } });
+  const got = remoteChange(old, 'ines', 'job-defaults');
+  await old.login('ines');
+  await got;
+  const seen = (await old.getItems('user', 'ines', 'job-defaults')).items['job-defaults']!.value as typeof fromNew;
+  t.deepEqual(seen, fromNew, 'the older peer holds the unknown fields as they are');
+  t.false(old.local.itemStates('u:ines')!.has('keychain'), 'the keychain was never sent to the older peer');
+  // It edits the part it knows and writes the whole value back: the newer fields come through intact.
+  const back = remoteChange(modern, 'ines', 'job-defaults');
+  await old.setItem('user', 'ines', 'job-defaults', { ...seen, copy: { ...seen.copy, copies: 5 } });
+  await back;
+  const after = (await modern.getItems('user', 'ines', 'job-defaults')).items['job-defaults']!.value;
+  t.deepEqual(after, { copy: { copies: 5, staple: 'top-left', ecoMode: { level: 3, since: '2026-01' } } });
+  const keychain = (await server.getItems('user', 'ines', 'keychain')).items.keychain!.value;
+  t.deepEqual(keychain, { 'place-1': { host: 'nas', user: 'ines' } }, 'the server still has the keychain');
+});
