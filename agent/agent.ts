@@ -13,7 +13,7 @@ import { LevelKv } from '../storage/level-kv.js';
 import { LocalStore, type RemoteItem } from '../storage/local-store.js';
 import type { ConflictEntry, Durability, LogLevel, Store, SyncLogEntry } from '../storage/store.js';
 import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
-import { formatAddress, SyncClient, type AckSummary, type ClientState, type ServerAddress } from './client.js';
+import { formatAddress, SyncClient, type AckSummary, type ClientState, type ServerAddress, type SyncClientOptions } from './client.js';
 import { dataPaths, readConfig, SOFTWARE_VERSION, type AgentConfig } from './config.js';
 import { createIdentity, fingerprintOf, identityFromSecret, type Identity } from './identity.js';
 import { createLogger, SyncLog, type Logger } from './logger.js';
@@ -317,7 +317,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     await group?.close();
   }
 
-  async #startClient(address: ServerAddress, admission: { user: string; password: string } | undefined, wait: boolean): Promise<void> {
+  /**
+   * A client of `address` with this machine's identity, store and settings, not started. The agent's own
+   * client part is made here; tools and tests use it to open extra sessions (probes, handshake timing).
+   */
+  async createClient(address: ServerAddress, callbacks: Pick<SyncClientOptions, 'onRemote' | 'onState' | 'onAcked' | 'onEvicted'> = {}): Promise<SyncClient> {
     const client = new SyncClient({
       store: this.local,
       identity: this.identity,
@@ -328,12 +332,19 @@ export class Agent extends EventEmitter<AgentEvents> {
       profile: { name: this.#config.name, serial: this.#config.serial, location: this.#config.location, software: SOFTWARE_VERSION },
       heartbeatSeconds: this.#o.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS,
       protocol: this.#o.protocol,
+      ...callbacks,
+    });
+    await client.loadPin();
+    return client;
+  }
+
+  async #startClient(address: ServerAddress, admission: { user: string; password: string } | undefined, wait: boolean): Promise<void> {
+    const client = await this.createClient(address, {
       onRemote: (applied, deleted) => this.#onRemote(applied, deleted),
       onState: () => this.#emitState(),
       onAcked: (summary) => this.emit('changes-acked', summary),
       onEvicted: (users) => this.#evicted(users),
     });
-    await client.loadPin();
     this.#client = client;
     if (wait) await client.admit(admission);
     else client.start();

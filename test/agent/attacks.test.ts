@@ -11,7 +11,6 @@ import nacl from 'tweetnacl';
 import { WebSocket } from 'ws';
 import type { Agent } from '../../agent/agent.js';
 import { ManualClock } from '../../agent/clock.js';
-import { SyncClient } from '../../agent/client.js';
 import { decodeMessage, decodeValue, encodeMessage, encodeValue } from '../../protocol/codec.js';
 import { MfpError } from '../../protocol/errors.js';
 import { capabilitiesFor } from '../../storage/catalog.js';
@@ -70,16 +69,8 @@ test('unknown device without the administrator account: AUTH_INCORRECT', async (
   await server.setRole('server');
   const before = fingerprint(server);
   const intruder = await openAgent(t, 'intruder');
-  const client = new SyncClient({
-    store: intruder.local,
-    identity: intruder.identity,
-    settings: { loginService: 'user-authentication', departmentIds: false },
-    clock: intruder.clock,
-    log: intruder.log,
-    server: { host: '127.0.0.1', port: server.port },
-    profile: { name: 'intruder', serial: '', location: '', software: 'x' },
-    heartbeatSeconds: 10,
-  });
+  // The agent's own `role set client` refuses without credentials, so talk to the server directly.
+  const client = await intruder.createClient({ host: '127.0.0.1', port: server.port });
   const err = await t.throwsAsync(client.admit(undefined));
   t.is((err as MfpError).code, 'AUTH_INCORRECT');
   t.regex(err!.message, /first connection needs the administrator account/);

@@ -878,14 +878,15 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     await store.updateHolds('A', ['u:ann']);
     const announced: FeedEntry[] = [];
     store.onCommit((entries) => announced.push(...entries));
-    const before = {
+    const state = async () => ({
       seq: store.seq,
       ann: [...store.itemStates('u:ann')!],
       entities: store.entities().sort(),
       users: store.users(),
       device: store.device('A'),
       log: await store.logAfter(0, 100),
-    };
+    });
+    const before = await state();
 
     kv.failWrites = true;
     clock.t = 3000;
@@ -896,17 +897,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.is((err!.cause as { code?: string }).code, 'ENOSPC');
     const holdErr = await t.throwsAsync(store.updateHolds('A', ['u:bob']));
     assertCoded(t, holdErr, 'STORE_WRITE_FAILED', /nothing was applied/);
-    t.deepEqual(
-      {
-        seq: store.seq,
-        ann: [...store.itemStates('u:ann')!],
-        entities: store.entities().sort(),
-        users: store.users(),
-        device: store.device('A'),
-        log: await store.logAfter(0, 100),
-      },
-      before,
-    );
+    t.deepEqual(await state(), before);
     t.deepEqual([...store.holds('A')], ['u:ann'], 'a hold of the failed batch is still in memory');
     t.deepEqual(announced, [], 'listeners heard of a batch that was not written');
     t.deepEqual(await store.entriesAfter(0, 100), before.log);

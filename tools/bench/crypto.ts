@@ -6,7 +6,6 @@
  */
 import nacl from 'tweetnacl';
 import { WebSocket, WebSocketServer } from 'ws';
-import { SyncClient } from '../../agent/client.js';
 import { ephemeralKeyPair, SecureChannel } from '../../protocol/secure.js';
 import { joinAs, openAgent, openServer } from './agents.js';
 import type { Ctx } from './context.js';
@@ -77,17 +76,7 @@ export async function crypto(ctx: Ctx): Promise<void> {
     const samples = ctx.quick ? 20 : 100;
     const times: number[] = [];
     for (let i = 0; i < samples + 5; i++) {
-      const client = new SyncClient({
-        store: a.local,
-        identity: a.identity,
-        settings: { loginService: 'user-authentication', departmentIds: false },
-        clock: a.clock,
-        log: a.log,
-        server: { host: '127.0.0.1', port: server.port },
-        profile: { name: 'hs-a', serial: '', location: '', software: 'bench' },
-        heartbeatSeconds: 3600,
-      });
-      await client.loadPin();
+      const client = await a.createClient({ host: '127.0.0.1', port: server.port });
       const t0 = now();
       await client.admit(undefined);
       if (i >= 5) times.push(now() - t0);

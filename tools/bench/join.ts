@@ -115,18 +115,7 @@ export async function joinDown(ctx: Ctx): Promise<void> {
     const won = JSON.stringify(mine) === JSON.stringify(theirs);
     const conflicts = (await client.conflicts()).length;
 
-    const transfer = await median3(() => wsTransfer(scope, frames, 'down'));
-    const entries = itemEntries(items);
-    const write = await median3(() => levelBatchWrite(scope, ctx.tmp, entries));
-    const bytes = totalBytes(frames);
-    const section = `join of ${names.length} users (server copy replaces a stale one)`;
-    ctx.rows.push(row({ section, figure: 'setRole(client) → joined and live', value: total, unit: 'ms', baseline: { value: transfer + write, unit: 'ms', label: 'ws transfer + fsync batch of same bytes' } }));
-    ctx.rows.push(row({ section, figure: '  join proper (after the handshake)', value: total - handshake, unit: 'ms', baseline: { value: transfer + write, unit: 'ms', label: 'same' } }));
-    ctx.baselineLines.push({
-      name: `join down: ${fmtBytes(bytes)} in ${frames.length} frames (median of 3)`,
-      text: `ws transfer ${fmtMs(transfer)}; LevelDB batch of ${entries.length} records (${fmtBytes(entries.reduce((s, [, v]) => s + v.length, 0))}), fsync: ${fmtMs(write)} (${(entries.reduce((s, [, v]) => s + v.length, 0) / 1048576 / (write / 1000)).toFixed(1)} MB/s)`,
-      values: { bytes, frames: frames.length, transferMs: transfer, writeMs: write, records: entries.length },
-    });
+    const { bytes } = await reportJoin(ctx, scope, 'down', { users: names.length, frames, items, total, handshake });
     ctx.notes.push(
       `join down: handshake (connect, admission with scrypt, welcome) ${fmtMs(handshake)} of ${fmtMs(total)}; ${items.length} items in ${frames.length} frames (${fmtBytes(bytes)}); ` +
         `server copy won: ${won ? 'yes' : 'NO — the client kept its own data'}; the client logged ${conflicts} replaced values in its conflict log ` +
@@ -135,6 +124,30 @@ export async function joinDown(ctx: Ctx): Promise<void> {
   } finally {
     await scope.run();
   }
+}
+
+/** Measures the physical floor of a join's bytes (raw transfer + one fsync'ed batch) and reports the figure. */
+async function reportJoin(
+  ctx: Ctx,
+  scope: Parameters<typeof wsTransfer>[0],
+  direction: 'down' | 'up',
+  o: { users: number; frames: Uint8Array[]; items: SnapshotItem[]; total: number; handshake: number },
+): Promise<{ bytes: number }> {
+  const transfer = await median3(() => wsTransfer(scope, o.frames, direction));
+  const entries = itemEntries(o.items);
+  const write = await median3(() => levelBatchWrite(scope, ctx.tmp, entries));
+  const bytes = totalBytes(o.frames);
+  const written = entries.reduce((sum, [, v]) => sum + v.length, 0);
+  const section = direction === 'down' ? `join of ${o.users} users (server copy replaces a stale one)` : `join of ${o.users} users (client uploads users the server lacks)`;
+  const baseline = { value: transfer + write, unit: 'ms' as const, label: 'ws transfer + fsync batch of same bytes' };
+  ctx.rows.push(row({ section, figure: 'setRole(client) → joined and live', value: o.total, unit: 'ms', baseline }));
+  ctx.rows.push(row({ section, figure: '  join proper (after the handshake)', value: o.total - o.handshake, unit: 'ms', baseline: { ...baseline, label: 'same' } }));
+  ctx.baselineLines.push({
+    name: `join ${direction}: ${fmtBytes(bytes)} in ${o.frames.length} frames (median of 3)`,
+    text: `ws transfer ${fmtMs(transfer)}; LevelDB batch of ${entries.length} records (${fmtBytes(written)}), fsync: ${fmtMs(write)} (${(written / 1048576 / (write / 1000)).toFixed(1)} MB/s)`,
+    values: { bytes, frames: o.frames.length, transferMs: transfer, writeMs: write, records: entries.length },
+  });
+  return { bytes };
 }
 
 /** Figure 3, client → server direction (upload of users the server lacks). */
@@ -169,18 +182,7 @@ export async function joinUp(ctx: Ctx): Promise<void> {
     const { total, handshake } = await timedJoin(client, server.port);
     const held = server.group!.users().length;
 
-    const transfer = await median3(() => wsTransfer(scope, frames, 'up'));
-    const entries = itemEntries(items);
-    const write = await median3(() => levelBatchWrite(scope, ctx.tmp, entries));
-    const bytes = totalBytes(frames);
-    const section = `join of ${names.length} users (client uploads users the server lacks)`;
-    ctx.rows.push(row({ section, figure: 'setRole(client) → joined and live', value: total, unit: 'ms', baseline: { value: transfer + write, unit: 'ms', label: 'ws transfer + fsync batch of same bytes' } }));
-    ctx.rows.push(row({ section, figure: '  join proper (after the handshake)', value: total - handshake, unit: 'ms', baseline: { value: transfer + write, unit: 'ms', label: 'same' } }));
-    ctx.baselineLines.push({
-      name: `join up: ${fmtBytes(bytes)} in ${frames.length} frames (median of 3)`,
-      text: `ws transfer ${fmtMs(transfer)}; LevelDB batch of ${entries.length} records, fsync: ${fmtMs(write)}`,
-      values: { bytes, frames: frames.length, transferMs: transfer, writeMs: write, records: entries.length },
-    });
+    const { bytes } = await reportJoin(ctx, scope, 'up', { users: names.length, frames, items, total, handshake });
     ctx.notes.push(`join up: handshake ${fmtMs(handshake)} of ${fmtMs(total)}; ${items.length} items in ${frames.length} frames (${fmtBytes(bytes)}); the server holds ${held} users afterwards (expected ${names.length}).`);
   } finally {
     await scope.run();
