@@ -48,6 +48,7 @@ export const ERROR_CODES = {
   // import / export
   IMPORT_INVALID: 'the import file is missing, damaged, truncated, of another program or of an unsupported format; nothing was imported',
   EXPORT_FAILED: 'the export file could not be written; no partial file was left',
+  PREPARE_INCOMPLETE: 'the selected users could not be brought up to date from the server; no export window was opened',
 } as const;
 
 /** A stable UPPER_SNAKE error code. */
