@@ -7,7 +7,8 @@ import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { MfpError } from '../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, PROTOCOL_VERSION } from '../protocol/limits.js';
-import { CATALOG, catalogItem, entityKey, itemsOfKind, parseEntity, type EntityKey, type ItemKind } from '../storage/catalog.js';
+import { CATALOG, catalogItem, checkName, entityKey, itemsOfKind, parseEntity, type EntityKey, type ItemKind } from '../storage/catalog.js';
+import { changesOf, countsOf, encodeExportFile, readExportFile, writeExportFile } from '../storage/export-file.js';
 import { assertValidChange, GroupStore } from '../storage/group-store.js';
 import { LevelKv } from '../storage/level-kv.js';
 import { LocalStore, type RemoteItem } from '../storage/local-store.js';
@@ -15,6 +16,10 @@ import type { ConflictEntry, Durability, LogLevel, Store, SyncLogEntry } from '.
 import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
 import { formatAddress, SyncClient, type AckSummary, type ClientState, type ServerAddress, type SyncClientOptions } from './client.js';
 import { dataPaths, readConfig, SOFTWARE_VERSION, type AgentConfig } from './config.js';
+import {
+  describeCounts, ExportWindow, isOwnServer, outside, PREPARE_MAX_GROUPS, PREPARE_MAX_USERS, PREPARE_TIMEOUT_MS, PREPARE_WARNING,
+  readExportBody, type ExportResult, type ImportResult, type PrepareResult,
+} from './export.js';
 import { createIdentity, fingerprintOf, identityFromSecret, type Identity } from './identity.js';
 import { createLogger, SyncLog, type Logger } from './logger.js';
 import { SyncServer } from './server.js';
@@ -116,6 +121,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   #server: SyncServer | undefined;
   #client: SyncClient | undefined;
   #loggedIn = new Set<string>();
+  #window: ExportWindow | undefined;
   #closed = false;
 
   private constructor(options: AgentOptions, config: AgentConfig, identity: Identity, local: LocalStore, logger: Logger, clock: Clock) {
@@ -180,6 +186,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#window?.close();
     await this.#stopClient();
     await this.#stopServer();
     await this.local.close();
@@ -231,6 +238,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       throw err;
     }
     this.#role = target;
+    // A prepared selection belongs to the server-client that prepared it.
+    this.#window?.close();
+    this.#window = undefined;
     await this.local.setMeta({ role: target });
     this.log.info('ROLE_CHANGED', `role ${current.role} → ${role}${target.server ? ` (server ${formatAddress(target.server)})` : ''}`);
     this.#emitState();
@@ -485,6 +495,190 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     if (deleted.length > 0) this.log.info('USERS_DELETED', `deleted the data of ${deleted.join(', ')}`);
     return { deleted: deleted.map((e) => e.slice(2)) };
+  }
+
+  // ---- import / export (SPEC §7) -------------------------------------------------------------------
+
+  /** The open export window of a server-client (its prepared selection and end), if any. */
+  get exportWindow(): ExportWindow | undefined {
+    return this.#window?.open ? this.#window : undefined;
+  }
+
+  /**
+   * Where export and import act, or why they are refused: the group's copy on a server, this machine's
+   * store on a standalone machine; while client synchronization runs (client, server-client) only
+   * inside an export window, on its selection.
+   */
+  #exportAccess(what: 'export' | 'import'): { store: Store; window?: ExportWindow } {
+    const role = this.#role.role;
+    if (role === 'replica') throw new MfpError('WRONG_ROLE', `${what} is not available on a replica`);
+    if (role === 'client' || role === 'server-client') {
+      const window = this.exportWindow;
+      if (window) return { store: this.local, window };
+      const how = role === 'server-client'
+        ? 'prepare the users first (`mfpsync export prepare`): that opens a 15-minute window for them'
+        : 'export or import on the server, or switch this machine to standalone first';
+      throw new MfpError('SYNC_RESTRICTED', `${what} of synchronized data is refused while client synchronization runs (role ${role}): ${how}`);
+    }
+    return { store: this.#dataStore() };
+  }
+
+  /**
+   * Exports personalized data (users' items, user groups' address lists, Shared buttons) to one file,
+   * written atomically: the group's copy on a server, this machine's elsewhere; inside an export window
+   * only its selection. Refused with SYNC_RESTRICTED while client synchronization runs.
+   */
+  async exportData(path: string): Promise<ExportResult> {
+    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    const { store, window } = this.#exportAccess('export');
+    const createdAt = this.clock.now();
+    const body = await readExportBody(store, window);
+    const selection = window ? ('prepared' as const) : ('all' as const);
+    const source = { deviceId: this.identity.deviceId, name: this.#config.name, role: this.#role.role };
+    const bytes = encodeExportFile({ software: SOFTWARE_VERSION, createdAt, source, selection }, body);
+    await writeExportFile(path, bytes);
+    const counts = countsOf(body);
+    this.log.info('EXPORTED', `exported ${describeCounts(counts)} to ${path}`);
+    return { path, bytes: bytes.length, createdAt, selection, counts, ...(window ? { window: window.describe() } : {}) };
+  }
+
+  /**
+   * Imports an export file. It is verified whole first (IMPORT_INVALID, nothing applied); then each of
+   * its items replaces the item of the same name (items the file lacks are kept) — on a server as
+   * administrator changes of the group's copy, which reach the clients holding the users; inside an
+   * export window only for the prepared users and groups. Refused with SYNC_RESTRICTED while client
+   * synchronization runs.
+   */
+  async importData(path: string): Promise<ImportResult> {
+    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    // Checked before the file is read and again after: the role or the window may change meanwhile.
+    this.#exportAccess('import');
+    const file = await readExportFile(path);
+    const { store, window } = this.#exportAccess('import');
+    if (window) {
+      const others = outside(file.body, window);
+      if (others.length > 0) {
+        const shown = others.slice(0, 5).join(', ') + (others.length > 5 ? ` and ${others.length - 5} more` : '');
+        throw new MfpError('SYNC_RESTRICTED', `the export window allows only the prepared users and groups; the file also holds ${shown}: prepare them too, or import a file of the prepared selection`);
+      }
+    }
+    const changes = changesOf(file.body);
+    const applied: typeof changes = [];
+    let conflicts = 0;
+    const group = this.#group;
+    if (group && store === group) {
+      const { outcomes } = await group.applyChanges(
+        `admin:${this.identity.deviceId}`,
+        changes.map((ch) => ({ c: 0, ...ch, base: group.itemStates(ch.e)?.get(ch.n)?.v ?? 0 })),
+      );
+      outcomes.forEach((o, i) => {
+        if (o.status === 'applied') applied.push(changes[i]!);
+        else if (o.status === 'conflict') conflicts++;
+        else if (o.status === 'rejected') this.log.error(o.code, `import: ${changes[i]!.e} ${changes[i]!.n} refused: ${o.message}`);
+      });
+    } else {
+      const role = this.#role.role;
+      const { evicted } = await this.local.importLocal(this.identity.deviceId, changes, { queue: role === 'client' || role === 'server-client' });
+      applied.push(...changes);
+      this.#evicted(evicted);
+      this.#client?.kick();
+    }
+    const { header } = file;
+    this.log.info('IMPORTED', `imported ${describeCounts(header.counts)} from ${path} (exported by ${header.source.name} ${header.source.deviceId} at ${new Date(header.createdAt).toISOString()})`);
+    for (const ch of applied) {
+      const p = parseEntity(ch.e)!;
+      this.emit('item-changed', { kind: p.kind, id: p.id, item: ch.n, source: 'local', applyNow: true });
+    }
+    return { path, source: header.source, createdAt: header.createdAt, software: header.software, counts: header.counts, applied: applied.length, conflicts };
+  }
+
+  /**
+   * Prepare for User Data Export (SPEC §7), on a server-client whose client points at its own server:
+   * selects up to 500 users and 50 user groups of the group (none named: all), fetches them through the
+   * client until they are current, and opens a 15-minute window in which they may be exported and
+   * imported although client synchronization runs. A second preparation replaces the window.
+   */
+  async prepareExport(selection: { users?: readonly string[]; groups?: readonly string[] } = {}): Promise<PrepareResult> {
+    const group = this.#group;
+    const client = this.#client;
+    if (this.#role.role !== 'server-client' || !group || !client || !isOwnServer(client.server, this.port)) {
+      throw new MfpError('WRONG_ROLE', `export prepare is for a server-client whose client points at its own server (localhost and the port it serves); this machine is ${this.#role.role}`);
+    }
+    const all = (selection.users ?? []).length === 0 && (selection.groups ?? []).length === 0;
+    const listed = all ? this.listUsers('') : [];
+    const users = all ? listed.filter((u) => u.kind === 'user').map((u) => u.id) : [...new Set(selection.users ?? [])];
+    const groups = all ? listed.filter((u) => u.kind === 'group').map((u) => u.id) : [...new Set(selection.groups ?? [])];
+    users.forEach((u) => checkName(u, 'user name'));
+    groups.forEach((g) => checkName(g, 'group id'));
+    const blank = all ? ' (a blank selection selects every user and group of the group)' : '';
+    if (users.length > PREPARE_MAX_USERS) {
+      throw new MfpError('INVALID_ARGUMENT', `at most ${PREPARE_MAX_USERS} users can be prepared at once; ${users.length} are selected${blank}: name them with --users`);
+    }
+    if (groups.length > PREPARE_MAX_GROUPS) {
+      throw new MfpError('INVALID_ARGUMENT', `at most ${PREPARE_MAX_GROUPS} user groups can be prepared at once; ${groups.length} are selected${blank}: name them with --groups`);
+    }
+    const known = new Set(group.users().map((u) => u.name));
+    const missing = [
+      ...users.filter((u) => !known.has(u) && !group.hasEntity(`u:${u}`)).map((u) => `user ${u}`),
+      ...groups.filter((g) => !group.hasEntity(`g:${g}`)).map((g) => `group ${g}`),
+    ];
+    if (missing.length > 0) throw new MfpError('NOT_FOUND', `not in the group: ${missing.join(', ')}`);
+    await this.#bringUpToDate(group, client, users, groups);
+    this.#window?.close();
+    const window = new ExportWindow(this.clock, { users, groups }, (w) => {
+      if (this.#window !== w) return;
+      this.#window = undefined;
+      this.log.info('EXPORT_WINDOW_CLOSED', `the export window for ${w.users.size} users and ${w.groups.size} user groups ended`);
+    });
+    this.#window = window;
+    this.log.info('EXPORT_PREPARED', `${users.length} users and ${groups.length} user groups may be exported and imported until ${new Date(window.endsAt).toISOString()}; ${PREPARE_WARNING}`);
+    return { ...window.describe(), warning: PREPARE_WARNING };
+  }
+
+  /**
+   * Fetches users through the client's login path (by version; from then on the client holds them) and
+   * waits until every selected user and group has, on this machine, the versions the server holds and
+   * no change of theirs waits in the queue. Group address lists reach every client by themselves.
+   */
+  async #bringUpToDate(group: GroupStore, client: SyncClient, users: readonly string[], groups: readonly string[]): Promise<void> {
+    const entities: EntityKey[] = [...users.map((u) => entityKey('user', u)), ...groups.map((g) => entityKey('group', g))];
+    // Items newer than the protocol this machine's client speaks never reach it: they are not waited for.
+    const protocol = this.#o.protocol ?? PROTOCOL_VERSION;
+    const isCurrent = (e: EntityKey) => {
+      if (this.local.isQueued(e)) return false;
+      const mine = this.local.itemStates(e);
+      const kind = parseEntity(e)!.kind;
+      return [...(group.itemStates(e) ?? [])].every(([n, s]) => mine?.get(n)?.v === s.v || catalogItem(kind, n).minProtocol > protocol);
+    };
+    const current = () => entities.every(isCurrent);
+    const stuck = () => (client.state === 'refused' || client.state === 'stopped'
+      ? new MfpError('PREPARE_INCOMPLETE', `this machine's client is ${client.state}${client.lastError ? ` (${client.lastError.code}: ${client.lastError.message})` : ''}; nothing was prepared`)
+      : undefined);
+    const early = stuck();
+    if (early) throw early;
+    for (const u of users) client.login(u);
+    if (current()) return;
+    await new Promise<void>((resolve, reject) => {
+      const finish = (err?: MfpError) => {
+        timer.cancel();
+        this.off('item-changed', check);
+        this.off('changes-acked', check);
+        this.off('sync-state', check);
+        if (err) reject(err);
+        else resolve();
+      };
+      const check = () => {
+        const err = stuck();
+        if (err || current()) finish(err);
+      };
+      const timer = this.clock.setTimeout(() => {
+        const late = entities.filter((e) => !isCurrent(e)).map((e) => e.slice(2));
+        finish(new MfpError('PREPARE_INCOMPLETE', `not current after ${PREPARE_TIMEOUT_MS / 1000} s (client ${client.state}): ${late.slice(0, 5).join(', ')}${late.length > 5 ? ` and ${late.length - 5} more` : ''}; nothing was prepared`));
+      }, PREPARE_TIMEOUT_MS);
+      this.on('item-changed', check);
+      this.on('changes-acked', check);
+      this.on('sync-state', check);
+    });
   }
 
   /** Confirm Device Information (SPEC §8), filtered by partial match on id, name, serial or location. */

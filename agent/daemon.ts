@@ -2,6 +2,7 @@
  * The running agent as a process: the Agent plus its control socket, and the mapping of control
  * methods to Agent calls. Parameters are checked here; a wrong one is INVALID_ARGUMENT.
  */
+import { isAbsolute } from 'node:path';
 import { MfpError } from '../protocol/errors.js';
 import type { ItemKind } from '../storage/catalog.js';
 import type { LogLevel } from '../storage/store.js';
@@ -29,6 +30,13 @@ function strings(p: Params, name: string): string[] | undefined {
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new MfpError('INVALID_ARGUMENT', `${name} must be a list of strings`);
   return v as string[];
+}
+
+/** A file path for the agent: absolute, since the agent's working directory is not the shell's. */
+function absolutePath(p: Params): string {
+  const path = req(p, 'path');
+  if (!isAbsolute(path)) throw new MfpError('INVALID_ARGUMENT', `path must be absolute: ${JSON.stringify(path)}`);
+  return path;
 }
 
 function kindOf(p: Params): ItemKind {
@@ -80,6 +88,16 @@ export function controlMethods(agent: Agent): Record<string, (p: Params) => Prom
     },
     'devices.list': (p) => ({ devices: agent.listDevices(opt(p, 'filter') ?? '') }),
     'devices.remove': (p) => agent.removeDevice(req(p, 'id')),
+    export: (p) => agent.exportData(absolutePath(p)),
+    'export.prepare': (p) => {
+      const selection: { users?: string[]; groups?: string[] } = {};
+      const users = strings(p, 'users');
+      const groups = strings(p, 'groups');
+      if (users) selection.users = users;
+      if (groups) selection.groups = groups;
+      return agent.prepareExport(selection);
+    },
+    import: (p) => agent.importData(absolutePath(p)),
     'conflicts.list': async () => ({ conflicts: await agent.conflicts() }),
     'sharing.list': () => agent.sharingList(),
     'sharing.set': (p) => {

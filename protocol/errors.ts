@@ -45,6 +45,10 @@ export const ERROR_CODES = {
   STORE_WRITE_FAILED: 'the store could not write (disk full or I/O error); nothing was applied',
   STORE_CORRUPT: 'the store holds a record that cannot be decoded',
   SYNC_RESTRICTED: 'import/export of synchronized data is refused while client synchronization runs',
+  // import / export
+  IMPORT_INVALID: 'the import file is missing, damaged, truncated, of another program or of an unsupported format; nothing was imported',
+  EXPORT_FAILED: 'the export file could not be written; no partial file was left',
+  PREPARE_INCOMPLETE: 'the selected users could not be brought up to date from the server; no export window was opened',
 } as const;
 
 /** A stable UPPER_SNAKE error code. */

@@ -90,6 +90,38 @@ export class LocalStore extends Store {
     });
   }
 
+  /**
+   * Writes many local changes in one batch (an import): all of them or, if the write fails, none. Each
+   * user's last use moves to now. With `queue`, every change is also queued for the server.
+   */
+  importLocal(selfId: string, changes: readonly { e: EntityKey; n: string; val: unknown }[], options: { queue: boolean }): Promise<{ evicted: string[] }> {
+    return this.commit((tx) => {
+      const at = this.now();
+      const users = new Set<string>();
+      for (const { e, n, val } of changes) {
+        const parsed = parseEntity(e)!;
+        const cur = this.index.get(e)?.get(n);
+        this.writeItemTx(tx, e, n, { v: cur?.v ?? 0, h: valueHash(blankLocalParts(catalogItem(parsed.kind, n), val)), by: selfId, at, val });
+        if (options.queue) {
+          const counter = ++this.#counter;
+          tx.put(Keys.queue(counter), { c: counter, e, n, val, base: cur?.v ?? 0, at } satisfies QueuedChange);
+          this.#queued.set(counter, { e, n });
+        }
+        if (parsed.kind === 'user') users.add(parsed.id);
+      }
+      if (options.queue) tx.put(Keys.meta('counter'), this.#counter);
+      const evicted: string[] = [];
+      for (const user of users) evicted.push(...this.touchUserTx(tx, user, at));
+      return { evicted };
+    });
+  }
+
+  /** Whether a change of the entity waits for the server's acknowledgement. */
+  isQueued(e: EntityKey): boolean {
+    for (const q of this.#queued.values()) if (q.e === e) return true;
+    return false;
+  }
+
   /** Records a login (last use now); returns the users the bound evicted. */
   touch(user: string): Promise<string[]> {
     return this.commit((tx) => this.touchUserTx(tx, user));

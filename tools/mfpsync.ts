@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { MfpError } from '../protocol/errors.js';
 import { register as conflicts } from './commands/conflicts.js';
 import { register as devices } from './commands/devices.js';
+import { register as exportCommand } from './commands/export.js';
+import { register as importCommand } from './commands/import.js';
 import { register as init } from './commands/init.js';
 import { register as items } from './commands/items.js';
 import { register as log } from './commands/log.js';
@@ -23,7 +25,7 @@ const program = new Command('mfpsync')
   .exitOverride();
 program.configureOutput({ writeErr: () => undefined });
 
-for (const register of [init, run, status, role, login, items, users, devices, sharing, conflicts, log]) register(program);
+for (const register of [init, run, status, role, login, items, users, devices, sharing, exportCommand, importCommand, conflicts, log]) register(program);
 for (const cmd of program.commands) {
   cmd.exitOverride();
   for (const sub of cmd.commands) sub.exitOverride();

@@ -1,0 +1,322 @@
+/**
+ * The export file of personalized data (SPEC §7): users' items, user groups' address lists and the
+ * Shared buttons, in one file a technician carries from one machine to another. Layout (integers
+ * big-endian):
+ *
+ *   magic     8 bytes   89 4D 46 50 58 0D 0A 1A — "\x89MFPX\r\n\x1a": as PNG's signature, the high bit
+ *                       and the CR LF catch a 7-bit or newline-converting copy, ^Z stops `type`
+ *   format    u16       EXPORT_FORMAT (1); everything after this field may change with the format
+ *   hlen      u32       length of the header
+ *   header    MessagePack map: software, createdAt, source {deviceId, name, role}, selection
+ *                       ('all' | 'prepared'), counts {users, groups, shared, items}, bodyBytes
+ *   body      MessagePack map: users [{id, items}], groups [{id, items}], shared {items} | null
+ *   checksum  32 bytes  SHA-256 of everything before it
+ *
+ * MessagePack as storage/records.ts writes it: records off, maps as plain objects, so a file decodes
+ * the same in any later build. Reading verifies everything before it returns anything — magic, format,
+ * lengths, checksum, shapes, counts, item names from the catalog, values plain data within the size
+ * limit: a damaged, truncated or foreign file is IMPORT_INVALID, and a caller that applies only what
+ * this returns applies nothing of such a file.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Packr } from 'msgpackr';
+import { MfpError } from '../protocol/errors.js';
+import { MAX_LIST_ENTRIES, MAX_USERS } from '../protocol/limits.js';
+import { fields, int, isFields, list, oneOf, str } from '../protocol/validate.js';
+import { checkName, entityKey, type EntityKey } from './catalog.js';
+import { assertValidChange } from './group-store.js';
+
+/** The file's first 8 bytes. */
+export const EXPORT_MAGIC: Uint8Array = Uint8Array.from([0x89, 0x4d, 0x46, 0x50, 0x58, 0x0d, 0x0a, 0x1a]);
+/** The format this build writes and the only one it reads. */
+export const EXPORT_FORMAT = 1;
+/** Largest header accepted: it holds a few short strings and counts. */
+export const MAX_EXPORT_HEADER_BYTES = 64 * 1024;
+/** Largest export file written or read (read whole into memory; 1,000 users take a few MB). */
+export const MAX_EXPORT_BYTES = 256 * 1024 * 1024;
+/** Most user groups in one file. */
+export const MAX_EXPORT_GROUPS = MAX_LIST_ENTRIES;
+
+const PREAMBLE_BYTES = EXPORT_MAGIC.length + 2 + 4;
+const CHECKSUM_BYTES = 32;
+const MAX_LABEL_BYTES = 256;
+const PROTO_KEY = Buffer.from('__proto__');
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, int64AsType: 'number' });
+
+/** One user or user group: its items by catalog name. */
+export interface ExportEntity {
+  id: string;
+  items: Record<string, unknown>;
+}
+
+/** What an export carries. */
+export interface ExportBody {
+  users: ExportEntity[];
+  groups: ExportEntity[];
+  /** The device-wide items (Shared buttons), or null when not exported. */
+  shared: { items: Record<string, unknown> } | null;
+}
+
+/** How many of each the body holds; the header repeats them and reading checks they agree. */
+export interface ExportCounts {
+  users: number;
+  groups: number;
+  /** 1 when the Shared buttons are in the file, else 0. */
+  shared: number;
+  items: number;
+}
+
+/** Where and when a file was made. */
+export interface ExportHeader {
+  software: string;
+  createdAt: number;
+  source: { deviceId: string; name: string; role: string };
+  /** `all`: everything the machine held; `prepared`: a server-client's prepared selection. */
+  selection: 'all' | 'prepared';
+  counts: ExportCounts;
+}
+
+/** A verified export file. */
+export interface ExportFile {
+  format: number;
+  header: ExportHeader;
+  body: ExportBody;
+}
+
+/** Counts of a body. */
+export function countsOf(body: ExportBody): ExportCounts {
+  const items = (e: { items: Record<string, unknown> }) => Object.keys(e.items).length;
+  return {
+    users: body.users.length,
+    groups: body.groups.length,
+    shared: body.shared ? 1 : 0,
+    items: [...body.users, ...body.groups].reduce((n, e) => n + items(e), body.shared ? items(body.shared) : 0),
+  };
+}
+
+/** The body as changes: one `{e, n, val}` per item, users first. */
+export function changesOf(body: ExportBody): { e: EntityKey; n: string; val: unknown }[] {
+  const out: { e: EntityKey; n: string; val: unknown }[] = [];
+  const add = (e: EntityKey, items: Record<string, unknown>) => {
+    for (const [n, val] of Object.entries(items)) out.push({ e, n, val });
+  };
+  for (const u of body.users) add(entityKey('user', u.id), u.items);
+  for (const g of body.groups) add(entityKey('group', g.id), g.items);
+  if (body.shared) add(entityKey('device'), body.shared.items);
+  return out;
+}
+
+/** Encodes an export file. The body is checked as reading would check it, so what is written reads back. */
+export function encodeExportFile(header: Omit<ExportHeader, 'counts'>, body: ExportBody): Uint8Array {
+  try {
+    checkBody(body);
+  } catch (err) {
+    throw new MfpError('EXPORT_FAILED', `the data holds what an import would refuse: ${(err as Error).message}`, { cause: err });
+  }
+  const bodyBytes = packr.pack(body);
+  const headerBytes = packr.pack({ ...header, counts: countsOf(body), bodyBytes: bodyBytes.length });
+  const total = PREAMBLE_BYTES + headerBytes.length + bodyBytes.length + CHECKSUM_BYTES;
+  if (total > MAX_EXPORT_BYTES) throw new MfpError('EXPORT_FAILED', `the export would be ${total} bytes; the limit is ${MAX_EXPORT_BYTES}`);
+  const out = Buffer.alloc(total);
+  out.set(EXPORT_MAGIC, 0);
+  out.writeUInt16BE(EXPORT_FORMAT, EXPORT_MAGIC.length);
+  out.writeUInt32BE(headerBytes.length, EXPORT_MAGIC.length + 2);
+  out.set(headerBytes, PREAMBLE_BYTES);
+  out.set(bodyBytes, PREAMBLE_BYTES + headerBytes.length);
+  out.set(sha256(out.subarray(0, total - CHECKSUM_BYTES)), total - CHECKSUM_BYTES);
+  return out;
+}
+
+/** Decodes and verifies an export file; anything wrong with it is IMPORT_INVALID. */
+export function decodeExportFile(bytes: Uint8Array): ExportFile {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magicLength = Math.min(buf.length, EXPORT_MAGIC.length);
+  if (!buf.subarray(0, magicLength).equals(EXPORT_MAGIC.subarray(0, magicLength))) {
+    throw invalid('not an mfpsync export file (its first bytes are not the export magic)');
+  }
+  if (buf.length < PREAMBLE_BYTES) throw invalid(`truncated: ${buf.length} bytes, not even the file's preamble`);
+  const format = buf.readUInt16BE(EXPORT_MAGIC.length);
+  if (format !== EXPORT_FORMAT) {
+    throw invalid(format > EXPORT_FORMAT
+      ? `format version ${format} is newer than this build reads (${EXPORT_FORMAT}): import it with a newer mfpsync`
+      : `unknown format version ${format}`);
+  }
+  const headerLength = buf.readUInt32BE(EXPORT_MAGIC.length + 2);
+  if (headerLength > MAX_EXPORT_HEADER_BYTES) throw invalid(`the header claims ${headerLength} bytes; at most ${MAX_EXPORT_HEADER_BYTES}`);
+  if (buf.length < PREAMBLE_BYTES + headerLength + CHECKSUM_BYTES) throw invalid(`truncated: ${buf.length} bytes end inside the header`);
+  const headerBytes = buf.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + headerLength);
+  const { header, bodyBytes } = readHeader(unpack(headerBytes, 'header'));
+  const expected = PREAMBLE_BYTES + headerLength + bodyBytes + CHECKSUM_BYTES;
+  if (buf.length < expected) throw invalid(`truncated: ${buf.length} of ${expected} bytes`);
+  if (buf.length > expected) throw invalid(`${buf.length - expected} bytes after the end of the file's content`);
+  if (!sha256(buf.subarray(0, expected - CHECKSUM_BYTES)).equals(buf.subarray(expected - CHECKSUM_BYTES))) {
+    throw invalid('the checksum does not match the content: the file is damaged');
+  }
+  const body = readBody(unpack(buf.subarray(PREAMBLE_BYTES + headerLength, expected - CHECKSUM_BYTES), 'body'));
+  const counts = countsOf(body);
+  for (const k of ['users', 'groups', 'shared', 'items'] as const) {
+    if (counts[k] !== header.counts[k]) throw invalid(`the header counts ${header.counts[k]} ${k}, the body holds ${counts[k]}`);
+  }
+  return { format, header, body };
+}
+
+/**
+ * Writes a file atomically: a temporary file in the same directory (mode 0600: it holds personal
+ * data), fsync'ed, renamed over the target, and the directory fsync'ed. A failure leaves no temporary
+ * file and the target as it was; it is EXPORT_FAILED.
+ */
+export async function writeExportFile(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw new MfpError('EXPORT_FAILED', `cannot write ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const dir = await open(dirname(path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  } catch {
+    // The rename is done; a file system without directory fsync still has the file.
+  }
+}
+
+/** Reads and verifies an export file; a file that cannot be read is IMPORT_INVALID too. */
+export async function readExportFile(path: string): Promise<ExportFile> {
+  let bytes: Buffer;
+  try {
+    const s = await stat(path);
+    if (!s.isFile()) throw invalid(`${path} is not a file`);
+    if (s.size > MAX_EXPORT_BYTES) throw invalid(`${path} is ${s.size} bytes; an export file is at most ${MAX_EXPORT_BYTES}`);
+    bytes = await readFile(path);
+  } catch (err) {
+    if (err instanceof MfpError) throw err;
+    throw new MfpError('IMPORT_INVALID', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return decodeExportFile(bytes);
+}
+
+// ---- reading ---------------------------------------------------------------------------------------
+
+function invalid(why: string, cause?: unknown): MfpError {
+  return new MfpError('IMPORT_INVALID', `not a valid export file: ${why}`, cause === undefined ? {} : { cause });
+}
+
+function sha256(bytes: Uint8Array): Buffer {
+  return createHash('sha256').update(bytes).digest();
+}
+
+function unpack(bytes: Buffer, part: string): unknown {
+  let value: unknown;
+  try {
+    value = packr.unpack(bytes);
+  } catch (err) {
+    throw invalid(`its ${part} is not one complete MessagePack value (${(err as Error).message})`, err);
+  }
+  // msgpackr renames a `__proto__` key to `__proto_`: a silent change of data. Refused instead.
+  if (bytes.indexOf(PROTO_KEY) >= 0 && hasKey(value, '__proto_')) throw invalid(`its ${part} holds the key __proto__`);
+  return value;
+}
+
+function hasKey(v: unknown, key: string): boolean {
+  if (Array.isArray(v)) return v.some((x) => hasKey(x, key));
+  if (!isFields(v)) return false;
+  return Object.hasOwn(v, key) || Object.values(v).some((x) => hasKey(x, key));
+}
+
+/** Runs a validate.ts reader; its MESSAGE_INVALID becomes IMPORT_INVALID. */
+function shape<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof MfpError) throw invalid(err.message, err);
+    throw err;
+  }
+}
+
+function readHeader(o: unknown): { header: ExportHeader; bodyBytes: number } {
+  return shape(() => {
+    if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'the header must be a map');
+    const t = 'header';
+    const source = fields(t, o, 'source');
+    const counts = fields(t, o, 'counts');
+    return {
+      header: {
+        software: str(t, o, 'software', MAX_LABEL_BYTES),
+        createdAt: int(t, o, 'createdAt'),
+        source: { deviceId: str(t, source, 'deviceId'), name: str(t, source, 'name', MAX_LABEL_BYTES), role: str(t, source, 'role') },
+        selection: oneOf(t, o, 'selection', ['all', 'prepared'] as const),
+        counts: {
+          users: int('header.counts', counts, 'users', 0, MAX_USERS),
+          groups: int('header.counts', counts, 'groups', 0, MAX_EXPORT_GROUPS),
+          shared: int('header.counts', counts, 'shared', 0, 1),
+          items: int('header.counts', counts, 'items'),
+        },
+      },
+      bodyBytes: int(t, o, 'bodyBytes', 0, MAX_EXPORT_BYTES),
+    };
+  });
+}
+
+function readBody(o: unknown): ExportBody {
+  const body = shape(() => {
+    if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'the body must be a map');
+    const entities = (k: string, max: number): ExportEntity[] =>
+      list('body', o, k, max).map((x, i) => {
+        if (!isFields(x)) throw new MfpError('MESSAGE_INVALID', `body.${k}[${i}] must be a map`);
+        return { id: str(`body.${k}[${i}]`, x, 'id'), items: fields(`body.${k}[${i}]`, x, 'items') };
+      });
+    const shared = o.shared;
+    if (shared !== null && !isFields(shared)) throw new MfpError('MESSAGE_INVALID', 'body.shared must be a map or nil');
+    return {
+      users: entities('users', MAX_USERS),
+      groups: entities('groups', MAX_EXPORT_GROUPS),
+      shared: shared === null ? null : { items: fields('body.shared', shared, 'items') },
+    };
+  });
+  checkBody(body);
+  return body;
+}
+
+/** Names, duplicates and every item: catalog name, plain data, size limit — as a local write checks them. */
+function checkBody(body: ExportBody): void {
+  for (const [kind, list] of [['user', body.users], ['group', body.groups]] as const) {
+    const seen = new Set<string>();
+    for (const entity of list) {
+      try {
+        checkName(entity.id, kind === 'user' ? 'user name' : 'group id');
+      } catch (err) {
+        throw invalid(`${kind} ${JSON.stringify(entity.id)}: ${(err as Error).message}`, err);
+      }
+      if (seen.has(entity.id)) throw invalid(`${kind} ${JSON.stringify(entity.id)} appears twice`);
+      seen.add(entity.id);
+      checkItems(entityKey(kind, entity.id), entity.items);
+    }
+  }
+  if (body.shared) checkItems(entityKey('device'), body.shared.items);
+}
+
+function checkItems(e: EntityKey, items: Record<string, unknown>): void {
+  for (const [n, val] of Object.entries(items)) {
+    try {
+      assertValidChange({ e, n, val });
+    } catch (err) {
+      const code = err instanceof MfpError ? ` (${err.code})` : '';
+      throw invalid(`${e} ${n}: ${(err as Error).message}${code}`, err);
+    }
+  }
+}
