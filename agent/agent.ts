@@ -16,6 +16,7 @@ import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
 import { formatAddress, SyncClient, type AckSummary, type ClientState, type ServerAddress } from './client.js';
 import { dataPaths, readConfig, SOFTWARE_VERSION, type AgentConfig } from './config.js';
 import { createIdentity, fingerprintOf, identityFromSecret, type Identity } from './identity.js';
+import { assessHealth, type HealthFacts } from './health.js';
 import { createLogger, SyncLog, type Logger } from './logger.js';
 import type { ClientPower, DeepSleepState, PowerState } from './power.js';
 import { SyncServer } from './server.js';
@@ -673,10 +674,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.local.syncLog(level);
   }
 
-  /** A one-look summary of this machine. */
+  /** A one-look summary of this machine, with its health (green, yellow, red) and why. */
   status() {
     const client = this.#client;
     const group = this.#group;
+    const { health, reasons } = assessHealth(this.#healthFacts());
     return {
       deviceId: this.identity.deviceId,
       name: this.#config.name,
@@ -712,7 +714,39 @@ export class Agent extends EventEmitter<AgentEvents> {
           }
         : {}),
       localUsers: this.local.users().length,
+      health,
+      healthReasons: reasons,
     };
+  }
+
+  #healthFacts(): HealthFacts {
+    const client = this.#client;
+    const group = this.#group;
+    const server = this.#server;
+    const facts: HealthFacts = {
+      now: this.clock.now(),
+      storeErrors: [],
+      users: [{ store: 'local', count: this.local.users().length, max: this.local.maxUsers }],
+    };
+    for (const [store, s] of [['local', this.local], ['group', group]] as const) {
+      const e = s?.writeError;
+      if (e) facts.storeErrors!.push({ store, code: e.code, message: e.message });
+    }
+    if (client) {
+      const e = client.lastError;
+      facts.client = {
+        state: client.state,
+        server: formatAddress(client.server),
+        queued: this.local.queueSize,
+        skewMs: client.skewMs,
+        ...(e ? { error: { code: e.code, message: e.message } } : {}),
+      };
+    }
+    if (server && group) {
+      facts.users!.push({ store: 'group', count: group.users().length, max: group.maxUsers });
+      facts.clients = server.sessions().map((s) => ({ deviceId: s.deviceId, name: group.device(s.deviceId)?.name ?? '', skewMs: s.skewMs }));
+    }
+    return facts;
   }
 }
 

@@ -246,4 +246,13 @@ test('a client whose clock is off by more than 60 s is a Warning in the server\'
   t.regex(warnings.find((w) => w.deviceId === b.identity.deviceId)!.message, /its clock is 110 s behind the server's/);
   // The client estimates its own skew from each pong.
   t.is(a.power().client!.skewMs, 340_000);
+
+  // status shows it at a glance, on the server and on the skewed client.
+  const s = server.status();
+  t.is(s.health, 'yellow');
+  t.deepEqual(s.healthReasons.map((r) => r.code), ['CLOCK_SKEW', 'CLOCK_SKEW']);
+  const own = a.status();
+  t.is(own.health, 'yellow');
+  t.like(own.healthReasons, [{ level: 'yellow', code: 'CLOCK_SKEW' }]);
+  t.is(c.status().health, 'green');
 });
