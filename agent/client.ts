@@ -302,6 +302,7 @@ export class SyncClient {
         await this.#onMessage(conn, m);
       },
       onClose: (reason): void => this.#onClose(conn, opened, reason),
+      expectsWelcome: true,
     });
     ws.on('open', () => {
       opened = true;
