@@ -81,6 +81,9 @@ export function controlMethods(agent: Agent): Record<string, (p: Params) => Prom
     'devices.list': (p) => ({ devices: agent.listDevices(opt(p, 'filter') ?? '') }),
     'devices.remove': (p) => agent.removeDevice(req(p, 'id')),
     'conflicts.list': async () => ({ conflicts: await agent.conflicts() }),
+    'power.status': () => agent.power(),
+    'power.sleep': () => agent.sleep(),
+    'power.wake': () => agent.wake(),
     log: async (p) => {
       const level = (opt(p, 'level') ?? 'info') as LogLevel;
       if (!['info', 'warning', 'error'].includes(level)) throw new MfpError('INVALID_ARGUMENT', 'level must be warning or error');

@@ -8,6 +8,7 @@ import { register as init } from './commands/init.js';
 import { register as items } from './commands/items.js';
 import { register as log } from './commands/log.js';
 import { register as login } from './commands/login.js';
+import { register as power } from './commands/power.js';
 import { register as role } from './commands/role.js';
 import { register as run } from './commands/run.js';
 import { register as status } from './commands/status.js';
@@ -22,7 +23,7 @@ const program = new Command('mfpsync')
   .exitOverride();
 program.configureOutput({ writeErr: () => undefined });
 
-for (const register of [init, run, status, role, login, items, users, devices, conflicts, log]) register(program);
+for (const register of [init, run, status, role, login, items, users, devices, conflicts, log, power]) register(program);
 for (const cmd of program.commands) {
   cmd.exitOverride();
   for (const sub of cmd.commands) sub.exitOverride();
