@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { MfpError } from '../protocol/errors.js';
-import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, PROTOCOL_VERSION } from '../protocol/limits.js';
+import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, MISSED_HEARTBEATS, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { CATALOG, catalogItem, checkName, entityKey, itemsOfKind, parseEntity, type EntityKey, type ItemKind } from '../storage/catalog.js';
 import { changesOf, countsOf, encodeExportFile, readExportFile, writeExportFile } from '../storage/export-file.js';
 import { assertValidChange, GroupStore } from '../storage/group-store.js';
@@ -21,7 +21,9 @@ import {
   readExportBody, type ExportResult, type ImportResult, type PrepareResult,
 } from './export.js';
 import { createIdentity, fingerprintOf, identityFromSecret, type Identity } from './identity.js';
+import { assessHealth, type HealthFacts } from './health.js';
 import { createLogger, SyncLog, type Logger } from './logger.js';
+import type { ClientPower, DeepSleepState, PowerState } from './power.js';
 import { SyncServer } from './server.js';
 
 /** The roles of SPEC §1. */
@@ -66,6 +68,17 @@ export interface SyncStateEvent {
   error?: { code: string; message: string };
 }
 
+/** Emitted on a server when whether its deep sleep is blocked, or by which clients, changes (SPEC §5). */
+export type DeepSleepEvent = DeepSleepState;
+
+/** Emitted on a server when a client becomes operating, sleeping or offline. */
+export interface DeviceStateEvent {
+  deviceId: string;
+  name: string;
+  state: PowerState;
+  lastHeartbeat: number | null;
+}
+
 /** The agent's events (kebab-case names). */
 export interface AgentEvents {
   'item-changed': [ItemChangedEvent];
@@ -73,6 +86,42 @@ export interface AgentEvents {
   'sync-state': [SyncStateEvent];
   /** The server acknowledged changes of this machine (`queued`: how many still wait). */
   'changes-acked': [AckSummary];
+  /** Deep sleep became blocked or released, or the set of clients blocking it changed. */
+  'deep-sleep': [DeepSleepEvent];
+  /** A client of this server became operating, sleeping or offline. */
+  'device-state': [DeviceStateEvent];
+}
+
+/** One client in `power status` on a server. */
+export interface PowerClientEntry {
+  deviceId: string;
+  name: string;
+  /** The server's own client (server-client). */
+  self: boolean;
+  state: PowerState;
+  lastHeartbeat: number | null;
+  /** Three of the client's heartbeat intervals; null until it was heard since the server started. */
+  timeoutMs: number | null;
+  /** While operating: when it stops counting unless heard. */
+  expiresAt: number | null;
+  skewMs: number | null;
+}
+
+/** `power status`: deep sleep (on a server) and this machine's own sleep and client part. */
+export interface PowerStatus {
+  role: Role;
+  /** sleep() was called and wake() not since. */
+  asleep: boolean;
+  /** On a server: true while a client is operating. Elsewhere always false (nothing here blocks it). */
+  deepSleepBlocked: boolean;
+  blockedBy: string[];
+  /** This machine's heartbeat interval (its client part), and after how long a silent client is offline. */
+  heartbeatSeconds: number;
+  timeoutMs: number;
+  /** On a server: every client of the group (and the own client of a server-client). */
+  clients?: PowerClientEntry[];
+  /** On a client or server-client: its own client part; `operating` while its session is up. */
+  client?: { state: ClientState; operating: boolean; skewMs: number | null };
 }
 
 interface RoleState {
@@ -94,7 +143,10 @@ export interface DeviceEntry {
   name: string;
   serial: string;
   location: string;
-  state: 'server' | 'connected' | 'joining' | 'offline';
+  /** SPEC §5: `operating` (heard within its timeout), `sleeping` (said so), `offline`; `server`: the server's own row. */
+  state: 'server' | PowerState;
+  /** The session, if one is open: still joining, or live. */
+  session: 'joining' | 'live' | null;
   lastHeartbeat: number | null;
   version: string;
   protocol: number;
@@ -123,6 +175,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   #loggedIn = new Set<string>();
   #window: ExportWindow | undefined;
   #closed = false;
+  #asleep = false;
+  #deepSleep: DeepSleepState = { blocked: false, blockedBy: [] };
 
   private constructor(options: AgentOptions, config: AgentConfig, identity: Identity, local: LocalStore, logger: Logger, clock: Clock) {
     super();
@@ -192,6 +246,87 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.local.close();
   }
 
+  // ---- power (SPEC §5) -------------------------------------------------------------------------------
+
+  /**
+   * The machine goes to sleep. Its client part (client, server-client) tells the server, which stops
+   * counting it as operating at once, and then keeps no session, heartbeat or timer until wake(). A
+   * server part keeps serving: the firmware deep-sleeps only while `power status` says it is not blocked.
+   */
+  async sleep(): Promise<PowerStatus> {
+    if (!this.#asleep) {
+      this.#asleep = true;
+      const told = await this.#client?.sleep();
+      this.log.info('SLEEP', `this machine goes to sleep${told === undefined ? '' : told ? '; the server was told' : '; the server could not be told'}`);
+    }
+    return this.power();
+  }
+
+  /** The machine woke up: its client part reconnects now and resumes by cursor. */
+  async wake(): Promise<PowerStatus> {
+    if (this.#asleep) {
+      this.#asleep = false;
+      this.#client?.wake();
+      this.log.info('WAKE', 'this machine woke up');
+    }
+    return this.power();
+  }
+
+  /** Deep sleep and heartbeat state: for a server, its clients; for a client, its own session. */
+  power(): PowerStatus {
+    const heartbeatSeconds = this.#o.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS;
+    const out: PowerStatus = {
+      role: this.#role.role,
+      asleep: this.#asleep,
+      deepSleepBlocked: false,
+      blockedBy: [],
+      heartbeatSeconds,
+      timeoutMs: heartbeatSeconds * 1000 * MISSED_HEARTBEATS,
+    };
+    const server = this.#server;
+    const group = this.#group;
+    if (server && group) {
+      const { deepSleep, clients } = server.power();
+      out.deepSleepBlocked = deepSleep.blocked;
+      out.blockedBy = deepSleep.blockedBy;
+      const known = new Map(clients.map((c) => [c.deviceId, c]));
+      out.clients = group
+        .devices()
+        .filter((d) => !d.self || known.has(d.id) || this.#role.role === 'server-client')
+        .map((d) => {
+          const p = known.get(d.id);
+          return {
+            deviceId: d.id,
+            name: d.name,
+            self: d.self === true,
+            state: p?.state ?? 'offline',
+            lastHeartbeat: p?.lastHeartbeat ?? (d.self ? null : d.lastSeen),
+            timeoutMs: p ? p.timeoutMs : null,
+            expiresAt: p?.expiresAt ?? null,
+            skewMs: p?.skewMs ?? null,
+          };
+        });
+    }
+    const client = this.#client;
+    if (client) out.client = { state: client.state, operating: client.operating, skewMs: client.skewMs };
+    return out;
+  }
+
+  /** Emits `deep-sleep` when whether it is blocked, or by whom, changed. */
+  #emitDeepSleep(): void {
+    const now = this.#server?.power().deepSleep ?? { blocked: false, blockedBy: [] };
+    const was = this.#deepSleep;
+    if (now.blocked === was.blocked && now.blockedBy.join() === was.blockedBy.join()) return;
+    this.#deepSleep = now;
+    this.emit('deep-sleep', { blocked: now.blocked, blockedBy: [...now.blockedBy] });
+  }
+
+  #onPower(deviceId: string, p: ClientPower): void {
+    const name = this.#group?.device(deviceId)?.name ?? '';
+    this.emit('device-state', { deviceId, name, state: p.state, lastHeartbeat: p.lastHeartbeat });
+    this.#emitDeepSleep();
+  }
+
   // ---- roles ---------------------------------------------------------------------------------------
 
   /**
@@ -222,6 +357,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (role === 'client' && !admission && !(await this.#knowsGroup())) {
       throw new MfpError('USAGE', 'the first connection to a server needs its administrator account: --user ID --password PW');
     }
+    // A technician switching roles is at an awake machine: the new client part connects at once.
+    this.#asleep = false;
     await this.#stopClient();
     try {
       if (willServe && !this.#server) await this.#startServer();
@@ -299,6 +436,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         port: this.#o.port ?? DEFAULT_PORT,
         software: SOFTWARE_VERSION,
         ...(this.#o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#o.handshakeTimeoutMs } : {}),
+        onPower: (id, p) => this.#onPower(id, p),
       });
       await server.start();
       group.onCommit((entries) => {
@@ -325,6 +463,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#group = undefined;
     await server?.stop();
     await group?.close();
+    // No server, nothing blocks deep sleep any more.
+    if (!this.#closed) this.#emitDeepSleep();
   }
 
   /**
@@ -685,23 +825,27 @@ export class Agent extends EventEmitter<AgentEvents> {
   listDevices(filter = ''): DeviceEntry[] {
     const group = this.#serving();
     const sessions = new Map(this.#server!.sessions({ includeSelf: true }).map((s) => [s.deviceId, s]));
+    const power = new Map(this.#server!.power().clients.map((p) => [p.deviceId, p]));
     const q = filter.toLowerCase();
     return group
       .devices()
       .filter((d) => [d.id, d.name, d.serial, d.location].some((f) => f.toLowerCase().includes(q)))
       .map((d) => {
         const s = sessions.get(d.id);
-        const state: DeviceEntry['state'] = d.self && !s ? 'server' : s ? (s.state === 'live' ? 'connected' : 'joining') : 'offline';
+        const p = power.get(d.id);
+        // The server's own row is `server` unless its own client (server-client) was heard.
+        const state: DeviceEntry['state'] = d.self && !s && !p ? 'server' : (p?.state ?? 'offline');
         return {
           id: d.id,
           name: d.name,
           serial: d.serial,
           location: d.location,
           state,
-          lastHeartbeat: s?.lastHeartbeat ?? (d.self ? null : d.lastSeen),
+          session: s?.state ?? null,
+          lastHeartbeat: p?.lastHeartbeat ?? s?.lastHeartbeat ?? (d.self ? null : d.lastSeen),
           version: d.software,
           protocol: d.protocol,
-          skewMs: s?.skewMs ?? null,
+          skewMs: s?.skewMs ?? p?.skewMs ?? null,
           // The server's own row has no cursor unless its own client (server-client) is connected.
           cursorLag: d.self && !s ? 0 : Math.max(0, group.seq - (s?.cursor ?? d.cursor)),
         };
@@ -771,10 +915,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.local.syncLog(level);
   }
 
-  /** A one-look summary of this machine. */
+  /** A one-look summary of this machine, with its health (green, yellow, red) and why. */
   status() {
     const client = this.#client;
     const group = this.#group;
+    const { health, reasons } = assessHealth(this.#healthFacts());
     return {
       deviceId: this.identity.deviceId,
       name: this.#config.name,
@@ -810,7 +955,39 @@ export class Agent extends EventEmitter<AgentEvents> {
           }
         : {}),
       localUsers: this.local.users().length,
+      health,
+      healthReasons: reasons,
     };
+  }
+
+  #healthFacts(): HealthFacts {
+    const client = this.#client;
+    const group = this.#group;
+    const server = this.#server;
+    const facts: HealthFacts = {
+      now: this.clock.now(),
+      storeErrors: [],
+      users: [{ store: 'local', count: this.local.users().length, max: this.local.maxUsers }],
+    };
+    for (const [store, s] of [['local', this.local], ['group', group]] as const) {
+      const e = s?.writeError;
+      if (e) facts.storeErrors!.push({ store, code: e.code, message: e.message });
+    }
+    if (client) {
+      const e = client.lastError;
+      facts.client = {
+        state: client.state,
+        server: formatAddress(client.server),
+        queued: this.local.queueSize,
+        skewMs: client.skewMs,
+        ...(e ? { error: { code: e.code, message: e.message } } : {}),
+      };
+    }
+    if (server && group) {
+      facts.users!.push({ store: 'group', count: group.users().length, max: group.maxUsers });
+      facts.clients = server.sessions().map((s) => ({ deviceId: s.deviceId, name: group.device(s.deviceId)?.name ?? '', skewMs: s.skewMs }));
+    }
+    return facts;
   }
 }
 

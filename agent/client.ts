@@ -41,8 +41,11 @@ export interface ClientPin {
   joined: boolean;
 }
 
-/** Connection state of a client. */
-export type ClientState = 'connecting' | 'joining' | 'live' | 'offline' | 'refused' | 'stopped';
+/** Connection state of a client. `sleeping`: the machine sleeps; no session, no heartbeat, no timer. */
+export type ClientState = 'connecting' | 'joining' | 'live' | 'offline' | 'refused' | 'stopped' | 'sleeping';
+
+/** How long a client going to sleep waits for the server to acknowledge (close the session). */
+export const SLEEP_ACK_MS = 2000;
 
 /** Options of a client. */
 export interface SyncClientOptions {
@@ -96,6 +99,11 @@ export class SyncClient {
   #heartbeat: Timer | undefined;
   #silence: Timer | undefined;
   #admission: { user: string; password: string } | undefined;
+  #sleeping = false;
+  /** A sleep told to the server, waiting for it to close the session. */
+  #sleepWait: { conn: Connection; timer: Timer; timedOut: boolean; resolve: (told: boolean) => void } | undefined;
+  /** This clock minus the server's, estimated from the last pong. */
+  #skewMs: number | null = null;
   #firstOutcome: { resolve: () => void; reject: (e: MfpError) => void } | undefined;
   #capabilities = new Set<string>();
   #inFlight = new Map<number, QueuedChange>();
@@ -124,6 +132,16 @@ export class SyncClient {
   /** The server this client connects to. */
   get server(): ServerAddress {
     return this.#o.server;
+  }
+
+  /** This machine's clock minus the server's (from the last pong: half the round trip is the error), or null. */
+  get skewMs(): number | null {
+    return this.#skewMs;
+  }
+
+  /** Whether the client heartbeats to its server: a session is up (joining or live). */
+  get operating(): boolean {
+    return this.#state === 'live' || this.#state === 'joining';
   }
 
   /** Starts the connect loop; resolves at once. */
@@ -157,12 +175,76 @@ export class SyncClient {
   /** Stops: closes the session and every timer. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#endSleepWait(false);
     this.#retry?.cancel();
     this.#heartbeat?.cancel();
     this.#silence?.cancel();
     this.#conn?.close();
     this.#conn = undefined;
     this.#setState('stopped');
+  }
+
+  /**
+   * The machine goes to sleep: tell the server (so it stops counting this client as operating at once),
+   * then no session, heartbeat or timer until wake(). Resolves true once the server acknowledged (closed
+   * the session), false if it could not be told (no session, or no answer within SLEEP_ACK_MS): then it
+   * stops counting this client after the heartbeat timeout.
+   */
+  sleep(): Promise<boolean> {
+    if (this.#stopped || this.#sleeping) return Promise.resolve(false);
+    this.#sleeping = true;
+    const first = this.#firstOutcome;
+    this.#firstOutcome = undefined;
+    first?.reject(new MfpError('PEER_GONE', 'the machine went to sleep before this client joined'));
+    this.#retry?.cancel();
+    this.#heartbeat?.cancel();
+    this.#silence?.cancel();
+    const conn = this.#conn;
+    this.#setState('sleeping');
+    // Before the welcome nothing can be sent sealed: the session is dropped and the server times it out.
+    if (!conn || !this.#welcome || !conn.send({ type: HeartbeatType.Sleep, at: this.#o.clock.now() })) {
+      this.#conn = undefined;
+      conn?.close();
+      return Promise.resolve(false);
+    }
+    return new Promise<boolean>((resolve) => {
+      const wait = {
+        conn,
+        timedOut: false,
+        resolve,
+        timer: this.#o.clock.setTimeout(() => {
+          wait.timedOut = true;
+          conn.close();
+        }, SLEEP_ACK_MS),
+      };
+      this.#sleepWait = wait;
+    });
+  }
+
+  /** The machine woke up: reconnect now and resume by cursor. */
+  wake(): void {
+    if (!this.#sleeping) return;
+    this.#sleeping = false;
+    this.#endSleepWait(false);
+    const old = this.#conn;
+    this.#conn = undefined;
+    old?.close();
+    if (this.#stopped) return;
+    this.#attempt = 0;
+    this.#connect();
+  }
+
+  /** Whether the machine was told to sleep and not woken since. */
+  get sleeping(): boolean {
+    return this.#sleeping;
+  }
+
+  #endSleepWait(told: boolean): void {
+    const wait = this.#sleepWait;
+    if (!wait) return;
+    this.#sleepWait = undefined;
+    wait.timer.cancel();
+    wait.resolve(told && !wait.timedOut);
   }
 
   /** A user logged in: fetch their data now, or as soon as the session is live. */
@@ -192,7 +274,7 @@ export class SyncClient {
   // ---- connection ----------------------------------------------------------------------------------
 
   #connect(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#sleeping) return;
     this.#setState('connecting');
     this.stats.connects++;
     const url = `ws://${formatAddress(this.#o.server)}/`;
@@ -220,6 +302,7 @@ export class SyncClient {
         await this.#onMessage(conn, m);
       },
       onClose: (reason): void => this.#onClose(conn, opened, reason),
+      expectsWelcome: true,
     });
     ws.on('open', () => {
       opened = true;
@@ -238,6 +321,11 @@ export class SyncClient {
     this.#silence?.cancel();
     this.stats.sent += conn.bytes.sent;
     this.stats.received += conn.bytes.received;
+    if (this.#sleeping) {
+      // The server closing the session after `sleep` is its acknowledgement; no reconnect until wake().
+      this.#endSleepWait(true);
+      return;
+    }
     const error = !opened
       ? new MfpError('ADDRESS_INCORRECT', `cannot reach the server at ${formatAddress(this.#o.server)}`)
       : reason ?? new MfpError('PEER_GONE', 'the server closed the connection');
@@ -265,6 +353,7 @@ export class SyncClient {
   /** Restarts the silence timer: three heartbeat intervals without a frame and the server is gone. */
   #heard(): void {
     this.#silence?.cancel();
+    if (this.#sleeping) return;
     this.#silence = this.#o.clock.setTimeout(() => {
       this.#conn?.terminate(new MfpError('PEER_GONE', `no frame from the server for ${MISSED_HEARTBEATS} heartbeats`));
     }, this.#o.heartbeatSeconds * 1000 * MISSED_HEARTBEATS);
@@ -272,6 +361,7 @@ export class SyncClient {
 
   #beat(): void {
     this.#heartbeat?.cancel();
+    if (this.#sleeping) return;
     this.#heartbeat = this.#o.clock.setTimeout(() => {
       this.#conn?.send({ type: HeartbeatType.Ping, at: this.#o.clock.now(), cursor: this.#o.store.cursor });
       this.#beat();
@@ -366,6 +456,7 @@ export class SyncClient {
     this.#capabilities = new Set(welcome.capabilities);
     this.#deviceItems = new Set(welcome.sharing.device);
     await this.#o.store.raiseCounter(welcome.lastCounter);
+    if (this.#sleeping) return;
     this.#beat();
     if (welcome.resume === 'cursor') {
       this.#goLive();
@@ -407,6 +498,7 @@ export class SyncClient {
   }
 
   #goLive(): void {
+    if (this.#sleeping) return;
     this.#attempt = 0;
     this.#admission = undefined;
     this.#setState('live');
@@ -431,6 +523,8 @@ export class SyncClient {
       case SyncType.Ack:
         return this.#onAck(m);
       case HeartbeatType.Pong:
+        // The server's clock was read about half a round trip before this moment.
+        this.#skewMs = Math.round((m.echo + this.#o.clock.now()) / 2 - m.at);
         return;
       case SessionType.Refuse:
         return;

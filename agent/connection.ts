@@ -5,11 +5,16 @@
  *
  * Until the handshake completes, frames travel in clear and ws refuses any over the handshake limit
  * before buffering it; afterwards every frame is sealed (protocol/secure.ts) and the limit is raised.
+ *
+ * Frames are opened as they arrive, but the session keys are set by the welcome's handler, which runs
+ * later (handlers are chained). The server may send its first sealed frame right behind the welcome —
+ * a resume with changes waiting — and ws may deliver both in one tick: so once a welcome has arrived,
+ * later frames wait, unopened, until the keys are set.
  */
 import type { WebSocket } from 'ws';
 import { decodeMessage, encodeMessage, type Message } from '../protocol/codec.js';
 import { MfpError, toMfpError, type ErrorCode } from '../protocol/errors.js';
-import { MAX_HANDSHAKE_FRAME_BYTES } from '../protocol/limits.js';
+import { MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES } from '../protocol/limits.js';
 import type { SecureChannel } from '../protocol/secure.js';
 import { SessionType } from '../protocol/session.js';
 
@@ -17,6 +22,8 @@ import { SessionType } from '../protocol/session.js';
 export interface ConnectionOptions {
   onMessage: (message: Message, raw: Uint8Array) => Promise<void> | void;
   onClose: (reason: MfpError | undefined) => void;
+  /** The client's end: a welcome arrives, and the frames behind it are sealed. */
+  expectsWelcome?: boolean;
 }
 
 /** ws's own protocol errors, by their codes, as ours. */
@@ -49,6 +56,8 @@ export class Connection {
   #drainWaiters: (() => void)[] = [];
   #secure: SecureChannel | undefined;
   #maxFrame = MAX_HANDSHAKE_FRAME_BYTES;
+  /** Frames that arrived after a welcome, before its handler set the session keys. */
+  #held: Buffer[] | undefined;
   /** Bytes sent and received, for the benchmark's wire figures. */
   readonly bytes = { sent: 0, received: 0 };
 
@@ -70,6 +79,9 @@ export class Connection {
     this.#secure = channel;
     this.#maxFrame = maxFrameBytes;
     setMaxPayload(this.#ws, maxFrameBytes);
+    const held = this.#held;
+    this.#held = undefined;
+    for (const data of held ?? []) this.#open(data, true);
   }
 
   /** Whether frames are sealed. */
@@ -142,6 +154,15 @@ export class Connection {
   #receive(data: Buffer, isBinary: boolean): void {
     if (this.#closed) return;
     this.bytes.received += data.length;
+    if (this.#held && isBinary) {
+      this.#held.push(data);
+      return;
+    }
+    this.#open(data, isBinary);
+  }
+
+  #open(data: Buffer, isBinary: boolean): void {
+    if (this.#closed) return;
     let message: Message;
     let raw: Uint8Array;
     try {
@@ -158,6 +179,12 @@ export class Connection {
     }
     if (message.type === SessionType.Refuse) {
       this.#closeReason ??= new MfpError(message.code, message.message);
+    }
+    // Everything after a welcome is sealed with keys its handler derives: hold it until then.
+    if (message.type === SessionType.Welcome && this.#options.expectsWelcome && !this.#secure) {
+      this.#held = [];
+      // The larger limit applies from the welcome on (ws checks it at the next frame's header).
+      setMaxPayload(this.#ws, MAX_FRAME_BYTES);
     }
     // Handlers run one at a time, in arrival order.
     this.#chain = this.#chain.then(async () => {

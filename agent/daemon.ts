@@ -104,6 +104,9 @@ export function controlMethods(agent: Agent): Record<string, (p: Params) => Prom
       agent.log.info('ADMIN', 'sharing set requested through the control socket');
       return agent.setSharing(req(p, 'item'), req(p, 'scope'));
     },
+    'power.status': () => agent.power(),
+    'power.sleep': () => agent.sleep(),
+    'power.wake': () => agent.wake(),
     log: async (p) => {
       const level = (opt(p, 'level') ?? 'info') as LogLevel;
       if (!['info', 'warning', 'error'].includes(level)) throw new MfpError('INVALID_ARGUMENT', 'level must be warning or error');

@@ -11,9 +11,9 @@ import { createServer, type IncomingMessage, type Server as HttpServer } from 'n
 import { WebSocketServer, type WebSocket } from 'ws';
 import { encodeMessage, encodeValue, decodeValue, type Message } from '../protocol/codec.js';
 import { MfpError } from '../protocol/errors.js';
-import { HeartbeatType } from '../protocol/heartbeat.js';
+import { HeartbeatType, type SleepMessage } from '../protocol/heartbeat.js';
 import {
-  HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MAX_PENDING_HANDSHAKES,
+  HANDSHAKE_TIMEOUT_MS, MAX_CLOCK_SKEW_MS, MAX_CONNECTIONS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MAX_PENDING_HANDSHAKES,
   MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS, PROTOCOL_VERSION,
 } from '../protocol/limits.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
@@ -29,6 +29,7 @@ import type { Clock, Timer } from './clock.js';
 import { Connection } from './connection.js';
 import { checkAdmission, deviceIdOf, serverProof, signParts, verifyParts, type AdminSecret, type Identity } from './identity.js';
 import type { SyncLog } from './logger.js';
+import { PowerMonitor, type ClientPower, type DeepSleepState } from './power.js';
 import { afterFailure, authSubjects } from './rate-limit.js';
 
 /** Options of a server. */
@@ -49,6 +50,8 @@ export interface SyncServerOptions {
   maxPending?: number;
   /** Handshake deadline (tests shorten it). */
   handshakeTimeoutMs?: number;
+  /** A client became operating, sleeping or offline (SPEC §5). */
+  onPower?: (deviceId: string, power: ClientPower) => void;
 }
 
 /** A connected machine, as `devices list` shows it. */
@@ -80,6 +83,10 @@ class Session {
   connectedAt = 0;
   lastHeartbeat = 0;
   skewMs = 0;
+  /** A CLOCK_SKEW warning was logged for this session (once per session, not per heartbeat). */
+  skewWarned = false;
+  /** The client said it goes to sleep; the session ends. */
+  sleeping = false;
   deadline: Timer | undefined;
   plan: { upload: Set<EntityKey>; replace: Set<EntityKey>; same: Set<EntityKey> } | undefined;
   releaseJoinLock: (() => void) | undefined;
@@ -104,11 +111,13 @@ export class SyncServer {
   #pending = 0;
   /** The group's sharing scopes; device-scope items never travel from the shared copy. */
   #sharing: SharingState = { version: 0, device: [] };
+  readonly #power: PowerMonitor;
   /** Wire bytes of closed sessions plus live ones, for the benchmark. */
   readonly stats = { sentBytes: 0 };
 
   constructor(options: SyncServerOptions) {
     this.#o = options;
+    this.#power = new PowerMonitor({ clock: options.clock, onChange: (id, p) => options.onPower?.(id, p) });
   }
 
   /** The port actually bound (for port 0). */
@@ -151,6 +160,7 @@ export class SyncServer {
 
   /** Stops: closes every session and the listener. */
   async stop(): Promise<void> {
+    this.#power.stop();
     this.#unsubscribe?.();
     for (const s of this.#sessions) s.conn.close();
     this.#sessions.clear();
@@ -179,8 +189,14 @@ export class SyncServer {
       }));
   }
 
+  /** Whether deep sleep is blocked (a client is operating), and every client's power state. */
+  power(): { deepSleep: DeepSleepState; clients: ClientPower[] } {
+    return { deepSleep: this.#power.deepSleep(), clients: this.#power.all() };
+  }
+
   /** Disconnects a device's session (after `devices remove`). */
   disconnect(deviceId: string, code: 'DEVICE_REMOVED'): void {
+    this.#power.forget(deviceId);
     for (const s of this.#sessions) {
       if (s.phase !== 'handshake' && s.device.id === deviceId) s.conn.refuse(code, 'this device was removed from the group');
     }
@@ -237,7 +253,7 @@ export class SyncServer {
       const rec = this.#o.store.device(s.device.id);
       if (rec) void this.#o.store.putDevice({ ...rec, lastSeen: s.lastHeartbeat, cursor: s.cursor }, { sync: false }).catch(() => undefined);
       if (reason && reason.code !== 'PEER_GONE') this.#o.log.warning(reason.code, `session of ${s.device.id} ended: ${reason.message}`, { deviceId: s.device.id });
-      else this.#o.log.info('DISCONNECTED', `${s.device.name} (${s.device.id}) disconnected`, { deviceId: s.device.id });
+      else if (!s.sleeping) this.#o.log.info('DISCONNECTED', `${s.device.name} (${s.device.id}) disconnected`, { deviceId: s.device.id });
     }
   }
 
@@ -247,10 +263,12 @@ export class SyncServer {
       await this.#hello(s, m.body, m.sig);
       return;
     }
+    // A client going to sleep is not heard: it stops counting as operating from this frame on.
+    if (m.type === HeartbeatType.Sleep) return this.#sleep(s, m);
     this.#heard(s);
     switch (m.type) {
       case HeartbeatType.Ping: {
-        s.skewMs = m.at - this.#o.clock.now();
+        this.#skew(s, m.at);
         s.conn.send({ type: HeartbeatType.Pong, at: this.#o.clock.now(), echo: m.at });
         return;
       }
@@ -269,8 +287,32 @@ export class SyncServer {
     }
   }
 
+  /** Records a client's clock skew; one beyond the bound is a Warning, once per session. */
+  #skew(s: Session, at: number): void {
+    s.skewMs = at - this.#o.clock.now();
+    this.#power.skew(s.device.id, s.skewMs);
+    if (s.skewWarned || Math.abs(s.skewMs) <= MAX_CLOCK_SKEW_MS) return;
+    s.skewWarned = true;
+    const seconds = Math.round(Math.abs(s.skewMs) / 1000);
+    this.#o.log.warning(
+      'CLOCK_SKEW',
+      `${s.device.name} (${s.device.id}): its clock is ${seconds} s ${s.skewMs > 0 ? 'ahead of' : 'behind'} the server's (bound ${MAX_CLOCK_SKEW_MS / 1000} s); set the time (SNTP)`,
+      { deviceId: s.device.id },
+    );
+  }
+
+  /** The client's machine goes to sleep: it no longer blocks deep sleep; closing the session acknowledges it. */
+  #sleep(s: Session, m: SleepMessage): void {
+    s.sleeping = true;
+    this.#skew(s, m.at);
+    this.#power.sleeping(s.device.id);
+    this.#o.log.info('SLEEPING', `${s.device.name} (${s.device.id}) goes to sleep`, { deviceId: s.device.id });
+    s.conn.close();
+  }
+
   #heard(s: Session): void {
     s.lastHeartbeat = this.#o.clock.now();
+    this.#power.heartbeat(s.device.id, s.hello.heartbeat);
     s.deadline?.cancel();
     const limit = s.hello.heartbeat * 1000 * MISSED_HEARTBEATS;
     s.deadline = this.#o.clock.setTimeout(() => {

@@ -34,6 +34,7 @@ const WIRE_TYPES: readonly MessageType[] = [
   'challenge', 'hello', 'welcome', 'refuse',
   'join-offer', 'join-plan', 'upload', 'upload-ack', 'snapshot', 'fetch', 'changes', 'ack', 'deltas', 'release',
   'ping', 'pong',
+  'sleep',
 ];
 const TYPE_CODE = new Map(WIRE_TYPES.map((t, i) => [t, i]));
 

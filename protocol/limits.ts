@@ -44,6 +44,8 @@ export const AUTH_LOCK_MAX_MS = 60 * 60_000;
 /** Default heartbeat interval; a peer is gone after this many missed intervals. */
 export const DEFAULT_HEARTBEAT_SECONDS = 10;
 export const MISSED_HEARTBEATS = 3;
+/** A client whose clock is further than this from the server's is a Warning in the server's sync log. */
+export const MAX_CLOCK_SKEW_MS = 60_000;
 /** Reconnect backoff of a client: full jitter between 0 and min(max, base * 2^attempt). */
 export const RECONNECT_BASE_MS = 500;
 export const RECONNECT_MAX_MS = 30_000;

@@ -110,6 +110,7 @@ export class Store {
   #tick = 0;
   #syncLogKeys: string[] = [];
   #conflictKeys: string[] = [];
+  #writeError: MfpError | undefined;
   /** Batches written and jobs they carried, for the benchmark's group-commit figure. */
   readonly stats = { batches: 0, jobs: 0 };
 
@@ -201,6 +202,7 @@ export class Store {
         await this.kv.write(tx.ops, { sync });
         this.stats.batches++;
         this.stats.jobs += done.length;
+        this.#writeError = undefined;
         this.afterCommit(true);
         for (const d of done) d.job.resolve(d.result);
       } catch (err) {
@@ -208,6 +210,7 @@ export class Store {
           err instanceof MfpError && err.code !== 'STORE_WRITE_FAILED'
             ? err
             : new MfpError('STORE_WRITE_FAILED', `write failed, nothing was applied: ${(err as Error).message}`, { cause: err });
+        this.#writeError = failure;
         this.afterCommit(false);
         try {
           await this.reloadIndex();
@@ -218,6 +221,11 @@ export class Store {
       }
     }
     this.#writing = false;
+  }
+
+  /** The last batch's failure (a full disk, an I/O error), until a batch is written again: for `status`. */
+  get writeError(): MfpError | undefined {
+    return this.#writeError;
   }
 
   /** Called once a batch is written (ok) or has failed, before its jobs resolve. */

@@ -10,6 +10,7 @@ import { register as init } from './commands/init.js';
 import { register as items } from './commands/items.js';
 import { register as log } from './commands/log.js';
 import { register as login } from './commands/login.js';
+import { register as power } from './commands/power.js';
 import { register as role } from './commands/role.js';
 import { register as run } from './commands/run.js';
 import { register as sharing } from './commands/sharing.js';
@@ -25,7 +26,7 @@ const program = new Command('mfpsync')
   .exitOverride();
 program.configureOutput({ writeErr: () => undefined });
 
-for (const register of [init, run, status, role, login, items, users, devices, sharing, exportCommand, importCommand, conflicts, log]) register(program);
+for (const register of [init, run, status, role, login, items, users, devices, sharing, exportCommand, importCommand, power, conflicts, log]) register(program);
 for (const cmd of program.commands) {
   cmd.exitOverride();
   for (const sub of cmd.commands) sub.exitOverride();

@@ -49,7 +49,7 @@ test('the 11th machine is refused with GROUP_FULL; removing a device frees its s
 
   const { devices } = await server.ok<{ devices: { id: string; name: string; state: string; serial: string; location: string }[] }>('devices', 'list');
   t.is(devices.length, 10);
-  t.is(devices.filter((d) => d.state === 'connected').length, 9);
+  t.is(devices.filter((d) => d.state === 'operating').length, 9);
   const filtered = await server.ok<{ devices: { name: string }[] }>('devices', 'list', '--filter', 'SN-c3');
   t.deepEqual(filtered.devices.map((d) => d.name), ['c3']);
 

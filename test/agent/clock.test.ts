@@ -24,7 +24,7 @@ test('heartbeats and the 3-missed-heartbeats timeout run on the injected clock; 
   await admit(client, server.port);
   const id = client.identity.deviceId;
   const device = () => server.listDevices().find((d) => d.id === id)!;
-  t.is(device().state, 'connected');
+  t.is(device().state, 'operating');
 
   // One interval later the client's heartbeat reaches the server, stamped with the injected time.
   clock.advance(10_000);

@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import test from 'ava';
 import { AgentProcess, freePort, joinClient, startServer } from '../helpers/agents.js';
 
-type Devices = { devices: { name: string; state: string }[] };
+type Devices = { devices: { name: string; session: string | null }[] };
 
 /** Waits until the server sees none of its clients connected (their sockets close asynchronously). */
 async function noClients(server: AgentProcess): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const { devices } = await server.ok<Devices>('devices', 'list');
-    if (!devices.some((d) => d.state === 'connected' || d.state === 'joining')) return;
+    if (!devices.some((d) => d.session !== null)) return;
   }
   throw new Error('clients still connected');
 }

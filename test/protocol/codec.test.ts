@@ -102,7 +102,7 @@ const LONG_KANJI = 'u:' + '田'.repeat(43);
 test('there is one fixture per message type of every family', (t) => {
   const all = [...Object.values(SessionType), ...Object.values(SyncType), ...Object.values(HeartbeatType)].sort();
   t.deepEqual(FIXTURES.map((f) => f.type).sort(), all);
-  t.is(all.length, 16);
+  t.is(all.length, 17);
 });
 
 test('the multi-byte names used below are short in UTF-16 but over the limit in UTF-8', (t) => {
@@ -475,6 +475,9 @@ const SHAPES: ShapeCase[] = [
   { type: 'ping', title: 'at beyond 2^53 (uint64 on the wire)', mutate: (o) => { o.at = 2 ** 60; }, field: 'at', why: INT_RANGE },
   { type: 'pong', title: 'echo missing', mutate: (o) => { delete o.echo; }, field: 'echo', why: INT_RANGE },
   { type: 'pong', title: 'a fractional at', mutate: (o) => { o.at = 1717146000131.5; }, field: 'at', why: INT_RANGE },
+  // sleep
+  { type: 'sleep', title: 'at missing', mutate: (o) => { delete o.at; }, field: 'at', why: INT_RANGE },
+  { type: 'sleep', title: 'at as a date string', mutate: (o) => { o.at = '2024-05-31T09:00:00Z'; }, field: 'at', why: INT_RANGE },
 ];
 
 test('the wrong-shape table has at least two cases per message type', (t) => {

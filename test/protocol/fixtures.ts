@@ -184,6 +184,7 @@ export const MESSAGES: readonly Message[] = [
   { type: SyncType.Release, entities: ['u:erin', 'u:frank'] },
   { type: HeartbeatType.Ping, at: 1717146000123, cursor: 1044 },
   { type: HeartbeatType.Pong, at: 1717146000131, echo: 1717146000123 },
+  { type: HeartbeatType.Sleep, at: 1717146000456 },
 ];
 
 /** A fixture: the typed message and its encoded frame. */

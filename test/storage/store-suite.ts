@@ -897,6 +897,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.is((err!.cause as { code?: string }).code, 'ENOSPC');
     const holdErr = await t.throwsAsync(store.updateHolds('A', ['u:bob']));
     assertCoded(t, holdErr, 'STORE_WRITE_FAILED', /nothing was applied/);
+    t.is(store.writeError?.code, 'STORE_WRITE_FAILED', 'the failure is reported until a write succeeds');
     t.deepEqual(await state(), before);
     t.deepEqual([...store.holds('A')], ['u:ann'], 'a hold of the failed batch is still in memory');
     t.deepEqual(announced, [], 'listeners heard of a batch that was not written');
@@ -910,6 +911,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
       { c: 4, status: 'applied', v: 4 },
     ]);
     t.like(await store.readItem('u:ann', 'home'), { v: 3, val: { n: 2 } });
+    t.is(store.writeError, undefined, 'a successful write clears it');
     t.deepEqual(seqs(announced), [3, 4, 5]);
     t.deepEqual(announced.at(-1), { seq: 5, e: 'u:bob', del: true, by: 'bound' });
     t.is(store.device('A')?.lastCounter, 4);

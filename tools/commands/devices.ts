@@ -22,9 +22,9 @@ export function register(program: Command): void {
       action(async (ctx, o: { filter: string }) =>
         print(ctx, await collectDevices(ctx, o.filter), (r: { devices: DeviceEntry[] }) =>
           table(
-            ['DEVICE ID', 'NAME', 'SERIAL', 'LOCATION', 'STATE', 'LAST HEARTBEAT', 'VERSION', 'SKEW', 'LAG'],
+            ['DEVICE ID', 'NAME', 'SERIAL', 'LOCATION', 'STATE', 'SESSION', 'LAST HEARTBEAT', 'VERSION', 'SKEW', 'LAG'],
             r.devices.map((d) => [
-              d.id, d.name, d.serial, d.location, d.state, formatTime(d.lastHeartbeat), `${d.version}/p${d.protocol}`,
+              d.id, d.name, d.serial, d.location, d.state, d.session ?? '-', formatTime(d.lastHeartbeat), `${d.version}/p${d.protocol}`,
               d.skewMs === null ? '-' : `${d.skewMs} ms`, String(d.cursorLag),
             ]),
           ),

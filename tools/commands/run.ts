@@ -49,6 +49,8 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     daemon.agent.on('entity-deleted', emit('entity-deleted'));
     daemon.agent.on('sync-state', emit('sync-state'));
     daemon.agent.on('changes-acked', emit('changes-acked'));
+    daemon.agent.on('deep-sleep', emit('deep-sleep'));
+    daemon.agent.on('device-state', emit('device-state'));
   }
   const status = daemon.agent.status();
   const ready = { event: 'ready', ...status, control: dataPaths(ctx.dataDir).control, ...(initialized ? { initialized } : {}) };
@@ -80,6 +82,6 @@ export function register(program: Command): void {
     .option('--protocol <version>', 'protocol version to speak (1 simulates older firmware)')
     .option('--max-users <n>', 'user bound (default 1000)')
     .option('--apply-during-login <when>', 'a logged-in user\'s changed language/accessibility: immediate or next-login', 'immediate')
-    .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked) as JSON lines on stdout')
+    .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, deep-sleep, device-state) as JSON lines on stdout')
     .action(action(runAgent));
 }

@@ -27,6 +27,8 @@ export function formatStatus(s: Status): string {
     if (s.client.error) lines.push(`last error: ${s.client.error.code}: ${s.client.error.message}`);
   }
   lines.push(`users on this machine: ${s.localUsers}`);
+  lines.push(`health:   ${s.health}`);
+  for (const r of s.healthReasons) lines.push(`  ${r.level}: ${r.code}: ${r.message}`);
   return lines.join('\n');
 }
 

@@ -1,0 +1,76 @@
+/**
+ * The one-look health of a machine for `status`: green, yellow or red, with the reasons. A pure
+ * function of facts the agent gathers, so every rule is tested without staging the fault.
+ *
+ * Red: the machine cannot synchronize until someone acts (the server refused it, its store cannot
+ * write, its clock is not set). Yellow: it works but needs watching (offline and queueing, a clock far
+ * from the server's, the user bound near). Green otherwise. A sleeping client is green: it was told to.
+ */
+import { MAX_CLOCK_SKEW_MS } from '../protocol/limits.js';
+import { PLAUSIBLE_SINCE } from './clock.js';
+import type { ClientState } from './client.js';
+
+/** The traffic light. */
+export type Health = 'green' | 'yellow' | 'red';
+
+/** One reason the machine is not green. */
+export interface HealthReason {
+  level: 'yellow' | 'red';
+  /** An error code or a sync log code (README, "Health"). */
+  code: string;
+  message: string;
+}
+
+/** What health is judged on. */
+export interface HealthFacts {
+  now: number;
+  client?: { state: ClientState; server: string; queued: number; skewMs: number | null; error?: { code: string; message: string } };
+  /** On a server: the clients with a session, and their last measured skew. */
+  clients?: { deviceId: string; name: string; skewMs: number | null }[];
+  /** Stores whose last write failed: name (`local`, `group`) and error. */
+  storeErrors?: { store: string; code: string; message: string }[];
+  /** User counts against their bound, per store. */
+  users?: { store: string; count: number; max: number }[];
+}
+
+/** Share of the user bound from which it is "near". */
+export const USER_LIMIT_NEAR = 0.9;
+
+/** Judges health; the reasons are ordered red first. */
+export function assessHealth(f: HealthFacts): { health: Health; reasons: HealthReason[] } {
+  const red: HealthReason[] = [];
+  const yellow: HealthReason[] = [];
+  if (f.now < PLAUSIBLE_SINCE) {
+    red.push({ level: 'red', code: 'CLOCK_NOT_SET', message: `the clock reads ${new Date(f.now).toISOString()}: set the time (SNTP)` });
+  }
+  for (const e of f.storeErrors ?? []) {
+    red.push({ level: 'red', code: e.code, message: `the ${e.store} store cannot write: ${e.message}` });
+  }
+  const c = f.client;
+  if (c?.state === 'refused') {
+    const code = c.error?.code ?? 'PEER_GONE';
+    red.push({ level: 'red', code, message: `refused by the server ${c.server}: ${c.error?.message ?? 'no reason given'}` });
+  } else if (c && (c.state === 'offline' || c.state === 'connecting')) {
+    const why = c.error ? ` (${c.error.code})` : '';
+    yellow.push({ level: 'yellow', code: 'SERVER_UNREACHABLE', message: `offline: cannot reach the server ${c.server}${why}; ${c.queued} change(s) queued` });
+  }
+  if (c && c.skewMs !== null && Math.abs(c.skewMs) > MAX_CLOCK_SKEW_MS) {
+    yellow.push({ level: 'yellow', code: 'CLOCK_SKEW', message: `this clock is ${skewText(c.skewMs)} the server's` });
+  }
+  for (const s of f.clients ?? []) {
+    if (s.skewMs !== null && Math.abs(s.skewMs) > MAX_CLOCK_SKEW_MS) {
+      yellow.push({ level: 'yellow', code: 'CLOCK_SKEW', message: `the clock of ${s.name} (${s.deviceId}) is ${skewText(s.skewMs)} the server's` });
+    }
+  }
+  for (const u of f.users ?? []) {
+    if (u.count >= Math.ceil(u.max * USER_LIMIT_NEAR)) {
+      yellow.push({ level: 'yellow', code: 'USER_LIMIT_NEAR', message: `${u.count} of ${u.max} users in the ${u.store} store: beyond the bound the least recently used are deleted` });
+    }
+  }
+  const reasons = [...red, ...yellow];
+  return { health: red.length > 0 ? 'red' : yellow.length > 0 ? 'yellow' : 'green', reasons };
+}
+
+function skewText(ms: number): string {
+  return `${Math.round(Math.abs(ms) / 1000)} s ${ms > 0 ? 'ahead of' : 'behind'}`;
+}
