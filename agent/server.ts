@@ -77,6 +77,8 @@ class Session {
   cursor = 0;
   /** Highest cursor the client was told of. */
   toldCursor = 0;
+  /** The first pump after the session went live: its catch-up ends with an immediate cursor notice. */
+  catchingUp = true;
   cursorTimer: Timer | undefined;
   pumping = false;
   pumpAgain = false;
@@ -643,9 +645,18 @@ export class SyncServer {
   /**
    * Entries the client does not hold advance its cursor without a frame; it is told the new cursor a
    * moment later (debounced, so other users' traffic costs it a few small frames a second at most), so
-   * that a reconnect resumes from there instead of re-sending what it fetched at login since.
+   * that a reconnect resumes from there instead of re-sending what it fetched at login since. The
+   * catch-up after a (re)connect is told at once: the client is then exactly where the server is.
    */
   #tellCursor(s: Session): void {
+    if (s.catchingUp && !s.pumping && !s.pumpAgain && s.phase === 'live') {
+      s.catchingUp = false;
+      if (s.cursor > s.toldCursor && !s.conn.closed) {
+        s.toldCursor = s.cursor;
+        s.conn.send({ type: SyncType.Deltas, list: [], seq: s.cursor });
+      }
+      return;
+    }
     if (s.cursor <= s.toldCursor || s.cursorTimer || s.conn.closed) return;
     s.cursorTimer = this.#o.clock.setTimeout(() => {
       s.cursorTimer = undefined;

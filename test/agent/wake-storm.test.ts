@@ -55,7 +55,14 @@ test('nine clients reconnect to a restarted server spread out, each resuming by 
   t.deepEqual(after.filter((e) => e.code === 'JOINED' || e.code === 'ADMITTED'), []);
   const at = connected.map((e) => e.at);
   t.log(`server-side CONNECTED spread ${Math.max(...at) - Math.min(...at)} ms`);
-  const cursors = await Promise.all(clients.map(async (c) => (await c.control<{ client: { cursor: number } }>('status')).client.cursor));
+  // The end of each catch-up tells the client its cursor; wait for it to be applied (a store write).
+  const cursorOf = async (c: AgentProcess) => (await c.control<{ client: { cursor: number } }>('status')).client.cursor;
+  const cursors = await Promise.all(
+    clients.map(async (c) => {
+      for (let i = 0; i < 50 && (await cursorOf(c)) < seq; i++);
+      return cursorOf(c);
+    }),
+  );
   t.deepEqual(cursors, clients.map(() => seq), 'every client is at the server\'s seq');
   t.log(`test ran ${((performance.now() - began) / 1000).toFixed(1)} s`);
 });
