@@ -3,13 +3,12 @@
  * standalone to standalone, refused while client synchronization runs, a server-client's prepared
  * window, and an import on the server reaching a client that holds the user.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import type { ExportResult, ImportResult, PrepareResult } from '../../agent/export.js';
 import { decodeExportFile, encodeExportFile, type ExportBody } from '../../storage/export-file.js';
-import { AgentProcess, joinClient, MFPSYNC, startServer } from '../helpers/agents.js';
+import { AgentProcess, humanShell as human, joinClient, startServer } from '../helpers/agents.js';
 import { tempDir } from '../helpers/tmp.js';
 
 type Items = { items: Record<string, { value: unknown; set: boolean }> };
@@ -18,19 +17,6 @@ type Items = { items: Record<string, { value: unknown; set: boolean }> };
 function exportFile(path: string, body: ExportBody): string {
   writeFileSync(path, encodeExportFile({ software: '0.1.0', createdAt: Date.UTC(2026, 0, 2), source: { deviceId: 'elsewhere', name: 'other', role: 'standalone' }, selection: 'all' }, body));
   return path;
-}
-
-/** Runs the shell without --json: what the technician reads. */
-function human(dataDir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MFPSYNC, '--data', dataDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
 }
 
 test('export on a standalone machine and import on another give the same data', async (t) => {

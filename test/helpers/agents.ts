@@ -25,8 +25,17 @@ export interface ShellResult {
 
 /** Runs the shell on a data directory with --json. */
 export function shell(dataDir: string, ...args: string[]): Promise<ShellResult> {
+  return runShell(dataDir, ['--json', ...args]);
+}
+
+/** Runs the shell without --json: what the technician reads. */
+export function humanShell(dataDir: string, ...args: string[]): Promise<ShellResult> {
+  return runShell(dataDir, args);
+}
+
+function runShell(dataDir: string, args: string[]): Promise<ShellResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MFPSYNC, '--data', dataDir, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MFPSYNC, '--data', dataDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
