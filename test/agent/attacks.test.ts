@@ -18,6 +18,7 @@ import { GroupStore } from '../../storage/group-store.js';
 import { LevelKv } from '../../storage/level-kv.js';
 import { freePort } from '../helpers/agents.js';
 import { admit, openAgent, syncState } from '../helpers/inprocess.js';
+import { rng } from '../../tools/bench/records.js';
 import { Mitm } from '../helpers/mitm.js';
 import { MESSAGES } from '../protocol/fixtures.js';
 
@@ -303,13 +304,8 @@ test('fuzz over real sockets: 200 connections sending mutated frames leave the s
   await server.setRole('server');
   const before = fingerprint(server);
   const fixtures = MESSAGES.map((m) => Buffer.from(encodeMessage(m)));
-  let state = 0x2545f491;
-  const rand = (n: number) => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) % n;
-  };
+  const random = rng(0x2545f491);
+  const rand = (n: number) => Math.floor(random() * n);
   const codes = new Map<string, number>();
   for (let batch = 0; batch < 10; batch++) {
     const results = await Promise.all(

@@ -15,6 +15,8 @@ import { chunk, SyncType } from '../../protocol/sync.js';
 import {
   FIXTURES, fixture, helloBody, helloBodyBytes, MESSAGES, welcomeBody, welcomeBodyBytes,
 } from './fixtures.js';
+// Seeded (mulberry32): the same inputs on every run, so a failure is reproducible.
+import { rng } from '../../tools/bench/records.js';
 
 type Obj = Record<string, unknown>;
 
@@ -79,17 +81,6 @@ function gcFunction(): (() => void) | undefined {
   }
 }
 
-/** Seeded PRNG (mulberry32): the same inputs on every run, so a failure is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // A 129-byte name three ways: ASCII, 2-byte and 3-byte UTF-8 characters. The last two are short in UTF-16
 // (65 and 43 code units) but over MAX_NAME_BYTES in UTF-8, which is what the limit measures.
@@ -549,7 +540,7 @@ test('chunk: the defaults are CHUNK_BYTES and MAX_LIST_ENTRIES', (t) => {
 });
 
 test('chunk: random inputs keep order, never yield an empty chunk, and respect both bounds greedily', (t) => {
-  const random = prng(0xc4a1);
+  const random = rng(0xc4a1);
   for (let round = 0; round < 500; round++) {
     const n = Math.floor(random() * 60);
     const sizes = Array.from({ length: n }, () => Math.floor(random() * 120));
@@ -596,7 +587,7 @@ function mutate(random: () => number, src: Uint8Array): Uint8Array {
 }
 
 test('20,000 random mutations of the fixtures decode to a message or throw MfpError, nothing else', (t) => {
-  const random = prng(0x5eed);
+  const random = rng(0x5eed);
   const counts = new Map<string, number>();
   const others: string[] = [];
   for (let i = 0; i < 20_000; i++) {
@@ -617,7 +608,7 @@ test('20,000 random mutations of the fixtures decode to a message or throw MfpEr
 });
 
 test('a mutated frame that decodes re-encodes to a frame that decodes to the same message', (t) => {
-  const random = prng(0xbead);
+  const random = rng(0xbead);
   const unstable: string[] = [];
   let decoded = 0;
   for (let i = 0; i < 20_000 && unstable.length < 5; i++) {
