@@ -5,10 +5,15 @@
  */
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { MfpError } from '../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, MISSED_HEARTBEATS, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { CATALOG, catalogItem, checkName, entityKey, itemsOfKind, parseEntity, type EntityKey, type ItemKind } from '../storage/catalog.js';
+import { decodeBackupFile, encodeBackupFile } from '../storage/backup-file.js';
 import { changesOf, countsOf, encodeExportFile, readExportFile, writeExportFile } from '../storage/export-file.js';
+import { imageEntries, installImage } from '../storage/image.js';
+import { Keys } from '../storage/keys.js';
+import { decodeRecord, encodeRecord } from '../storage/records.js';
 import { assertValidChange, GroupStore } from '../storage/group-store.js';
 import { LevelKv } from '../storage/level-kv.js';
 import { LocalStore, type RemoteItem } from '../storage/local-store.js';
@@ -25,6 +30,11 @@ import { assessHealth, type HealthFacts } from './health.js';
 import { createLogger, SyncLog, type Logger } from './logger.js';
 import type { ClientPower, DeepSleepState, PowerState } from './power.js';
 import { SyncServer } from './server.js';
+import { BackupLog, clearDeviceSlot, describePlace, loadBackup, parsePlace, storeBackup, type BackupLogEntry } from './backup.js';
+import { countImage, pullImage, pushImage, ReplicaServer, type ReplicaInfo, type ReplicaRelation, type ReplicatedRecord } from './replication.js';
+import {
+  DEFAULT_REPLICATION_INTERVAL_MINUTES, DEFAULT_REPLICATION_THRESHOLD, formatStamp, Replicator, type ReplicationStatus,
+} from './replicator.js';
 
 /** The roles of SPEC §1. */
 export const ROLES = ['standalone', 'server', 'server-client', 'client', 'replica'] as const;
@@ -48,6 +58,8 @@ export interface AgentOptions {
   maxUsers?: number;
   /** A server's handshake deadline (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** The device backup slot's folder (default DATA/backup): a firmware may put it on another partition. */
+  backupDir?: string;
 }
 
 /** Emitted when an item's value changes on this machine. */
@@ -82,6 +94,8 @@ export interface DeviceStateEvent {
 /** The agent's events (kebab-case names). */
 export interface AgentEvents {
   'item-changed': [ItemChangedEvent];
+  /** On a replica: a replication run was installed. */
+  replicated: [ReplicatedRecord];
   'entity-deleted': [{ kind: ItemKind; id: string }];
   'sync-state': [SyncStateEvent];
   /** The server acknowledged changes of this machine (`queued`: how many still wait). */
@@ -171,7 +185,15 @@ export class Agent extends EventEmitter<AgentEvents> {
   #groupId = '';
   #groupKeyFingerprint = '';
   #server: SyncServer | undefined;
+  #groupKey: Identity | undefined;
   #client: SyncClient | undefined;
+  /** On a replica: its listener and the mirrored image (the group store's folder, opened raw). */
+  #replica: ReplicaServer | undefined;
+  #mirror: LevelKv | undefined;
+  readonly #replicator: Replicator;
+  readonly #backupLog: BackupLog;
+  /** A backup, restore or recovery under way (they exclude one another and replication runs). */
+  #continuity: string | undefined;
   #loggedIn = new Set<string>();
   #window: ExportWindow | undefined;
   #closed = false;
@@ -189,6 +211,19 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.clock = clock;
     this.log = new SyncLog(logger, clock);
     this.log.attach(local);
+    this.#backupLog = new BackupLog(local);
+    this.#replicator = new Replicator({
+      local,
+      log: this.log,
+      now: () => clock.now(),
+      run: () => this.#push(),
+      afterRun: () => clearDeviceSlot(this.backupDir),
+    });
+  }
+
+  /** The device backup slot's folder. */
+  get backupDir(): string {
+    return this.#o.backupDir ?? join(this.dataDir, 'backup');
   }
 
   /** Opens an initialized data directory. The role it had is resumed by start(). */
@@ -233,6 +268,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (role === 'server' || role === 'server-client') await this.#startServer();
     if (role === 'server-client') await this.#startClient({ host: 'localhost', port: this.port }, undefined, false);
     if (role === 'client' && server) await this.#startClient(server, undefined, false);
+    if (role === 'replica') await this.#startReplica();
     this.#emitState();
   }
 
@@ -243,6 +279,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#window?.close();
     await this.#stopClient();
     await this.#stopServer();
+    await this.#stopReplica();
     await this.local.close();
   }
 
@@ -336,7 +373,6 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   async setRole(role: Role, options: { server?: string; user?: string; password?: string; force?: boolean } = {}): Promise<ReturnType<Agent['status']>> {
     if (!(ROLES as readonly string[]).includes(role)) throw new MfpError('INVALID_ARGUMENT', `unknown role ${JSON.stringify(role)}; one of ${ROLES.join(', ')}`);
-    if (role === 'replica') throw new MfpError('INVALID_ARGUMENT', 'the replica role is not available in this build (replication is not implemented yet)');
     const target: RoleState = { role };
     if (role === 'client') {
       if (!options.server) throw new MfpError('USAGE', 'role set client needs --server HOST[:PORT]');
@@ -357,24 +393,36 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (role === 'client' && !admission && !(await this.#knowsGroup())) {
       throw new MfpError('USAGE', 'the first connection to a server needs its administrator account: --user ID --password PW');
     }
+    if (this.#continuity) throw new MfpError('REPLICATION_RUNNING', `a ${this.#continuity} is under way; change the role when it ends`);
     // A technician switching roles is at an awake machine: the new client part connects at once.
     this.#asleep = false;
     await this.#stopClient();
+    const wasReplica = current.role === 'replica';
     try {
+      if (wasReplica && role !== 'replica') {
+        // Starting a replica in another role cancels its replication relationship (SPEC §9).
+        await this.#stopReplica();
+        await this.local.setMeta({ replicaOf: undefined });
+      }
       if (willServe && !this.#server) await this.#startServer();
       if (!willServe) await this.#stopServer();
+      if (role === 'replica' && !this.#replica) await this.#startReplica();
       if (role === 'server-client') await this.#startClient({ host: 'localhost', port: this.port }, undefined, true);
       if (role === 'client') await this.#startClient(target.server!, admission, true);
     } catch (err) {
       // Back to the previous role; the error says why the new one was refused.
       await this.#stopClient();
       if (!serving) await this.#stopServer();
+      if (role === 'replica' && !wasReplica) await this.#stopReplica();
+      if (wasReplica && !this.#replica && !this.#server) await this.#startReplica().catch(() => undefined);
       if (serving && !this.#server) await this.#startServer().catch(() => undefined);
       if (current.role === 'server-client') await this.#startClient({ host: 'localhost', port: this.port }, undefined, false).catch(() => undefined);
       if (current.role === 'client' && current.server) await this.#startClient(current.server, undefined, false).catch(() => undefined);
       throw err;
     }
     this.#role = target;
+    // A server that stops serving stops replicating (and forgets the target).
+    if (!willServe) await this.#replicator.stop();
     // A prepared selection belongs to the server-client that prepared it.
     this.#window?.close();
     this.#window = undefined;
@@ -388,7 +436,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     return (await this.local.getMeta('pin')) !== undefined;
   }
 
-  async #startServer(): Promise<void> {
+  async #startServer(takeOver = false): Promise<void> {
     if (this.clock.now() < PLAUSIBLE_SINCE) {
       throw new MfpError('CLOCK_NOT_SET', `the system clock reads ${new Date(this.clock.now()).toISOString()}: set the time (SNTP) before serving`);
     }
@@ -406,8 +454,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         await group.setMeta({ groupKey: key });
       }
       const groupKey = identityFromSecret(Buffer.from(key.secretKey, 'base64'));
-      if (!group.device(this.identity.deviceId)) {
-        await group.putDevice({
+      // An image that another server made (a promoted replica, a restore, a recovery) is taken over:
+      // this machine becomes the group's own device and a new epoch begins.
+      const foreign = group.devices().some((d) => d.self && d.id !== this.identity.deviceId) || (await group.getMeta('replicated')) !== undefined;
+      if (foreign || takeOver || !group.device(this.identity.deviceId)) {
+        const self = {
           id: this.identity.deviceId,
           publicKey: Buffer.from(this.identity.publicKey).toString('base64'),
           name: this.#config.name,
@@ -420,8 +471,12 @@ export class Agent extends EventEmitter<AgentEvents> {
           lastSeen: this.clock.now(),
           lastCounter: 0,
           cursor: 0,
-          self: true,
-        });
+          self: true as const,
+        };
+        if (foreign || takeOver) {
+          await group.takeOver(self);
+          this.log.info('TOOK_OVER', `this machine now serves group ${key.groupId} from its image (seq ${group.seq}); clients resync by checksum (epoch ${group.epoch})`);
+        } else await group.putDevice(self);
       }
       const server = new SyncServer({
         store: group,
@@ -437,19 +492,23 @@ export class Agent extends EventEmitter<AgentEvents> {
         software: SOFTWARE_VERSION,
         ...(this.#o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#o.handshakeTimeoutMs } : {}),
         onPower: (id, p) => this.#onPower(id, p),
+        onSession: () => this.#replicator.trigger('client'),
       });
       await server.start();
       group.onCommit((entries) => {
+        this.#replicator.changed(entries.length);
         const evicted = entries.filter((e) => e.del && e.by === 'bound');
         if (evicted.length > 0) {
           this.log.error('USER_LIMIT_EXCEEDED', `more than ${group.maxUsers} users: deleted the least recently used ${evicted.map((e) => e.e.slice(2)).join(', ')}`);
         }
       });
       this.#group = group;
+      this.#groupKey = groupKey;
       this.#groupId = key.groupId;
       this.#groupKeyFingerprint = fingerprintOf(groupKey.publicKey);
       this.#server = server;
       this.log.info('SERVING', `serving group ${key.groupId} on port ${server.port}`);
+      await this.#replicator.resume();
     } catch (err) {
       await group.close();
       throw err;
@@ -461,6 +520,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     const group = this.#group;
     this.#server = undefined;
     this.#group = undefined;
+    this.#groupKey = undefined;
+    await this.#replicator.close();
     await server?.stop();
     await group?.close();
     // No server, nothing blocks deep sleep any more.
@@ -915,6 +976,308 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.local.syncLog(level);
   }
 
+  // ---- replication, backup and restore (SPEC §9, §10) -------------------------------------------------
+
+  async #startReplica(): Promise<void> {
+    const mirror = new LevelKv(dataPaths(this.dataDir).group);
+    await mirror.open();
+    const replica = new ReplicaServer({
+      kv: mirror,
+      local: this.local,
+      identity: this.identity,
+      admin: this.#config.admin,
+      settings: this.#config.settings,
+      clock: this.clock,
+      log: this.log,
+      host: this.#o.host ?? '::',
+      port: this.#o.port ?? DEFAULT_PORT,
+      software: SOFTWARE_VERSION,
+      ...(this.#o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#o.handshakeTimeoutMs } : {}),
+      onInstalled: (rec) => this.emit('replicated', rec),
+    });
+    try {
+      await replica.start();
+    } catch (err) {
+      await mirror.close();
+      throw err;
+    }
+    this.#mirror = mirror;
+    this.#replica = replica;
+    this.log.info('REPLICA', `replication target on port ${replica.port}`);
+  }
+
+  async #stopReplica(): Promise<void> {
+    const replica = this.#replica;
+    const mirror = this.#mirror;
+    this.#replica = undefined;
+    this.#mirror = undefined;
+    await replica?.stop();
+    await mirror?.close();
+  }
+
+  /** One replication run to the configured target. */
+  async #push() {
+    const group = this.#group;
+    const config = this.#replicator.config;
+    if (!group || !this.#groupKey || !config) throw new MfpError('WRONG_ROLE', 'replication runs on a server');
+    if (this.#continuity) throw new MfpError('REPLICATION_RUNNING', `a ${this.#continuity} is under way; the replication waits for the next trigger`);
+    return pushImage({
+      address: parseAddress(config.to),
+      identity: this.identity,
+      name: this.#config.name,
+      software: SOFTWARE_VERSION,
+      pinnedReplicaKey: config.replicaKey,
+      kv: group.kv,
+      groupId: this.#groupId,
+      groupKey: this.#groupKey,
+      now: () => this.clock.now(),
+    });
+  }
+
+  /**
+   * `replication start`: pairs with the target (its administrator account), runs the first copy now —
+   * its errors are the command's (ADDRESS_INCORRECT, AUTH_INCORRECT, DEST_UNSUPPORTED) — and schedules
+   * the next ones.
+   */
+  async replicationStart(options: { to: string; user: string; password: string; intervalMinutes?: number; threshold?: number }): Promise<ReplicationStatus> {
+    const group = this.#group;
+    if (!group || !this.#groupKey) throw new MfpError('WRONG_ROLE', `replication runs on a server; this machine is ${this.#role.role}`);
+    const interval = options.intervalMinutes ?? DEFAULT_REPLICATION_INTERVAL_MINUTES;
+    const threshold = options.threshold ?? DEFAULT_REPLICATION_THRESHOLD;
+    if (!Number.isFinite(interval) || interval < 0.01 || interval > 7 * 24 * 60) throw new MfpError('INVALID_ARGUMENT', '--interval is in minutes, 0.01 to 10080');
+    if (!Number.isInteger(threshold) || threshold < 1) throw new MfpError('INVALID_ARGUMENT', '--threshold is a number of changes, at least 1');
+    const address = parseAddress(options.to);
+    await this.#replicator.idle();
+    this.#busy('replication');
+    try {
+      const first = await pushImage({
+        address,
+        identity: this.identity,
+        name: this.#config.name,
+        software: SOFTWARE_VERSION,
+        admission: { user: options.user, password: options.password },
+        kv: group.kv,
+        groupId: this.#groupId,
+        groupKey: this.#groupKey,
+        now: () => this.clock.now(),
+      });
+      await this.#replicator.start(
+        {
+          to: formatAddress(address),
+          intervalMinutes: interval,
+          threshold,
+          replicaKey: Buffer.from(first.replicaKey).toString('base64'),
+          replicaId: first.replicaId,
+          startedAt: this.clock.now(),
+        },
+        first,
+      );
+      this.log.info('REPLICATION_STARTED', `replicating to ${formatAddress(address)} (${first.replicaId}) every ${interval} min or ${threshold} changes: first copy ${first.bytes} bytes`);
+    } finally {
+      this.#continuity = undefined;
+    }
+    return this.#replicator.status();
+  }
+
+  /** `replication stop`. */
+  async replicationStop(): Promise<{ stopped: boolean }> {
+    if (!this.#replicator.configured) return { stopped: false };
+    await this.#replicator.stop();
+    this.log.info('REPLICATION_STOPPED', 'replication stopped');
+    return { stopped: true };
+  }
+
+  /** `replication status`: a server's schedule and last run, or what a replica last received. */
+  async replicationStatus(): Promise<ReplicationStatus | { role: 'replica'; message: string; relation: ReplicaRelation | null; last: ReplicatedRecord | null }> {
+    if (this.#replica) {
+      const last = (await this.#replica.last()) ?? null;
+      const relation = (await this.#replica.relation()) ?? null;
+      const message = last
+        ? `Replica of group ${last.groupId} from ${last.source.name} (${last.source.deviceId}). Last Replication: ${formatStamp(last.at)}`
+        : relation ? `Waiting for the first replication of group ${relation.groupId}...` : 'Waiting for a server to start replication to this machine...';
+      return { role: 'replica', message, relation, last };
+    }
+    return this.#replicator.status();
+  }
+
+  /** Whether a replication run is executing. */
+  get replicating(): boolean {
+    return this.#replicator.running || this.#replica?.busy === true;
+  }
+
+  #busy(what: string): void {
+    if (this.#replicator.running || this.#replica?.busy) throw new MfpError('REPLICATION_RUNNING', `a replication is executing; the ${what} waits until it ends`);
+    if (this.#continuity) throw new MfpError('REPLICATION_RUNNING', `a ${this.#continuity} is under way; the ${what} waits until it ends`);
+    this.#continuity = what;
+  }
+
+  /** A server with no client connected (its own client part aside), for restore and recovery. */
+  #quietServer(what: string): GroupStore {
+    const group = this.#group;
+    if (!group || !this.#server) throw new MfpError('WRONG_ROLE', `${what} is for a server; this machine is ${this.#role.role} (\`mfpsync role set server\` first)`);
+    const active = this.#server.sessions();
+    if (active.length > 0) throw new MfpError('CLIENTS_ACTIVE', `${active.length} client(s) are connected (${active.map((x) => x.deviceId).join(', ')}): stop them before a ${what}`);
+    return group;
+  }
+
+  /** Replaces the group's image and serves it: the server stops, the image is installed atomically, it starts again. */
+  async #installGroup(entries: Iterable<readonly [string, Uint8Array]>): Promise<void> {
+    const ownClient = this.#role.role === 'server-client';
+    await this.#stopClient();
+    await this.#stopServer();
+    const kv = new LevelKv(dataPaths(this.dataDir).group);
+    let failure: unknown;
+    try {
+      await kv.open();
+      await installImage(kv, entries);
+    } catch (err) {
+      failure = err;
+    } finally {
+      await kv.close().catch(() => undefined);
+    }
+    // Serve again either way: the install is all or nothing, so on failure the previous image is whole.
+    await this.#startServer(failure === undefined);
+    if (ownClient) await this.#startClient({ host: 'localhost', port: this.port }, undefined, false);
+    this.#emitState();
+    if (failure !== undefined) throw failure;
+  }
+
+  async #logRun(entry: BackupLogEntry): Promise<void> {
+    await this.#backupLog.add(entry).catch(() => undefined);
+    if (entry.result === 'ok') this.log.info(entry.op.toUpperCase(), `${entry.op} ${entry.place}: ${entry.message}`);
+    else this.log.error(entry.result, `${entry.op} ${entry.place} failed: ${entry.message}`);
+  }
+
+  /**
+   * `backup --to device|smb://…`: the group's image from one snapshot, in a signed file whose group key
+   * is sealed to every machine of the group. Refused while a replication executes.
+   */
+  async backup(options: { to: string; user?: string; password?: string }): Promise<{ destination: string; path?: string; bytes: number; seq: number; counts: { users: number; groups: number; devices: number } }> {
+    const group = this.#group;
+    const groupKey = this.#groupKey;
+    if (!group || !groupKey) throw new MfpError('WRONG_ROLE', `backup is for a server; this machine is ${this.#role.role}`);
+    const place = parsePlace(options.to, { deviceDir: this.backupDir, groupId: this.#groupId, ...options });
+    this.#busy('backup');
+    const at = this.clock.now();
+    try {
+      const snap = group.kv.snapshot();
+      let bytes: Uint8Array;
+      let seq = 0;
+      let counts;
+      try {
+        const entries: [string, Uint8Array][] = [];
+        let epoch = '';
+        for await (const [k, v] of imageEntries(snap)) {
+          if (k === Keys.meta('groupKey')) continue;
+          if (k === Keys.meta('seq')) seq = decodeRecord<number>(v, k);
+          if (k === Keys.meta('epoch')) epoch = decodeRecord<string>(v, k);
+          entries.push([k, v]);
+        }
+        counts = await countImage(snap);
+        bytes = encodeBackupFile({
+          software: SOFTWARE_VERSION,
+          createdAt: at,
+          groupId: this.#groupId,
+          groupKey,
+          epoch,
+          seq,
+          counts,
+          recipients: group.devices().map((d) => ({ deviceId: d.id, publicKey: Buffer.from(d.publicKey, 'base64') })),
+          entries,
+        });
+      } catch (err) {
+        if (err instanceof MfpError && err.code.startsWith('DBBU')) throw err;
+        throw new MfpError('DBBU06', `the backup could not be made from the store: ${(err as Error).message}`, { cause: err });
+      } finally {
+        await snap.close();
+      }
+      const opener = { deviceId: this.identity.deviceId, secretKey: this.identity.secretKey, trustedGroupKeys: [groupKey.publicKey] };
+      const where = await storeBackup(place, bytes, this.dataDir, (b) => void decodeBackupFile(b, opener));
+      await this.#logRun({ at, op: 'backup', place: describePlace(place), result: 'ok', message: `seq ${seq}, ${counts.users} users, ${bytes.length} bytes`, bytes: bytes.length, seq });
+      return { destination: where, ...(place.kind === 'device' ? { path: where } : {}), bytes: bytes.length, seq, counts };
+    } catch (err) {
+      const e = err instanceof MfpError ? err : new MfpError(place.kind === 'device' ? 'DBBU01' : 'DBBU02', (err as Error).message, { cause: err });
+      await this.#logRun({ at, op: 'backup', place: describePlace(place), result: e.code, message: e.message });
+      throw e;
+    } finally {
+      this.#continuity = undefined;
+    }
+  }
+
+  /**
+   * `restore --from device|smb://…`: verifies the whole file (signature by a group key this machine
+   * knows, checksum, its own sealed copy of the group key) before anything changes, then installs it
+   * atomically and serves it as a new epoch. For a server with no client connected.
+   */
+  async restore(options: { from: string; user?: string; password?: string }): Promise<{ source: string; seq: number; createdAt: number; counts: { users: number; groups: number; devices: number } }> {
+    this.#quietServer('restore');
+    const place = parsePlace(options.from, { deviceDir: this.backupDir, groupId: this.#groupId, ...options });
+    this.#busy('restore');
+    const at = this.clock.now();
+    try {
+      const pin = await this.local.getMeta<{ groupKey: string }>('pin');
+      const trusted = [this.#groupKey!.publicKey, ...(pin?.groupKey ? [Buffer.from(pin.groupKey, 'base64')] : [])];
+      const file = await loadBackup(place, this.dataDir, { deviceId: this.identity.deviceId, secretKey: this.identity.secretKey, trustedGroupKeys: trusted });
+      const groupKeyRecord: [string, Uint8Array] = [
+        Keys.meta('groupKey'),
+        encodeRecord({ groupId: file.header.groupId, secretKey: Buffer.from(file.groupSecretKey).toString('base64') }),
+      ];
+      try {
+        await this.#installGroup([...file.entries, groupKeyRecord]);
+      } catch (err) {
+        throw new MfpError(place.kind === 'device' ? 'DBRS01' : 'DBRS02', `the verified backup could not be installed: ${(err as Error).message}; the previous data is unchanged`, { cause: err });
+      }
+      await clearDeviceSlot(this.backupDir);
+      const { header } = file;
+      await this.#logRun({ at, op: 'restore', place: describePlace(place), result: 'ok', message: `backup of ${new Date(header.createdAt).toISOString()}, seq ${header.seq}, ${header.counts.users} users`, seq: header.seq });
+      return { source: describePlace(place), seq: header.seq, createdAt: header.createdAt, counts: header.counts };
+    } catch (err) {
+      const e = err instanceof MfpError ? err : new MfpError(place.kind === 'device' ? 'DBRS01' : 'DBRS02', (err as Error).message, { cause: err });
+      await this.#logRun({ at, op: 'restore', place: describePlace(place), result: e.code, message: e.message });
+      throw e;
+    } finally {
+      this.#continuity = undefined;
+    }
+  }
+
+  /** `backup log`: every backup, restore and recovery, oldest first. */
+  async backupLogList(): Promise<{ runs: BackupLogEntry[] }> {
+    return { runs: await this.#backupLog.list() };
+  }
+
+  /**
+   * `recover --from`: a new server loads a replica's image. Without `confirm` it only shows what the
+   * replica holds (its timestamp); with it, the image is pulled, checked against the replica's
+   * digest and installed as this server's group (a new epoch).
+   */
+  async recover(options: { from: string; user: string; password: string; confirm: boolean }): Promise<{ loaded: boolean; replica: ReplicaInfo; bytes?: number }> {
+    this.#quietServer('recovery');
+    const address = parseAddress(options.from);
+    this.#busy('recovery');
+    const at = this.clock.now();
+    try {
+      const pulled = await pullImage({
+        address,
+        identity: this.identity,
+        name: this.#config.name,
+        software: SOFTWARE_VERSION,
+        admission: { user: options.user, password: options.password },
+        confirm: () => options.confirm,
+      });
+      if ('declined' in pulled) return { loaded: false, replica: pulled.info };
+      await this.#installGroup(pulled.entries);
+      await clearDeviceSlot(this.backupDir);
+      await this.#logRun({ at, op: 'recover', place: formatAddress(address), result: 'ok', message: `replica of ${formatStamp(pulled.info.at)}, seq ${pulled.info.seq}, ${pulled.bytes} bytes`, bytes: pulled.bytes, seq: pulled.info.seq });
+      return { loaded: true, replica: pulled.info, bytes: pulled.bytes };
+    } catch (err) {
+      const e = err instanceof MfpError ? err : new MfpError('ADDRESS_INCORRECT', (err as Error).message, { cause: err });
+      if (options.confirm) await this.#logRun({ at, op: 'recover', place: formatAddress(address), result: e.code, message: e.message });
+      throw e;
+    } finally {
+      this.#continuity = undefined;
+    }
+  }
+
   /** A one-look summary of this machine, with its health (green, yellow, red) and why. */
   status() {
     const client = this.#client;
@@ -929,6 +1292,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       protocol: this.#o.protocol ?? PROTOCOL_VERSION,
       role: this.#role.role,
       ...(this.#server ? { port: this.#server.port } : {}),
+      ...(this.#replica ? { port: this.#replica.port } : {}),
       ...(client
         ? {
             client: {

@@ -104,6 +104,17 @@ export function controlMethods(agent: Agent): Record<string, (p: Params) => Prom
       agent.log.info('ADMIN', 'sharing set requested through the control socket');
       return agent.setSharing(req(p, 'item'), req(p, 'scope'));
     },
+    'replication.start': (p) => {
+      const intervalMinutes = p.interval === undefined || p.interval === null ? undefined : Number(p.interval);
+      const threshold = p.threshold === undefined || p.threshold === null ? undefined : Number(p.threshold);
+      return agent.replicationStart({ to: req(p, 'to'), user: req(p, 'user'), password: req(p, 'password'), intervalMinutes, threshold });
+    },
+    'replication.stop': () => agent.replicationStop(),
+    'replication.status': () => agent.replicationStatus(),
+    backup: (p) => agent.backup({ to: req(p, 'to'), user: opt(p, 'user'), password: opt(p, 'password') }),
+    restore: (p) => agent.restore({ from: req(p, 'from'), user: opt(p, 'user'), password: opt(p, 'password') }),
+    'backup.log': () => agent.backupLogList(),
+    recover: (p) => agent.recover({ from: req(p, 'from'), user: req(p, 'user'), password: req(p, 'password'), confirm: p.confirm === true }),
     'power.status': () => agent.power(),
     'power.sleep': () => agent.sleep(),
     'power.wake': () => agent.wake(),

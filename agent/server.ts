@@ -7,13 +7,13 @@
  * live delivery are the same code path, so a client never misses or reorders a change.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
 import { encodeMessage, encodeValue, decodeValue, type Message } from '../protocol/codec.js';
 import { MfpError } from '../protocol/errors.js';
 import { HeartbeatType, type SleepMessage } from '../protocol/heartbeat.js';
 import {
-  HANDSHAKE_TIMEOUT_MS, MAX_CLOCK_SKEW_MS, MAX_CONNECTIONS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MAX_PENDING_HANDSHAKES,
+  HANDSHAKE_TIMEOUT_MS, MAX_CLOCK_SKEW_MS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MAX_PENDING_HANDSHAKES,
   MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS, PROTOCOL_VERSION,
 } from '../protocol/limits.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
@@ -27,10 +27,11 @@ import type { DeviceRecord, FeedEntry, GroupStore } from '../storage/group-store
 import { encodedSize } from '../storage/records.js';
 import type { Clock, Timer } from './clock.js';
 import { Connection } from './connection.js';
-import { checkAdmission, deviceIdOf, serverProof, signParts, verifyParts, type AdminSecret, type Identity } from './identity.js';
+import { listen, type Listener } from './listener.js';
+import { deviceIdOf, serverProof, signParts, verifyParts, type AdminSecret, type Identity } from './identity.js';
 import type { SyncLog } from './logger.js';
 import { PowerMonitor, type ClientPower, type DeepSleepState } from './power.js';
-import { afterFailure, authSubjects } from './rate-limit.js';
+import { checkAdminLogin } from './rate-limit.js';
 
 /** Options of a server. */
 export interface SyncServerOptions {
@@ -52,6 +53,8 @@ export interface SyncServerOptions {
   handshakeTimeoutMs?: number;
   /** A client became operating, sleeping or offline (SPEC §5). */
   onPower?: (deviceId: string, power: ClientPower) => void;
+  /** A client (not the server's own) completed its handshake: it started, woke or reconnected. */
+  onSession?: (deviceId: string, resume: ResumeMode) => void;
 }
 
 /** A connected machine, as `devices list` shows it. */
@@ -105,8 +108,7 @@ class Session {
 /** The server role. */
 export class SyncServer {
   readonly #o: SyncServerOptions;
-  #wss: WebSocketServer | undefined;
-  #http: HttpServer | undefined;
+  #listener: Listener | undefined;
   #sessions = new Set<Session>();
   #joinLock: Promise<void> = Promise.resolve();
   #unsubscribe: (() => void) | undefined;
@@ -124,37 +126,24 @@ export class SyncServer {
 
   /** The port actually bound (for port 0). */
   get port(): number {
-    const addr = this.#http?.address();
-    return typeof addr === 'object' && addr ? addr.port : this.#o.port;
+    return this.#listener?.port ?? this.#o.port;
   }
 
-  /** Starts listening. Throws ADDRESS_INCORRECT when the port cannot be bound. */
   /** The sharing scopes in force (after `sharing set`, with no client connected). */
   setSharing(state: SharingState): void {
     this.#sharing = state;
   }
 
+  /** Starts listening. Throws ADDRESS_INCORRECT when the port cannot be bound. */
   async start(): Promise<void> {
     this.#sharing = await this.#o.store.sharing();
-    // Our own HTTP server, so the upgrade request itself is bounded: headers within the handshake
-    // deadline (a slow-loris upgrade is cut), small headers, a cap on open connections.
-    const timeout = this.#o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-    const http = createServer({ headersTimeout: timeout, requestTimeout: timeout, maxHeaderSize: 8192, connectionsCheckingInterval: Math.min(1000, timeout) });
-    http.maxConnections = MAX_CONNECTIONS;
-    http.on('request', (_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain' }).end('mfpsync speaks WebSocket only\n');
+    this.#listener = await listen({
+      host: this.#o.host,
+      port: this.#o.port,
+      ...(this.#o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#o.handshakeTimeoutMs } : {}),
+      log: this.#o.log,
+      onConnection: (ws, req) => this.#accept(ws, req),
     });
-    const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
-    wss.on('error', (err) => this.#o.log.error('SERVER_ERROR', err.message));
-    wss.on('connection', (ws, req) => this.#accept(ws, req));
-    await new Promise<void>((resolve, reject) => {
-      http.once('listening', resolve);
-      http.once('error', (err) => reject(new MfpError('ADDRESS_INCORRECT', `cannot listen on ${this.#o.host}:${this.#o.port}: ${err.message}`, { cause: err })));
-      http.listen(this.#o.port, this.#o.host);
-    });
-    http.on('error', (err) => this.#o.log.error('SERVER_ERROR', err.message));
-    this.#http = http;
-    this.#wss = wss;
     this.#unsubscribe = this.#o.store.onCommit(() => {
       for (const s of this.#sessions) if (s.phase === 'live') void this.#pump(s);
     });
@@ -166,15 +155,9 @@ export class SyncServer {
     this.#unsubscribe?.();
     for (const s of this.#sessions) s.conn.close();
     this.#sessions.clear();
-    const wss = this.#wss;
-    const http = this.#http;
-    this.#wss = undefined;
-    this.#http = undefined;
-    if (wss) await new Promise<void>((resolve) => wss.close(() => resolve()));
-    if (http) {
-      http.closeAllConnections();
-      await new Promise<void>((resolve) => http.close(() => resolve()));
-    }
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.close();
   }
 
   /** Connected machines other than the server's own client. */
@@ -425,25 +408,13 @@ export class SyncServer {
       { deviceId: device.id },
     );
     if (s.phase === 'live') void this.#pump(s);
+    if (!device.self) this.#o.onSession?.(device.id, resume);
   }
 
   /** Checks administrator credentials under the rate limit; throws AUTH_LOCKED or AUTH_INCORRECT. */
-  async #admit(s: Session, deviceId: string, admission: { user: string; proof: Uint8Array }): Promise<void> {
-    const store = this.#o.store;
-    const { source, account } = authSubjects(s.address, admission.user);
-    const [bySource, byAccount] = await Promise.all([store.authRecord(source), store.authRecord(account)]);
-    const now = this.#o.clock.now();
-    const until = Math.max(bySource.lockedUntil, byAccount.lockedUntil);
-    if (until > now) {
-      this.#o.log.warning('AUTH_LOCKED', `administrator login from ${s.address} for "${admission.user}" refused: locked until ${new Date(until).toISOString()}`, { deviceId });
-      throw new MfpError('AUTH_LOCKED', `too many failed administrator logins from this address or for this account: retry after ${new Date(until).toISOString()}`, { deviceId });
-    }
-    if (!checkAdmission(this.#o.admin, admission.user, admission.proof, s.nonce, deviceId)) {
-      await store.putAuthRecords({ [source]: afterFailure(bySource, now), [account]: afterFailure(byAccount, now) });
-      this.#o.log.error('AUTH_INCORRECT', `administrator login failed for device ${deviceId} from ${s.remote}`, { deviceId });
-      throw new MfpError('AUTH_INCORRECT', 'administrator user id or password incorrect', { deviceId });
-    }
-    if (bySource.failures > 0 || byAccount.failures > 0) await store.putAuthRecords({ [source]: undefined, [account]: undefined });
+  #admit(s: Session, deviceId: string, admission: { user: string; proof: Uint8Array }): Promise<void> {
+    const o = this.#o;
+    return checkAdminLogin({ store: o.store, admin: o.admin, address: s.address, remote: s.remote, deviceId, admission, nonce: s.nonce, now: o.clock.now(), log: o.log });
   }
 
   // ---- join ----------------------------------------------------------------------------------------

@@ -9,12 +9,13 @@ import { Packr } from 'msgpackr';
 import { MfpError } from './errors.js';
 import { HeartbeatType, readHeartbeatMessage, type HeartbeatMessage } from './heartbeat.js';
 import { MAX_FRAME_BYTES } from './limits.js';
+import { readReplicationMessage, ReplicationType, type ReplicationMessage } from './replication.js';
 import { readSessionMessage, SessionType, type SessionMessage } from './session.js';
 import { readSyncMessage, SyncType, type SyncMessage } from './sync.js';
 import { isFields } from './validate.js';
 
 /** Every message of the protocol. */
-export type Message = SessionMessage | SyncMessage | HeartbeatMessage;
+export type Message = SessionMessage | SyncMessage | HeartbeatMessage | ReplicationMessage;
 /** Every message type string. */
 export type MessageType = Message['type'];
 
@@ -24,6 +25,7 @@ const FAMILY = new Map<string, (o: Record<string, unknown>) => Message>([
   ...Object.values(SessionType).map((t) => [t, readSessionMessage] as const),
   ...Object.values(SyncType).map((t) => [t, readSyncMessage] as const),
   ...Object.values(HeartbeatType).map((t) => [t, readHeartbeatMessage] as const),
+  ...Object.values(ReplicationType).map((t) => [t, readReplicationMessage] as const),
 ]);
 
 /**
@@ -35,6 +37,7 @@ const WIRE_TYPES: readonly MessageType[] = [
   'join-offer', 'join-plan', 'upload', 'upload-ack', 'snapshot', 'fetch', 'changes', 'ack', 'deltas', 'release',
   'ping', 'pong',
   'sleep',
+  'repl-challenge', 'repl-hello', 'repl-welcome', 'repl-state', 'repl-data', 'repl-commit', 'repl-done', 'repl-pull',
 ];
 const TYPE_CODE = new Map(WIRE_TYPES.map((t, i) => [t, i]));
 

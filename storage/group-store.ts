@@ -16,6 +16,8 @@ import { Keys, parseSeqPart } from './keys.js';
 import { decodeRecord, encodedSize, valueHash } from './records.js';
 import { Store, type ItemRecord, type StoreOptions, type Tx } from './store.js';
 
+export type { AuthRecord } from './store.js';
+
 /** A committed change as clients receive it: an item's new value, or an entity's deletion. */
 export interface FeedEntry {
   seq: number;
@@ -73,14 +75,6 @@ interface LogRecord {
   by: string;
 }
 
-/** Failed administrator logins of one source address or account. */
-export interface AuthRecord {
-  failures: number;
-  /** When the counted failures began. */
-  since: number;
-  /** Admission is refused until then (0: not locked). */
-  lockedUntil: number;
-}
 
 /** Data of an entity uploaded at join. */
 export interface EntityUpload {
@@ -417,23 +411,6 @@ export class GroupStore extends Store {
     return out;
   }
 
-  // ---- failed administrator logins ------------------------------------------------------------------
-
-  /** Failure record of a subject (`src:ADDR` or `acct:USER`), kept on disk so a restart forgets nothing. */
-  async authRecord(subject: string): Promise<AuthRecord> {
-    return (await this.getMetaKey<AuthRecord>(Keys.authFailures(subject))) ?? { failures: 0, since: 0, lockedUntil: 0 };
-  }
-
-  /** Writes the failure records of several subjects in one fsync'ed batch. */
-  putAuthRecords(records: Record<string, AuthRecord | undefined>): Promise<void> {
-    return this.commit((tx) => {
-      for (const [subject, rec] of Object.entries(records)) {
-        if (rec) tx.put(Keys.authFailures(subject), rec);
-        else tx.del(Keys.authFailures(subject));
-      }
-    });
-  }
-
   // ---- devices and holds ---------------------------------------------------------------------------
 
   /** Every admitted device, the server's own included. */
@@ -460,6 +437,31 @@ export class GroupStore extends Store {
   /** Admits or updates a device. */
   putDevice(rec: DeviceRecord, options: { sync?: boolean } = {}): Promise<void> {
     return this.commit((tx) => this.#putDeviceTx(tx, rec), options);
+  }
+
+  /**
+   * This machine takes the group over from an image (a restore, a recovery, a promoted replica): it
+   * becomes the group's own device, the previous server's record (holds, copies) goes — its slot is
+   * freed — and a new epoch begins, so every client resyncs by checksum against this history instead
+   * of resuming a cursor the image may not have reached.
+   */
+  takeOver(self: DeviceRecord, epoch: string = randomEpoch()): Promise<void> {
+    return this.commit((tx) => {
+      for (const d of this.#devices.values()) {
+        if (!d.self || d.id === self.id) continue;
+        this.#dropCopiesTx(tx, (device) => device === d.id);
+        this.#devices.delete(d.id);
+        tx.del(Keys.device(d.id));
+        for (const e of this.#holds.get(d.id) ?? []) tx.del(Keys.hold(d.id, e));
+        this.#holds.delete(d.id);
+      }
+      const known = this.#devices.get(self.id);
+      this.#putDeviceTx(tx, { ...self, ...(known ? { lastCounter: known.lastCounter, cursor: known.cursor, admittedAt: known.admittedAt } : {}), self: true });
+      this.#epoch = epoch;
+      this.#epochStartSeq = this.#seq;
+      tx.put(Keys.meta('epoch'), epoch);
+      tx.put(Keys.meta('epochStartSeq'), this.#seq);
+    });
   }
 
   /** Removes a device: its slot is freed, its holds and copies dropped, and it is refused until re-admitted. */

@@ -33,6 +33,14 @@ export interface KvStore {
   write(ops: readonly KvOp[], options: KvWriteOptions): Promise<void>;
   /** Entries in key order within the range; the snapshot is taken when iteration starts. */
   entries(range: KvRange): AsyncIterable<[string, Uint8Array]>;
+  /** A read-only view of the store as it is now, unaffected by later writes, until closed. */
+  snapshot(): KvSnapshot;
+}
+
+/** A point-in-time view of a store: several reads of it agree with one another. */
+export interface KvSnapshot {
+  entries(range: KvRange): AsyncIterable<[string, Uint8Array]>;
+  close(): Promise<void>;
 }
 
 /** Compares two strings in UTF-8 byte order (what LevelDB's bytewise comparator does). */

@@ -1,7 +1,7 @@
 /** LevelDB KvStore (classic-level through `level`): the store of every real agent. */
 import { Level } from 'level';
 import { MfpError } from '../protocol/errors.js';
-import type { KvOp, KvRange, KvStore, KvWriteOptions } from './kv.js';
+import type { KvOp, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv.js';
 
 /** A KvStore in a LevelDB folder. Only one process may hold it open. */
 export class LevelKv implements KvStore {
@@ -47,9 +47,27 @@ export class LevelKv implements KvStore {
     }
   }
 
-  async *entries(range: KvRange): AsyncIterable<[string, Uint8Array]> {
+  entries(range: KvRange): AsyncIterable<[string, Uint8Array]> {
+    return this.#iterate(range);
+  }
+
+  snapshot(): KvSnapshot {
+    let snapshot: ReturnType<Level<string, Uint8Array>['snapshot']>;
+    try {
+      snapshot = this.#db.snapshot();
+    } catch (err) {
+      throw wrap(err, 'read');
+    }
+    return {
+      entries: (range) => this.#iterate(range, snapshot),
+      close: () => snapshot.close(),
+    };
+  }
+
+  async *#iterate(range: KvRange, snapshot?: unknown): AsyncIterable<[string, Uint8Array]> {
     const options: Record<string, unknown> = { ...range };
     if (range.limit === undefined) delete options.limit;
+    if (snapshot !== undefined) options.snapshot = snapshot;
     try {
       for await (const entry of this.#db.iterator(options)) yield entry as [string, Uint8Array];
     } catch (err) {

@@ -3,7 +3,7 @@
  * outlives close(): opening the same object again sees it, as reopening a LevelDB folder would.
  */
 import { MfpError } from '../protocol/errors.js';
-import { compareKeys, inRange, type KvOp, type KvRange, type KvStore } from './kv.js';
+import { compareKeys, inRange, type KvOp, type KvRange, type KvSnapshot, type KvStore } from './kv.js';
 
 /** A KvStore that keeps everything in memory. */
 export class MemoryKv implements KvStore {
@@ -43,15 +43,27 @@ export class MemoryKv implements KvStore {
     }
   }
 
-  async *entries(range: KvRange): AsyncIterable<[string, Uint8Array]> {
+  entries(range: KvRange): AsyncIterable<[string, Uint8Array]> {
     this.#check();
+    return MemoryKv.#iterate(this.#keys, this.#values, range);
+  }
+
+  snapshot(): KvSnapshot {
+    this.#check();
+    // Values are never mutated in place (puts store copies), so copying the key list and map suffices.
+    const keys = [...this.#keys];
+    const values = new Map(this.#values);
+    return { entries: (range) => MemoryKv.#iterate(keys, values, range), close: async () => undefined };
+  }
+
+  static async *#iterate(keys: readonly string[], values: ReadonlyMap<string, Uint8Array>, range: KvRange): AsyncIterable<[string, Uint8Array]> {
     const lo = range.gte ?? range.gt;
-    const start = lo === undefined ? 0 : this.#lowerBound(lo);
+    const start = lo === undefined ? 0 : lowerBound(keys, lo);
     const snapshot: [string, Uint8Array][] = [];
-    for (let i = start; i < this.#keys.length; i++) {
-      const key = this.#keys[i]!;
+    for (let i = start; i < keys.length; i++) {
+      const key = keys[i]!;
       if (!inRange(key, { lt: range.lt, lte: range.lte })) break;
-      if (inRange(key, range)) snapshot.push([key, this.#values.get(key)!]);
+      if (inRange(key, range)) snapshot.push([key, values.get(key)!]);
     }
     if (range.reverse) snapshot.reverse();
     const limit = range.limit ?? Infinity;
@@ -59,17 +71,22 @@ export class MemoryKv implements KvStore {
   }
 
   #lowerBound(key: string): number {
-    let lo = 0;
-    let hi = this.#keys.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareKeys(this.#keys[mid]!, key) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBound(this.#keys, key);
   }
 
   #check(): void {
     if (!this.#open) throw new MfpError('STORE_CLOSED', 'the memory store is not open');
   }
+}
+
+/** Index of the first key not below `key`. */
+function lowerBound(keys: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeys(keys[mid]!, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -92,6 +92,15 @@ interface Job {
   reject: (e: unknown) => void;
 }
 
+/** Failed administrator logins of one source address or account. */
+export interface AuthRecord {
+  failures: number;
+  /** When the counted failures began. */
+  since: number;
+  /** Admission is refused until then (0: not locked). */
+  lockedUntil: number;
+}
+
 /** The store core; GroupStore and LocalStore add their role's operations. */
 export class Store {
   readonly kv: KvStore;
@@ -339,6 +348,23 @@ export class Store {
   /** Users with their last use, most recent first. */
   users(): { name: string; lastUsed: number }[] {
     return [...this.userUse].map(([name, lastUsed]) => ({ name, lastUsed })).sort((a, b) => b.lastUsed - a.lastUsed);
+  }
+
+  // ---- failed administrator logins ------------------------------------------------------------------
+
+  /** Failure record of a subject (`src:ADDR` or `acct:USER`), kept on disk so a restart forgets nothing. */
+  async authRecord(subject: string): Promise<AuthRecord> {
+    return (await this.getMetaKey<AuthRecord>(Keys.authFailures(subject))) ?? { failures: 0, since: 0, lockedUntil: 0 };
+  }
+
+  /** Writes the failure records of several subjects in one fsync'ed batch. */
+  putAuthRecords(records: Record<string, AuthRecord | undefined>): Promise<void> {
+    return this.commit((tx) => {
+      for (const [subject, rec] of Object.entries(records)) {
+        if (rec) tx.put(Keys.authFailures(subject), rec);
+        else tx.del(Keys.authFailures(subject));
+      }
+    });
   }
 
   /** Reads a metadata value. */

@@ -2,6 +2,7 @@
 /** The technician shell: `mfpsync COMMAND`. Each command lives in tools/commands/, one file each. */
 import { Command, CommanderError } from 'commander';
 import { MfpError } from '../protocol/errors.js';
+import { register as backup } from './commands/backup.js';
 import { register as conflicts } from './commands/conflicts.js';
 import { register as devices } from './commands/devices.js';
 import { register as exportCommand } from './commands/export.js';
@@ -11,6 +12,8 @@ import { register as items } from './commands/items.js';
 import { register as log } from './commands/log.js';
 import { register as login } from './commands/login.js';
 import { register as power } from './commands/power.js';
+import { register as recover } from './commands/recover.js';
+import { register as replication } from './commands/replication.js';
 import { register as role } from './commands/role.js';
 import { register as run } from './commands/run.js';
 import { register as sharing } from './commands/sharing.js';
@@ -26,7 +29,7 @@ const program = new Command('mfpsync')
   .exitOverride();
 program.configureOutput({ writeErr: () => undefined });
 
-for (const register of [init, run, status, role, login, items, users, devices, sharing, exportCommand, importCommand, power, conflicts, log]) register(program);
+for (const register of [init, run, status, role, login, items, users, devices, sharing, exportCommand, importCommand, replication, recover, backup, power, conflicts, log]) register(program);
 for (const cmd of program.commands) {
   cmd.exitOverride();
   for (const sub of cmd.commands) sub.exitOverride();

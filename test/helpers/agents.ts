@@ -74,6 +74,9 @@ export interface SpawnOptions {
   protocol?: number;
   maxUsers?: number;
   dataDir?: string;
+  /** More `init` flags (e.g. --department-ids) and `run` flags (e.g. --backup-dir DIR). */
+  initArgs?: string[];
+  runArgs?: string[];
 }
 
 /** One agent process. */
@@ -95,7 +98,7 @@ export class AgentProcess {
   /** Initializes a data directory and starts the agent; stopped (SIGKILL if needed) when the test ends. */
   static async spawn(t: ExecutionContext, options: SpawnOptions): Promise<AgentProcess> {
     const dataDir = options.dataDir ?? join(tempDir(t), 'd');
-    const init = await shell(dataDir, 'init', '--name', options.name, '--admin-password', options.adminPassword ?? 'secret-pw', '--serial', `SN-${options.name}`, '--location', `floor-${options.name}`);
+    const init = await shell(dataDir, 'init', '--name', options.name, '--admin-password', options.adminPassword ?? 'secret-pw', '--serial', `SN-${options.name}`, '--location', `floor-${options.name}`, ...(options.initArgs ?? []));
     if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
     const agent = new AgentProcess(dataDir, options);
     t.teardown(() => agent.kill('SIGKILL'));
@@ -110,6 +113,7 @@ export class AgentProcess {
     if (o.heartbeat !== undefined) args.push('--heartbeat', String(o.heartbeat));
     if (o.protocol !== undefined) args.push('--protocol', String(o.protocol));
     if (o.maxUsers !== undefined) args.push('--max-users', String(o.maxUsers));
+    args.push(...(o.runArgs ?? []));
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MFPSYNC_LOG_LEVEL: 'warn' } });
     this.child = child;
     this.events = [];

@@ -124,6 +124,25 @@ export function kvSuite(name: string, make: MakeKv): void {
     t.deepEqual(await keysOf(kv, {}), ['a', 'c', 'd', 'f']);
   });
 
+  test(`${name}: a snapshot keeps reading the data as it was, across several reads, until closed`, async (t) => {
+    const kv = await open(t);
+    await kv.write([put('a', 'a1'), put('b', 'b1'), put('c', 'c1')], { sync: true });
+    const snap = kv.snapshot();
+    await kv.write([put('a', 'a2'), { type: 'del', key: 'b' }, put('d', 'd1')], { sync: true });
+    const read = async (range: KvRange) => {
+      const out: string[] = [];
+      for await (const [k, v] of snap.entries(range)) out.push(`${k}=${text(v)}`);
+      return out;
+    };
+    t.deepEqual(await read({}), ['a=a1', 'b=b1', 'c=c1']);
+    await kv.write([put('c', 'c2')], { sync: true });
+    // A second read of the same snapshot, after more writes, still agrees with the first.
+    t.deepEqual(await read({ gte: 'b' }), ['b=b1', 'c=c1']);
+    await snap.close();
+    t.deepEqual(await keysOf(kv, {}), ['a', 'c', 'd']);
+    t.is(text(await kv.get('c')), 'c2');
+  });
+
   test(`${name}: a batch with an invalid op is refused whole: nothing of it is applied`, async (t) => {
     const kv = await open(t);
     await kv.write([put('keep', 'old')], { sync: true });

@@ -11,7 +11,7 @@ import test, { type ExecutionContext } from 'ava';
 import { MfpError, type ErrorCode } from '../../protocol/errors.js';
 import { MAX_VALUE_BYTES } from '../../protocol/limits.js';
 import { GroupStore, type DeviceRecord, type FeedEntry, type IncomingChange } from '../../storage/group-store.js';
-import type { KvOp, KvRange, KvStore, KvWriteOptions } from '../../storage/kv.js';
+import type { KvOp, KvRange, KvSnapshot, KvStore, KvWriteOptions } from '../../storage/kv.js';
 import { LocalStore, type QueuedChange } from '../../storage/local-store.js';
 import type { StoreOptions } from '../../storage/store.js';
 
@@ -39,6 +39,9 @@ class FlakyKv implements KvStore {
   }
   entries(range: KvRange): AsyncIterable<[string, Uint8Array]> {
     return this.inner.entries(range);
+  }
+  snapshot(): KvSnapshot {
+    return this.inner.snapshot();
   }
 }
 

@@ -1,4 +1,5 @@
 /** `mfpsync run`: the agent, in the foreground, until SIGINT or SIGTERM. */
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isInitialized } from '../../agent/agent.js';
 import { dataPaths, initDataDir } from '../../agent/config.js';
@@ -16,6 +17,7 @@ interface RunOptions {
   maxUsers?: string;
   events?: boolean;
   applyDuringLogin: string;
+  backupDir?: string;
 }
 
 function int(text: string, what: string, min: number, max: number): number {
@@ -41,6 +43,7 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     applyDuringLogin: o.applyDuringLogin,
     ...(o.protocol !== undefined ? { protocol: int(o.protocol, 'protocol', 1, 2) } : {}),
     ...(o.maxUsers !== undefined ? { maxUsers: int(o.maxUsers, 'max-users', 1, 1000) } : {}),
+    ...(o.backupDir !== undefined ? { backupDir: resolve(o.backupDir) } : {}),
   });
   if (o.events) {
     // One JSON line per agent event on stdout: what a firmware shim or a test follows.
@@ -51,6 +54,7 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     daemon.agent.on('changes-acked', emit('changes-acked'));
     daemon.agent.on('deep-sleep', emit('deep-sleep'));
     daemon.agent.on('device-state', emit('device-state'));
+    daemon.agent.on('replicated', emit('replicated'));
   }
   const status = daemon.agent.status();
   const ready = { event: 'ready', ...status, control: dataPaths(ctx.dataDir).control, ...(initialized ? { initialized } : {}) };
@@ -82,6 +86,7 @@ export function register(program: Command): void {
     .option('--protocol <version>', 'protocol version to speak (1 simulates older firmware)')
     .option('--max-users <n>', 'user bound (default 1000)')
     .option('--apply-during-login <when>', 'a logged-in user\'s changed language/accessibility: immediate or next-login', 'immediate')
-    .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, deep-sleep, device-state) as JSON lines on stdout')
+    .option('--backup-dir <dir>', 'folder of the device backup slot (default DATA/backup)')
+    .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, deep-sleep, device-state, replicated) as JSON lines on stdout')
     .action(action(runAgent));
 }

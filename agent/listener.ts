@@ -1,0 +1,55 @@
+/**
+ * The WebSocket listener every listening role shares (a server, a replication target): our own HTTP
+ * server, so the upgrade request itself is bounded — headers within the handshake deadline (a
+ * slow-loris upgrade is cut), small headers, a cap on open connections — and plain HTTP is answered 426.
+ */
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { MfpError } from '../protocol/errors.js';
+import { HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_FRAME_BYTES } from '../protocol/limits.js';
+import type { SyncLog } from './logger.js';
+
+/** Options of a listener. */
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  handshakeTimeoutMs?: number;
+  log: SyncLog;
+  onConnection: (ws: WebSocket, req: IncomingMessage) => void;
+}
+
+/** A bound listener. */
+export interface Listener {
+  /** The port actually bound (for port 0). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Binds the port and accepts WebSocket connections. Throws ADDRESS_INCORRECT when the port cannot be bound. */
+export async function listen(o: ListenerOptions): Promise<Listener> {
+  const timeout = o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const http: HttpServer = createServer({ headersTimeout: timeout, requestTimeout: timeout, maxHeaderSize: 8192, connectionsCheckingInterval: Math.min(1000, timeout) });
+  http.maxConnections = MAX_CONNECTIONS;
+  http.on('request', (_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' }).end('mfpsync speaks WebSocket only\n');
+  });
+  const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
+  wss.on('error', (err) => o.log.error('SERVER_ERROR', err.message));
+  wss.on('connection', o.onConnection);
+  await new Promise<void>((resolve, reject) => {
+    http.once('listening', resolve);
+    http.once('error', (err) => reject(new MfpError('ADDRESS_INCORRECT', `cannot listen on ${o.host}:${o.port}: ${err.message}`, { cause: err })));
+    http.listen(o.port, o.host);
+  });
+  http.on('error', (err) => o.log.error('SERVER_ERROR', err.message));
+  const addr = http.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  return {
+    port,
+    async close() {
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * When a server replicates (SPEC §9): when replication is started, at the configured interval, when the
+ * changes since the last run exceed the threshold, and when a client starts (connects). The interval
+ * is a node-schedule job re-armed after every run, so it does not promise the time of a copy; a target
+ * that cannot be reached is simply tried again at the next trigger. Runs never overlap: a trigger during
+ * a run asks for one more run after it.
+ *
+ * The configuration and the outcome of the last runs live in the local store, so a restart keeps the
+ * schedule and `replication status` keeps telling the truth.
+ */
+import schedule from 'node-schedule';
+import { MfpError, toMfpError } from '../protocol/errors.js';
+import type { LocalStore } from '../storage/local-store.js';
+import type { SyncLog } from './logger.js';
+import type { TransferResult } from './replication.js';
+
+/** What `replication start` configured. */
+export interface ReplicationConfig {
+  /** HOST:PORT of the target. */
+  to: string;
+  /** Minutes between scheduled runs. */
+  intervalMinutes: number;
+  /** A run starts when more changes than this were committed since the last one. */
+  threshold: number;
+  /** The target's device key and id, paired at the first run. */
+  replicaKey: string;
+  replicaId: string;
+  startedAt: number;
+}
+
+/** The outcome of runs so far. */
+export interface ReplicationRecord {
+  config: ReplicationConfig;
+  lastSuccess?: { at: number; seq: number; entries: number; buckets: number; totalBuckets: number; bytes: number };
+  lastFailure?: { at: number; code: string; message: string };
+  runs: number;
+}
+
+/** What `replication status` shows. */
+export interface ReplicationStatus {
+  state: 'waiting' | 'running' | 'error';
+  /** The two messages of SPEC §9. */
+  message: string;
+  to: string;
+  intervalMinutes: number;
+  threshold: number;
+  changesSinceLastRun: number;
+  lastReplication: number | null;
+  lastError: { at: number; code: string; message: string } | null;
+  runs: number;
+  lastRun: ReplicationRecord['lastSuccess'] | null;
+}
+
+/** Default interval and threshold of `replication start`. */
+export const DEFAULT_REPLICATION_INTERVAL_MINUTES = 60;
+export const DEFAULT_REPLICATION_THRESHOLD = 1000;
+
+/** yyyy/mm/dd hh:mm in local time, as the status messages show it. */
+export function formatStamp(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}/${p(d.getMonth() + 1)}/${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/** Options of the scheduler. */
+export interface ReplicatorOptions {
+  local: LocalStore;
+  log: SyncLog;
+  now: () => number;
+  /** One run; resolves with what moved, throws a coded error. */
+  run: () => Promise<TransferResult>;
+  /** Called after every successful run (the device backup slot is deleted then, SPEC §10). */
+  afterRun?: () => Promise<void>;
+}
+
+/** A server's replication schedule. */
+export class Replicator {
+  readonly #o: ReplicatorOptions;
+  #record: ReplicationRecord | undefined;
+  #job: schedule.Job | undefined;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #changes = 0;
+  #stopped = true;
+
+  constructor(options: ReplicatorOptions) {
+    this.#o = options;
+  }
+
+  /** Loads a persisted configuration and resumes its schedule (after an agent restart). */
+  async resume(): Promise<void> {
+    this.#record = await this.#o.local.getMeta<ReplicationRecord>('replication');
+    if (this.#record) {
+      this.#stopped = false;
+      this.#arm();
+    }
+  }
+
+  /** Whether a replication is executing now. */
+  get running(): boolean {
+    return this.#running !== undefined;
+  }
+
+  /** Whether replication is configured. */
+  get configured(): boolean {
+    return this.#record !== undefined;
+  }
+
+  /** The persisted configuration. */
+  get config(): ReplicationConfig | undefined {
+    return this.#record?.config;
+  }
+
+  /** Starts (or restarts with new settings) after a first run that paired the target succeeded. */
+  async start(config: ReplicationConfig, first: TransferResult): Promise<void> {
+    this.#stop();
+    this.#record = { config, runs: 0 };
+    this.#stopped = false;
+    await this.#succeeded(first);
+    this.#arm();
+  }
+
+  /** Stops replicating and forgets the configuration. */
+  async stop(): Promise<void> {
+    this.#stop();
+    this.#record = undefined;
+    await this.#o.local.setMeta({ replication: undefined });
+    await this.#running?.catch(() => undefined);
+  }
+
+  /** Stops timers (agent shutdown); the configuration stays. */
+  async close(): Promise<void> {
+    this.#stop();
+    await this.#running?.catch(() => undefined);
+  }
+
+  #stop(): void {
+    this.#stopped = true;
+    this.#job?.cancel();
+    this.#job = undefined;
+  }
+
+  /** Committed changes since the last run: past the threshold, a run starts. */
+  changed(count: number): void {
+    if (this.#stopped || !this.#record) return;
+    this.#changes += count;
+    if (this.#changes > this.#record.config.threshold) this.trigger('threshold');
+  }
+
+  /** Asks for a run now (or right after the one under way). */
+  trigger(reason: 'interval' | 'threshold' | 'client' | 'manual'): void {
+    if (this.#stopped || !this.#record) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.#runOnce(reason).finally(() => {
+      this.#running = undefined;
+      if (this.#again && !this.#stopped) {
+        this.#again = false;
+        this.trigger(reason);
+      }
+    });
+  }
+
+  /** Resolves when no run is under way (tests, and backup/restore waiting politely). */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running.catch(() => undefined);
+  }
+
+  async #runOnce(reason: string): Promise<void> {
+    const changesBefore = this.#changes;
+    try {
+      const result = await this.#o.run();
+      this.#changes = Math.max(0, this.#changes - changesBefore);
+      await this.#succeeded(result);
+      this.#o.log.info('REPLICATED', `replication (${reason}) to ${this.#record?.config.to}: ${result.buckets} of ${result.totalBuckets} buckets, ${result.bytes} bytes, seq ${result.seq}`);
+    } catch (err) {
+      const e = toMfpError(err, 'ADDRESS_INCORRECT');
+      if (this.#record) {
+        this.#record.lastFailure = { at: this.#o.now(), code: e.code, message: e.message };
+        await this.#o.local.setMeta({ replication: this.#record }).catch(() => undefined);
+      }
+      this.#o.log.error(e.code, `replication (${reason}) to ${this.#record?.config.to} failed: ${e.message}; retried at the next trigger`);
+    } finally {
+      this.#arm();
+    }
+  }
+
+  async #succeeded(r: TransferResult): Promise<void> {
+    const rec = this.#record;
+    if (!rec) return;
+    rec.lastSuccess = { at: r.at, seq: r.seq, entries: r.entries, buckets: r.buckets, totalBuckets: r.totalBuckets, bytes: r.bytes };
+    delete rec.lastFailure;
+    rec.runs++;
+    await this.#o.local.setMeta({ replication: rec });
+    await this.#o.afterRun?.();
+  }
+
+  /** Schedules the next interval run from now. */
+  #arm(): void {
+    this.#job?.cancel();
+    this.#job = undefined;
+    if (this.#stopped || !this.#record) return;
+    const at = new Date(Date.now() + this.#record.config.intervalMinutes * 60_000);
+    this.#job = schedule.scheduleJob(at, () => this.trigger('interval')) ?? undefined;
+  }
+
+  /** `replication status`. */
+  status(): ReplicationStatus {
+    const rec = this.#record;
+    if (!rec) throw new MfpError('NOT_FOUND', 'replication is not configured on this server: `mfpsync replication start --to HOST[:PORT] --user ID --password PW`');
+    const last = rec.lastSuccess?.at ?? null;
+    const failed = rec.lastFailure !== undefined;
+    const message = failed
+      ? `Could not perform replication after ${formatStamp(last ?? rec.config.startedAt)} because an error occurred.`
+      : `Waiting for replication... Last Replication: ${last === null ? '-' : formatStamp(last)}`;
+    return {
+      state: this.running ? 'running' : failed ? 'error' : 'waiting',
+      message,
+      to: rec.config.to,
+      intervalMinutes: rec.config.intervalMinutes,
+      threshold: rec.config.threshold,
+      changesSinceLastRun: this.#changes,
+      lastReplication: last,
+      lastError: rec.lastFailure ?? null,
+      runs: rec.runs,
+      lastRun: rec.lastSuccess ?? null,
+    };
+  }
+}
