@@ -49,6 +49,10 @@ export const ERROR_CODES = {
   IMPORT_INVALID: 'the import file is missing, damaged, truncated, of another program or of an unsupported format; nothing was imported',
   EXPORT_FAILED: 'the export file could not be written; no partial file was left',
   PREPARE_INCOMPLETE: 'the selected users could not be brought up to date from the server; no export window was opened',
+  // backup and restore
+  DBBU01: 'cannot create the backup on the device',
+  DBBU03: 'not enough free space for the backup',
+  DBBU06: 'the backup could not be saved',
 } as const;
 
 /** A stable UPPER_SNAKE error code. */
