@@ -12,20 +12,18 @@
  *   body      MessagePack map: users [{id, items}], groups [{id, items}], shared {items} | null
  *   checksum  32 bytes  SHA-256 of everything before it
  *
- * MessagePack as storage/records.ts writes it: records off, maps as plain objects, so a file decodes
- * the same in any later build. Reading verifies everything before it returns anything — magic, format,
+ * The framing (magic, lengths, checksum, MessagePack as storage/records.ts writes it) is framed-file.ts's,
+ * shared with the backup file. Reading verifies everything before it returns anything — magic, format,
  * lengths, checksum, shapes, counts, item names from the catalog, values plain data within the size
  * limit: a damaged, truncated or foreign file is IMPORT_INVALID, and a caller that applies only what
  * this returns applies nothing of such a file.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { Packr } from 'msgpackr';
 import { MfpError } from '../protocol/errors.js';
 import { MAX_LIST_ENTRIES, MAX_USERS } from '../protocol/limits.js';
-import { fields, int, isFields, list, oneOf, str } from '../protocol/validate.js';
+import { fields, int, isFields, list, oneOf, str, type Fields } from '../protocol/validate.js';
+import { writeFileAtomic } from './atomic-file.js';
 import { checkName, entityKey, type EntityKey } from './catalog.js';
+import { asBuffer, frameFile, packBody, readFileBounded, readFramed, shaped, unpack, type FileKind } from './framed-file.js';
 import { assertValidChange } from './group-store.js';
 
 /** The file's first 8 bytes. */
@@ -39,12 +37,20 @@ export const MAX_EXPORT_BYTES = 256 * 1024 * 1024;
 /** Most user groups in one file. */
 export const MAX_EXPORT_GROUPS = MAX_LIST_ENTRIES;
 
-const PREAMBLE_BYTES = EXPORT_MAGIC.length + 2 + 4;
-const CHECKSUM_BYTES = 32;
 const MAX_LABEL_BYTES = 256;
-const PROTO_KEY = Buffer.from('__proto__');
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, int64AsType: 'number' });
+const EXPORT: FileKind = {
+  name: 'export',
+  use: 'import it',
+  magic: EXPORT_MAGIC,
+  format: EXPORT_FORMAT,
+  maxHeaderBytes: MAX_EXPORT_HEADER_BYTES,
+  maxBytes: MAX_EXPORT_BYTES,
+  trailerBytes: 0,
+  // One code for every fault: an import either applies a whole file or nothing, whatever the reason.
+  invalid: (_fault, why, cause) => invalid(why, cause),
+  tooLarge: (total) => new MfpError('EXPORT_FAILED', `the export would be ${total} bytes; the limit is ${MAX_EXPORT_BYTES}`),
+};
 
 /** One user or user group: its items by catalog name. */
 export interface ExportEntity {
@@ -116,46 +122,13 @@ export function encodeExportFile(header: Omit<ExportHeader, 'counts'>, body: Exp
   } catch (err) {
     throw new MfpError('EXPORT_FAILED', `the data holds what an import would refuse: ${(err as Error).message}`, { cause: err });
   }
-  const bodyBytes = packr.pack(body);
-  const headerBytes = packr.pack({ ...header, counts: countsOf(body), bodyBytes: bodyBytes.length });
-  const total = PREAMBLE_BYTES + headerBytes.length + bodyBytes.length + CHECKSUM_BYTES;
-  if (total > MAX_EXPORT_BYTES) throw new MfpError('EXPORT_FAILED', `the export would be ${total} bytes; the limit is ${MAX_EXPORT_BYTES}`);
-  const out = Buffer.alloc(total);
-  out.set(EXPORT_MAGIC, 0);
-  out.writeUInt16BE(EXPORT_FORMAT, EXPORT_MAGIC.length);
-  out.writeUInt32BE(headerBytes.length, EXPORT_MAGIC.length + 2);
-  out.set(headerBytes, PREAMBLE_BYTES);
-  out.set(bodyBytes, PREAMBLE_BYTES + headerBytes.length);
-  out.set(sha256(out.subarray(0, total - CHECKSUM_BYTES)), total - CHECKSUM_BYTES);
-  return out;
+  return frameFile(EXPORT, { ...header, counts: countsOf(body) }, packBody(body));
 }
 
 /** Decodes and verifies an export file; anything wrong with it is IMPORT_INVALID. */
 export function decodeExportFile(bytes: Uint8Array): ExportFile {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const magicLength = Math.min(buf.length, EXPORT_MAGIC.length);
-  if (!buf.subarray(0, magicLength).equals(EXPORT_MAGIC.subarray(0, magicLength))) {
-    throw invalid('not an mfpsync export file (its first bytes are not the export magic)');
-  }
-  if (buf.length < PREAMBLE_BYTES) throw invalid(`truncated: ${buf.length} bytes, not even the file's preamble`);
-  const format = buf.readUInt16BE(EXPORT_MAGIC.length);
-  if (format !== EXPORT_FORMAT) {
-    throw invalid(format > EXPORT_FORMAT
-      ? `format version ${format} is newer than this build reads (${EXPORT_FORMAT}): import it with a newer mfpsync`
-      : `unknown format version ${format}`);
-  }
-  const headerLength = buf.readUInt32BE(EXPORT_MAGIC.length + 2);
-  if (headerLength > MAX_EXPORT_HEADER_BYTES) throw invalid(`the header claims ${headerLength} bytes; at most ${MAX_EXPORT_HEADER_BYTES}`);
-  if (buf.length < PREAMBLE_BYTES + headerLength + CHECKSUM_BYTES) throw invalid(`truncated: ${buf.length} bytes end inside the header`);
-  const headerBytes = buf.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + headerLength);
-  const { header, bodyBytes } = readHeader(unpack(headerBytes, 'header'));
-  const expected = PREAMBLE_BYTES + headerLength + bodyBytes + CHECKSUM_BYTES;
-  if (buf.length < expected) throw invalid(`truncated: ${buf.length} of ${expected} bytes`);
-  if (buf.length > expected) throw invalid(`${buf.length - expected} bytes after the end of the file's content`);
-  if (!sha256(buf.subarray(0, expected - CHECKSUM_BYTES)).equals(buf.subarray(expected - CHECKSUM_BYTES))) {
-    throw invalid('the checksum does not match the content: the file is damaged');
-  }
-  const body = readBody(unpack(buf.subarray(PREAMBLE_BYTES + headerLength, expected - CHECKSUM_BYTES), 'body'));
+  const { format, header, body: bodyBytes } = readFramed(EXPORT, asBuffer(bytes), readHeader);
+  const body = readBody(unpack(EXPORT, bodyBytes, 'body'));
   const counts = countsOf(body);
   for (const k of ['users', 'groups', 'shared', 'items'] as const) {
     if (counts[k] !== header.counts[k]) throw invalid(`the header counts ${header.counts[k]} ${k}, the body holds ${counts[k]}`);
@@ -164,34 +137,14 @@ export function decodeExportFile(bytes: Uint8Array): ExportFile {
 }
 
 /**
- * Writes a file atomically: a temporary file in the same directory (mode 0600: it holds personal
- * data), fsync'ed, renamed over the target, and the directory fsync'ed. A failure leaves no temporary
- * file and the target as it was; it is EXPORT_FAILED.
+ * Writes an export file atomically (writeFileAtomic: 0600, fsync, rename). A failure leaves no
+ * temporary file and the target as it was; it is EXPORT_FAILED.
  */
 export async function writeExportFile(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    await writeFileAtomic(path, bytes);
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
     throw new MfpError('EXPORT_FAILED', `cannot write ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const dir = await open(dirname(path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  } catch {
-    // The rename is done; a file system without directory fsync still has the file.
   }
 }
 
@@ -199,10 +152,7 @@ export async function writeExportFile(path: string, bytes: Uint8Array): Promise<
 export async function readExportFile(path: string): Promise<ExportFile> {
   let bytes: Buffer;
   try {
-    const s = await stat(path);
-    if (!s.isFile()) throw invalid(`${path} is not a file`);
-    if (s.size > MAX_EXPORT_BYTES) throw invalid(`${path} is ${s.size} bytes; an export file is at most ${MAX_EXPORT_BYTES}`);
-    bytes = await readFile(path);
+    bytes = await readFileBounded(EXPORT, path);
   } catch (err) {
     if (err instanceof MfpError) throw err;
     throw new MfpError('IMPORT_INVALID', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
@@ -216,64 +166,26 @@ function invalid(why: string, cause?: unknown): MfpError {
   return new MfpError('IMPORT_INVALID', `not a valid export file: ${why}`, cause === undefined ? {} : { cause });
 }
 
-function sha256(bytes: Uint8Array): Buffer {
-  return createHash('sha256').update(bytes).digest();
-}
-
-function unpack(bytes: Buffer, part: string): unknown {
-  let value: unknown;
-  try {
-    value = packr.unpack(bytes);
-  } catch (err) {
-    throw invalid(`its ${part} is not one complete MessagePack value (${(err as Error).message})`, err);
-  }
-  // msgpackr renames a `__proto__` key to `__proto_`: a silent change of data. Refused instead.
-  if (bytes.indexOf(PROTO_KEY) >= 0 && hasKey(value, '__proto_')) throw invalid(`its ${part} holds the key __proto__`);
-  return value;
-}
-
-function hasKey(v: unknown, key: string): boolean {
-  if (Array.isArray(v)) return v.some((x) => hasKey(x, key));
-  if (!isFields(v)) return false;
-  return Object.hasOwn(v, key) || Object.values(v).some((x) => hasKey(x, key));
-}
-
-/** Runs a validate.ts reader; its MESSAGE_INVALID becomes IMPORT_INVALID. */
-function shape<T>(read: () => T): T {
-  try {
-    return read();
-  } catch (err) {
-    if (err instanceof MfpError) throw invalid(err.message, err);
-    throw err;
-  }
-}
-
-function readHeader(o: unknown): { header: ExportHeader; bodyBytes: number } {
-  return shape(() => {
-    if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'the header must be a map');
-    const t = 'header';
-    const source = fields(t, o, 'source');
-    const counts = fields(t, o, 'counts');
-    return {
-      header: {
-        software: str(t, o, 'software', MAX_LABEL_BYTES),
-        createdAt: int(t, o, 'createdAt'),
-        source: { deviceId: str(t, source, 'deviceId'), name: str(t, source, 'name', MAX_LABEL_BYTES), role: str(t, source, 'role') },
-        selection: oneOf(t, o, 'selection', ['all', 'prepared'] as const),
-        counts: {
-          users: int('header.counts', counts, 'users', 0, MAX_USERS),
-          groups: int('header.counts', counts, 'groups', 0, MAX_EXPORT_GROUPS),
-          shared: int('header.counts', counts, 'shared', 0, 1),
-          items: int('header.counts', counts, 'items'),
-        },
-      },
-      bodyBytes: int(t, o, 'bodyBytes', 0, MAX_EXPORT_BYTES),
-    };
-  });
+function readHeader(o: Fields): ExportHeader {
+  const t = 'header';
+  const source = fields(t, o, 'source');
+  const counts = fields(t, o, 'counts');
+  return {
+    software: str(t, o, 'software', MAX_LABEL_BYTES),
+    createdAt: int(t, o, 'createdAt'),
+    source: { deviceId: str(t, source, 'deviceId'), name: str(t, source, 'name', MAX_LABEL_BYTES), role: str(t, source, 'role') },
+    selection: oneOf(t, o, 'selection', ['all', 'prepared'] as const),
+    counts: {
+      users: int('header.counts', counts, 'users', 0, MAX_USERS),
+      groups: int('header.counts', counts, 'groups', 0, MAX_EXPORT_GROUPS),
+      shared: int('header.counts', counts, 'shared', 0, 1),
+      items: int('header.counts', counts, 'items'),
+    },
+  };
 }
 
 function readBody(o: unknown): ExportBody {
-  const body = shape(() => {
+  const body = shaped(EXPORT, () => {
     if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'the body must be a map');
     const entities = (k: string, max: number): ExportEntity[] =>
       list('body', o, k, max).map((x, i) => {

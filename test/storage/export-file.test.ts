@@ -4,19 +4,17 @@
  * of other programs; and files whose checksum is right but whose content is not (a crafted file) —
  * each IMPORT_INVALID, class, code and message asserted apart. And the atomic write.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { Packr } from 'msgpackr';
 import { MfpError, type ErrorCode } from '../../protocol/errors.js';
 import { MAX_VALUE_BYTES } from '../../protocol/limits.js';
 import {
   changesOf, decodeExportFile, encodeExportFile, EXPORT_FORMAT, EXPORT_MAGIC, readExportFile, writeExportFile, type ExportBody,
 } from '../../storage/export-file.js';
 import { tempDir } from '../helpers/tmp.js';
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, int64AsType: 'number' });
+import { craftFile, packr, type CraftOptions } from './fixtures/craft.js';
 
 const HEADER = { software: '0.1.0', createdAt: Date.UTC(2026, 2, 3, 4, 5, 6), source: { deviceId: 'aaaabbbbccccdddd', name: 'MFP-3F', role: 'standalone' }, selection: 'all' as const };
 
@@ -47,15 +45,8 @@ function plain(v: unknown): unknown {
 }
 
 /** Frames raw header and body values as a writer would, with a correct checksum: a crafted file. */
-function craft(header: unknown, body: unknown, options: { format?: number; headerBytes?: Uint8Array; bodyBytes?: Uint8Array } = {}): Buffer {
-  const b = options.bodyBytes ?? packr.pack(body);
-  const h = options.headerBytes ?? packr.pack(header === undefined ? undefined : { ...(header as object), bodyBytes: b.length });
-  const pre = Buffer.alloc(14);
-  pre.set(EXPORT_MAGIC, 0);
-  pre.writeUInt16BE(options.format ?? EXPORT_FORMAT, 8);
-  pre.writeUInt32BE(h.length, 10);
-  const content = Buffer.concat([pre, h, b]);
-  return Buffer.concat([content, createHash('sha256').update(content).digest()]);
+function craft(header: unknown, body: unknown, options: CraftOptions = {}): Buffer {
+  return craftFile(EXPORT_MAGIC, EXPORT_FORMAT, header, body, options);
 }
 
 const COUNTS = { users: 3, groups: 1, shared: 1, items: 8 };
