@@ -1167,8 +1167,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       try {
         const entries: [string, Uint8Array][] = [];
         let epoch = '';
+        let items = 0;
         for await (const [k, v] of imageEntries(snap)) {
           if (k === Keys.meta('groupKey')) continue;
+          if (k.startsWith('I\x00')) items++;
           if (k === Keys.meta('seq')) seq = decodeRecord<number>(v, k);
           if (k === Keys.meta('epoch')) epoch = decodeRecord<string>(v, k);
           entries.push([k, v]);
@@ -1181,7 +1183,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           groupKey,
           epoch,
           seq,
-          counts,
+          counts: { ...counts, items },
           recipients: group.devices().map((d) => ({ deviceId: d.id, publicKey: Buffer.from(d.publicKey, 'base64') })),
           entries,
         });

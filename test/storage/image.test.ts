@@ -84,7 +84,7 @@ for (const backend of ['memory', 'level'] as const) {
     t.deepEqual(await dump(target), await dump(source));
     t.is(second.buckets, 1);
     t.true(second.entries < 10, `${second.entries} entries sent for one change`);
-    t.is(bucketOf(key), [...(await ImageDigest.of(source)).buckets.keys()].find((b) => b === bucketOf(key)));
+    t.true((await ImageDigest.of(source)).buckets.has(bucketOf(key)));
 
     // A deletion at the source is a deletion at the target; nothing sent when nothing changed.
     await source.write([{ type: 'del', key: 'I\x00u:user8\x00language' }], { sync: true });

@@ -1,0 +1,134 @@
+/**
+ * End to end: backup and restore (SPEC §10) with agents as real processes — to the device slot and to
+ * a real Samba share; every DBBU/DBRS code produced by a real fault (a 1 MB tmpfs, a folder that cannot
+ * be made, an unknown host, wrong credentials, a read-only share, a missing, truncated, damaged or
+ * foreign file), each leaving the server's data as it was; restore refused with a client connected.
+ */
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import { userRecord } from '../../tools/bench/records.js';
+import { AgentProcess, joinClient, startServer } from '../helpers/agents.js';
+import { startSamba } from '../helpers/samba.js';
+import { mountTmpfs } from '../helpers/tmpfs.js';
+import { tempDir } from '../helpers/tmp.js';
+
+type Err = { error: { code: string; message: string } };
+
+async function seedUsers(server: AgentProcess, n: number, variant = 0): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const rec = userRecord(`user${i}`, variant);
+    for (const item of ['address-list', 'job-defaults', 'language'] as const) await server.control('item.set', { kind: 'user', id: `user${i}`, item, value: rec[item] });
+  }
+}
+
+async function refused(agent: AgentProcess, code: string, ...args: string[]): Promise<string> {
+  const r = await agent.sh(...args);
+  const got = (r.json as Err | undefined)?.error;
+  if (got?.code !== code) throw new Error(`mfpsync ${args.join(' ')}: expected ${code}, got ${r.code} ${r.stderr}`);
+  return got.message;
+}
+
+test('device backup and restore; DBBU01, DBBU03, DBBU06 and DBRS01 from real faults leave the data as it was', async (t) => {
+  const slot = tempDir(t);
+  const { server } = await startServer(t, { runArgs: ['--backup-dir', slot] });
+  await seedUsers(server, 40);
+  const backup = await server.ok<{ path: string; bytes: number; counts: { users: number } }>('backup', '--to', 'device');
+  t.is(backup.path, join(slot, 'mfpsync-backup.mfpb'));
+  t.is(backup.counts.users, 40);
+  const original = await server.value('user', 'user3', 'address-list');
+
+  // Changed after the backup, then restored: the backup's value is back, as a new epoch.
+  const epoch = (await server.ok<{ group: { epoch: string } }>('status')).group.epoch;
+  await server.ok('user', 'set', 'user3', 'address-list', '[{"name":"changed"}]');
+  const restored = await server.ok<{ seq: number; counts: { users: number } }>('restore', '--from', 'device');
+  t.is(restored.counts.users, 40);
+  t.deepEqual(await server.value('user', 'user3', 'address-list'), original);
+  t.not((await server.ok<{ group: { epoch: string } }>('status')).group.epoch, epoch, 'a restore starts a new epoch');
+  t.is((await server.sh('restore', '--from', 'device')).code, 1, 'the slot is deleted by a restore');
+
+  // A damaged, a truncated and a foreign file: DBRS01, nothing changed.
+  await server.ok('backup', '--to', 'device');
+  const good = readFileSync(backup.path);
+  await server.ok('user', 'set', 'user3', 'address-list', '[{"name":"after"}]');
+  const damaged = Buffer.from(good);
+  damaged[damaged.length >> 1]! ^= 0x40;
+  writeFileSync(backup.path, damaged);
+  t.regex(await refused(server, 'DBRS01', 'restore', '--from', 'device'), /damaged/);
+  writeFileSync(backup.path, good.subarray(0, good.length - 100));
+  t.regex(await refused(server, 'DBRS01', 'restore', '--from', 'device'), /truncated/);
+  const { server: stranger } = await startServer(t, { name: 'stranger', runArgs: ['--backup-dir', tempDir(t)] });
+  const foreign = await stranger.ok<{ path: string }>('backup', '--to', 'device');
+  writeFileSync(backup.path, readFileSync(foreign.path));
+  t.regex(await refused(server, 'DBRS01', 'restore', '--from', 'device'), /group|recipient/);
+  t.deepEqual(await server.value('user', 'user3', 'address-list'), [{ name: 'after' }], 'no refused restore changed anything');
+
+  // DBBU01: the slot's folder cannot be made (a file stands where it should be).
+  const blocked = join(tempDir(t), 'file');
+  writeFileSync(blocked, 'x');
+  const { server: s2 } = await startServer(t, { name: 's2', runArgs: ['--backup-dir', join(blocked, 'backup')] });
+  await refused(s2, 'DBBU01', 'backup', '--to', 'device');
+
+  // DBBU03 and DBBU06 on a real small filesystem.
+  const tiny = await mountTmpfs(t, 1024 * 1024);
+  if (!tiny) return;
+  const { server: s3 } = await startServer(t, { name: 's3', runArgs: ['--backup-dir', tiny] });
+  await seedUsers(s3, 150);
+  t.regex(await refused(s3, 'DBBU03', 'backup', '--to', 'device'), /bytes/);
+  const log = await s3.ok<{ runs: { op: string; result: string; place: string }[] }>('backup', 'log');
+  t.like(log.runs.at(-1), { op: 'backup', result: 'DBBU03' });
+  t.deepEqual(await s3.value('user', 'user1', 'language'), userRecord('user1').language);
+
+  // DBBU06: the file system turns read-only (as a failing card does): the backup cannot be saved.
+  const ro = await mountTmpfs(t, 64 * 1024 * 1024);
+  if (!ro) return;
+  const { server: s4 } = await startServer(t, { name: 's4', runArgs: ['--backup-dir', ro] });
+  await s4.ok('backup', '--to', 'device');
+  execFileSync('mount', ['-o', 'remount,ro', ro]);
+  await refused(s4, 'DBBU06', 'backup', '--to', 'device');
+  t.true(existsSync(join(ro, 'mfpsync-backup.mfpb')), 'the previous backup is still there');
+});
+
+test('network backup and restore on a real Samba share; DBBU02-05 and DBRS02-04 from real faults', async (t) => {
+  const smb = await startSamba(t, { shares: [{ name: 'backups' }, { name: 'readonly', readOnly: true }] });
+  if (!smb) return;
+  const url = `smb://${smb.host}:${smb.port}/backups`;
+  const creds = ['--user', smb.user, '--password', smb.password];
+  const { server } = await startServer(t);
+  await seedUsers(server, 30);
+  const done = await server.ok<{ destination: string; bytes: number }>('backup', '--to', url, ...creds);
+  t.regex(done.destination, /^smb:\/\/127\.0\.0\.1:\d+\/backups\/mfpsync-\S+\.mfpb$/);
+  t.false(done.destination.includes(smb.password));
+  const original = await server.value('user', 'user2', 'job-defaults');
+  await server.ok('user', 'set', 'user2', 'job-defaults', '{"copy":{"copies":9}}');
+  await server.ok('restore', '--from', url, ...creds);
+  t.deepEqual(await server.value('user', 'user2', 'job-defaults'), original);
+
+  await refused(server, 'DBBU04', 'backup', '--to', 'smb://no-such-host.invalid/backups', ...creds);
+  await refused(server, 'DBBU05', 'backup', '--to', url, '--user', smb.user, '--password', 'wrong');
+  await refused(server, 'DBBU05', 'backup', '--to', `smb://${smb.host}:${smb.port}/readonly`, ...creds);
+  await refused(server, 'DBBU04', 'backup', '--to', `smb://${smb.host}:${smb.port}/no-such-share`, ...creds);
+  await refused(server, 'DBRS03', 'restore', '--from', `smb://${smb.host}:${smb.port}/readonly`, ...creds);
+  await refused(server, 'DBRS04', 'restore', '--from', url, '--user', smb.user, '--password', 'wrong');
+  // A file damaged on the share: DBRS02, nothing changed.
+  const file = join(smb.dir('backups'), done.destination.split('/').at(-1)!);
+  appendFileSync(file, 'junk');
+  await server.ok('user', 'set', 'user2', 'language', '{"display":"ja","keyboard":"ja-JP"}');
+  t.regex(await refused(server, 'DBRS02', 'restore', '--from', url, ...creds), /bytes after|damaged|truncated/);
+  t.deepEqual(await server.value('user', 'user2', 'language'), { display: 'ja', keyboard: 'ja-JP' });
+  const log = await server.ok<{ runs: { op: string; result: string; place: string }[] }>('backup', 'log');
+  t.deepEqual(log.runs.map((r) => `${r.op} ${r.result}`), [
+    'backup ok', 'restore ok', 'backup DBBU04', 'backup DBBU05', 'backup DBBU05', 'backup DBBU04', 'restore DBRS03', 'restore DBRS04', 'restore DBRS02',
+  ]);
+  t.true(log.runs.every((r) => !r.place.includes(smb.password)), 'credentials never reach the log');
+});
+
+test('restore is refused while a client is connected (CLIENTS_ACTIVE)', async (t) => {
+  const { server, port } = await startServer(t, { runArgs: ['--backup-dir', tempDir(t)] });
+  await server.ok('backup', '--to', 'device');
+  const client = await AgentProcess.spawn(t, { name: 'c' });
+  await joinClient(client, port);
+  await refused(server, 'CLIENTS_ACTIVE', 'restore', '--from', 'device');
+  await refused(client, 'WRONG_ROLE', 'backup', '--to', 'device');
+});
