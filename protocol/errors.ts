@@ -49,6 +49,19 @@ export const ERROR_CODES = {
   IMPORT_INVALID: 'the import file is missing, damaged, truncated, of another program or of an unsupported format; nothing was imported',
   EXPORT_FAILED: 'the export file could not be written; no partial file was left',
   PREPARE_INCOMPLETE: 'the selected users could not be brought up to date from the server; no export window was opened',
+  // backup and restore
+  DBBU01: 'cannot create the backup on the device',
+  DBBU02: 'cannot create the backup on the network (cause unknown): check the settings, the SMB share\'s rights and the network',
+  DBBU03: 'not enough free space for the backup',
+  DBBU04: 'the network destination was not found',
+  DBBU05: 'the network destination is not accessible (credentials or rights)',
+  DBBU06: 'the backup could not be saved',
+  DBRS01: 'cannot restore from the device',
+  DBRS02: 'cannot restore from the network (cause unknown)',
+  DBRS03: 'the network destination was not found',
+  DBRS04: 'the network destination is not accessible (credentials or rights)',
+  REPLICATION_RUNNING: 'a replication is executing; backup and restore wait until it ends',
+  DEST_UNSUPPORTED: 'the replication target is a server, already the target of another server, runs an older version, or has Department ID management enabled',
 } as const;
 
 /** A stable UPPER_SNAKE error code. */
