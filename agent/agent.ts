@@ -192,6 +192,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   #mirror: LevelKv | undefined;
   readonly #replicator: Replicator;
   readonly #backupLog: BackupLog;
+  /** The port a restarted server binds again (after a restore or recovery). */
+  #rebind: number | undefined;
   /** A backup, restore or recovery under way (they exclude one another and replication runs). */
   #continuity: string | undefined;
   #loggedIn = new Set<string>();
@@ -488,7 +490,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         clock: this.clock,
         log: this.log,
         host: this.#o.host ?? '::',
-        port: this.#o.port ?? DEFAULT_PORT,
+        port: this.#rebind ?? this.#o.port ?? DEFAULT_PORT,
         software: SOFTWARE_VERSION,
         ...(this.#o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#o.handshakeTimeoutMs } : {}),
         onPower: (id, p) => this.#onPower(id, p),
@@ -1123,6 +1125,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Replaces the group's image and serves it: the server stops, the image is installed atomically, it starts again. */
   async #installGroup(entries: Iterable<readonly [string, Uint8Array]>): Promise<void> {
     const ownClient = this.#role.role === 'server-client';
+    // Serve again on the same port (with port 0 the first bind chose it: clients know that one).
+    this.#rebind = this.#server?.port;
     await this.#stopClient();
     await this.#stopServer();
     const kv = new LevelKv(dataPaths(this.dataDir).group);
@@ -1213,11 +1217,12 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   async restore(options: { from: string; user?: string; password?: string }): Promise<{ source: string; seq: number; createdAt: number; counts: { users: number; groups: number; devices: number } }> {
     this.#quietServer('restore');
-    const place = parsePlace(options.from, { deviceDir: this.backupDir, groupId: this.#groupId, ...options });
+    // A directory holds one file per group: a machine that was a client of the group restores its file.
+    const pin = await this.local.getMeta<{ groupId: string; groupKey: string }>('pin');
+    const place = parsePlace(options.from, { deviceDir: this.backupDir, groupId: pin?.groupId ?? this.#groupId, ...options });
     this.#busy('restore');
     const at = this.clock.now();
     try {
-      const pin = await this.local.getMeta<{ groupKey: string }>('pin');
       const trusted = [this.#groupKey!.publicKey, ...(pin?.groupKey ? [Buffer.from(pin.groupKey, 'base64')] : [])];
       const file = await loadBackup(place, this.dataDir, { deviceId: this.identity.deviceId, secretKey: this.identity.secretKey, trustedGroupKeys: trusted });
       const groupKeyRecord: [string, Uint8Array] = [

@@ -12,6 +12,7 @@ import {
   HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS, PROTOCOL_VERSION,
   RECONNECT_BASE_MS, RECONNECT_MAX_MS,
 } from '../protocol/limits.js';
+import { ReplicationType } from '../protocol/replication.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
 import { readWelcomeBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
@@ -288,6 +289,7 @@ export class SyncClient {
       onMessage: async (m, raw) => {
         this.#heard();
         if (!challenge) {
+          if (m.type === ReplicationType.Challenge) throw new MfpError('NOT_A_SERVER', `${formatAddress(this.#o.server)} is a replication target, not a server`);
           if (m.type !== SessionType.Challenge) throw new MfpError('MESSAGE_UNEXPECTED', `expected challenge, got ${m.type}`);
           challenge = { message: m, bytes: raw };
           helloBody = this.#hello(conn, m, raw, ephemeral.publicKey);

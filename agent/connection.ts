@@ -16,6 +16,7 @@ import { decodeMessage, encodeMessage, type Message } from '../protocol/codec.js
 import { MfpError, toMfpError, type ErrorCode } from '../protocol/errors.js';
 import { MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES } from '../protocol/limits.js';
 import type { SecureChannel } from '../protocol/secure.js';
+import { ReplicationType } from '../protocol/replication.js';
 import { SessionType } from '../protocol/session.js';
 
 /** Options of a connection. */
@@ -181,7 +182,7 @@ export class Connection {
       this.#closeReason ??= new MfpError(message.code, message.message);
     }
     // Everything after a welcome is sealed with keys its handler derives: hold it until then.
-    if (message.type === SessionType.Welcome && this.#options.expectsWelcome && !this.#secure) {
+    if ((message.type === SessionType.Welcome || message.type === ReplicationType.Welcome) && this.#options.expectsWelcome && !this.#secure) {
       this.#held = [];
       // The larger limit applies from the welcome on (ws checks it at the next frame's header).
       setMaxPayload(this.#ws, MAX_FRAME_BYTES);

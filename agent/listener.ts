@@ -7,7 +7,24 @@ import { createServer, type IncomingMessage, type Server as HttpServer } from 'n
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MfpError } from '../protocol/errors.js';
 import { HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_FRAME_BYTES } from '../protocol/limits.js';
+import type { AuthSettings } from '../protocol/session.js';
+import type { Clock } from './clock.js';
+import type { AdminSecret, Identity } from './identity.js';
 import type { SyncLog } from './logger.js';
+
+/** What every listening role (server, replication target) is given: who it is and where it listens. */
+export interface ListeningRoleOptions {
+  identity: Identity;
+  admin: AdminSecret;
+  settings: AuthSettings;
+  clock: Clock;
+  log: SyncLog;
+  host: string;
+  port: number;
+  software: string;
+  /** Handshake deadline (tests shorten it). */
+  handshakeTimeoutMs?: number;
+}
 
 /** Options of a listener. */
 export interface ListenerOptions {

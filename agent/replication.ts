@@ -20,18 +20,16 @@ import {
   type DigestEntry, type ImageCounts, type ReplChallengeMessage, type ReplCommitMessage, type ReplHelloBody, type ReplWelcomeBody,
 } from '../protocol/replication.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
-import { SessionType, type AuthSettings } from '../protocol/session.js';
+import { SessionType } from '../protocol/session.js';
 import { ImageDigest, ImageReceiver, imageEntries, bucketsToSend, REPLICATED_KEY, sameDigest, type EntrySource } from '../storage/image.js';
 import type { KvSnapshot, KvStore } from '../storage/kv.js';
 import { Keys } from '../storage/keys.js';
 import { decodeRecord, encodeRecord } from '../storage/records.js';
 import type { Store } from '../storage/store.js';
 import type { ServerAddress } from './client.js';
-import type { Clock } from './clock.js';
 import { Connection } from './connection.js';
-import { admissionProof, checkServerProof, deviceIdOf, serverProof, signParts, verifyParts, type AdminSecret, type Identity } from './identity.js';
-import { listen, type Listener } from './listener.js';
-import type { SyncLog } from './logger.js';
+import { admissionProof, checkServerProof, deviceIdOf, serverProof, signParts, verifyParts, type Identity } from './identity.js';
+import { listen, type Listener, type ListeningRoleOptions } from './listener.js';
 import { checkAdminLogin } from './rate-limit.js';
 
 /** Largest image a replica or a recovering server stages in memory. */
@@ -157,20 +155,11 @@ export async function countImage(source: EntrySource): Promise<ImageCounts> {
 // ---- the replica's listener --------------------------------------------------------------------------
 
 /** Options of a replica's listener. */
-export interface ReplicaServerOptions {
+export interface ReplicaServerOptions extends ListeningRoleOptions {
   /** The mirrored image (the group store's folder, opened raw). */
   kv: KvStore;
   /** Failed-login records and the relation. */
   local: Store;
-  identity: Identity;
-  admin: AdminSecret;
-  settings: AuthSettings;
-  clock: Clock;
-  log: SyncLog;
-  host: string;
-  port: number;
-  software: string;
-  handshakeTimeoutMs?: number;
   /** A run completed: the image was installed. */
   onInstalled?: (rec: ReplicatedRecord) => void;
 }

@@ -17,7 +17,7 @@ import {
   MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS, PROTOCOL_VERSION,
 } from '../protocol/limits.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
-import { readHelloBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
+import { readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
   AckStatus, chunk, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
   type SnapshotItem, type UploadMessage,
@@ -25,32 +25,21 @@ import {
 import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog.js';
 import type { DeviceRecord, FeedEntry, GroupStore } from '../storage/group-store.js';
 import { encodedSize } from '../storage/records.js';
-import type { Clock, Timer } from './clock.js';
+import type { Timer } from './clock.js';
 import { Connection } from './connection.js';
-import { listen, type Listener } from './listener.js';
-import { deviceIdOf, serverProof, signParts, verifyParts, type AdminSecret, type Identity } from './identity.js';
-import type { SyncLog } from './logger.js';
+import { listen, type Listener, type ListeningRoleOptions } from './listener.js';
+import { deviceIdOf, serverProof, signParts, verifyParts, type Identity } from './identity.js';
 import { PowerMonitor, type ClientPower, type DeepSleepState } from './power.js';
 import { checkAdminLogin } from './rate-limit.js';
 
 /** Options of a server. */
-export interface SyncServerOptions {
+export interface SyncServerOptions extends ListeningRoleOptions {
   store: GroupStore;
-  identity: Identity;
   /** The group's signing key. */
   groupKey: Identity;
   groupId: string;
-  admin: AdminSecret;
-  settings: AuthSettings;
-  clock: Clock;
-  log: SyncLog;
-  host: string;
-  port: number;
-  software: string;
   /** Most connections still in their handshake at once. */
   maxPending?: number;
-  /** Handshake deadline (tests shorten it). */
-  handshakeTimeoutMs?: number;
   /** A client became operating, sleeping or offline (SPEC §5). */
   onPower?: (deviceId: string, power: ClientPower) => void;
   /** A client (not the server's own) completed its handshake: it started, woke or reconnected. */

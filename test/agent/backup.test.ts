@@ -129,6 +129,6 @@ test('restore is refused while a client is connected (CLIENTS_ACTIVE)', async (t
   await server.ok('backup', '--to', 'device');
   const client = await AgentProcess.spawn(t, { name: 'c' });
   await joinClient(client, port);
-  await refused(server, 'CLIENTS_ACTIVE', 'restore', '--from', 'device');
-  await refused(client, 'WRONG_ROLE', 'backup', '--to', 'device');
+  t.regex(await refused(server, 'CLIENTS_ACTIVE', 'restore', '--from', 'device'), /1 client/);
+  t.regex(await refused(client, 'WRONG_ROLE', 'backup', '--to', 'device'), /server/);
 });

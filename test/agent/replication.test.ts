@@ -104,7 +104,8 @@ test('incremental copies send what changed; a cut or a killed target leaves the 
   const before = await replica.ok<{ last: { seq: number } }>('replication', 'status');
   t.is(before.last.seq, inc.seq);
   await seedUsers(server, 150, 1);
-  proxy.cutAfter('up', proxy.bytes.up + 20_000);
+  // Counted per connection: the run's connection is cut after 20 KB of the transfer.
+  proxy.cutAfter('up', 20_000);
   await restartClient();
   const failed = await waitStatus(server, (s) => s.lastError !== null);
   t.regex(failed.message, new RegExp(`^Could not perform replication after ${STAMP.source} because an error occurred\\.$`));
@@ -165,15 +166,16 @@ async function waitStatus(agent: AgentProcess, pred: (s: ReplicationStatus) => b
 test('a backup during a replication run is refused with REPLICATION_RUNNING; a new machine recovers from the replica', async (t) => {
   const { server } = await startServer(t);
   await seedUsers(server, 60);
-  const { replica, port: replicaPort } = await startReplica(t);
+  const { port: replicaPort } = await startReplica(t);
   const slow = await FaultProxy.start({ targetPort: replicaPort });
   t.teardown(() => slow.close());
-  slow.sliceBytes = 1024;
-  slow.delayMs = 20;
+  // Slow enough that the copy is still running when the backup is asked for, even on a loaded machine.
+  slow.sliceBytes = 512;
+  slow.delayMs = 40;
   const run = server.sh('replication', 'start', '--to', `127.0.0.1:${slow.port}`, ...ADMIN);
   await new Promise<void>((resolve) => slow.once('connection', () => resolve()));
   const busy = await server.sh('backup', '--to', 'device');
-  t.is((busy.json as { error: { code: string } }).error.code, 'REPLICATION_RUNNING');
+  t.is((busy.json as { error?: { code: string } }).error?.code, 'REPLICATION_RUNNING', busy.stdout);
   t.is(busy.code, 6);
   t.is((await run).code, 0);
   t.is((await server.sh('backup', '--to', 'device')).code, 0, 'after the run, a backup goes through');
