@@ -1019,21 +1019,27 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** One replication run to the configured target. */
   async #push() {
-    const group = this.#group;
     const config = this.#replicator.config;
-    if (!group || !this.#groupKey || !config) throw new MfpError('WRONG_ROLE', 'replication runs on a server');
+    if (!config) throw new MfpError('WRONG_ROLE', 'replication is not configured');
     if (this.#continuity) throw new MfpError('REPLICATION_RUNNING', `a ${this.#continuity} is under way; the replication waits for the next trigger`);
-    return pushImage({
-      address: parseAddress(config.to),
+    return pushImage(this.#pushOptions(parseAddress(config.to), { pinnedReplicaKey: config.replicaKey }));
+  }
+
+  /** A push of this server's image to `address`, paired (pinned key) or pairing (administrator account). */
+  #pushOptions(address: ServerAddress, trust: { pinnedReplicaKey: string } | { admission: { user: string; password: string } }): Parameters<typeof pushImage>[0] {
+    const group = this.#group;
+    if (!group || !this.#groupKey) throw new MfpError('WRONG_ROLE', `replication runs on a server; this machine is ${this.#role.role}`);
+    return {
+      address,
       identity: this.identity,
       name: this.#config.name,
       software: SOFTWARE_VERSION,
-      pinnedReplicaKey: config.replicaKey,
+      ...trust,
       kv: group.kv,
       groupId: this.#groupId,
       groupKey: this.#groupKey,
       now: () => this.clock.now(),
-    });
+    };
   }
 
   /**
@@ -1042,8 +1048,7 @@ export class Agent extends EventEmitter<AgentEvents> {
    * the next ones.
    */
   async replicationStart(options: { to: string; user: string; password: string; intervalMinutes?: number; threshold?: number }): Promise<ReplicationStatus> {
-    const group = this.#group;
-    if (!group || !this.#groupKey) throw new MfpError('WRONG_ROLE', `replication runs on a server; this machine is ${this.#role.role}`);
+    if (!this.#group || !this.#groupKey) throw new MfpError('WRONG_ROLE', `replication runs on a server; this machine is ${this.#role.role}`);
     const interval = options.intervalMinutes ?? DEFAULT_REPLICATION_INTERVAL_MINUTES;
     const threshold = options.threshold ?? DEFAULT_REPLICATION_THRESHOLD;
     if (!Number.isFinite(interval) || interval < 0.01 || interval > 7 * 24 * 60) throw new MfpError('INVALID_ARGUMENT', '--interval is in minutes, 0.01 to 10080');
@@ -1052,17 +1057,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.#replicator.idle();
     this.#busy('replication');
     try {
-      const first = await pushImage({
-        address,
-        identity: this.identity,
-        name: this.#config.name,
-        software: SOFTWARE_VERSION,
-        admission: { user: options.user, password: options.password },
-        kv: group.kv,
-        groupId: this.#groupId,
-        groupKey: this.#groupKey,
-        now: () => this.clock.now(),
-      });
+      const first = await pushImage(this.#pushOptions(address, { admission: { user: options.user, password: options.password } }));
       await this.#replicator.start(
         {
           to: formatAddress(address),

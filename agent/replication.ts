@@ -553,26 +553,16 @@ export async function pullImage(o: PeerOptions & { confirm: (info: ReplicaInfo) 
     if (!(await o.confirm(info))) return { info, declined: true };
     conn.send({ type: ReplicationType.Pull });
     const receiver = new ImageReceiver({ maxBytes: MAX_IMAGE_BYTES });
-    const entries: [string, Uint8Array][] = [];
+    const m = await receive(inbox, receiver);
+    const entries = receiver.entries();
     const digest = new ImageDigest();
-    for (;;) {
-      const { m } = await inbox.next();
-      if (m.type === ReplicationType.Data) {
-        receiver.add(m.entries);
-        for (const [k, v] of m.entries) {
-          entries.push([k, v]);
-          digest.add(k, v);
-        }
-        continue;
-      }
-      if (m.type !== ReplicationType.Commit) throw new MfpError('MESSAGE_UNEXPECTED', `expected repl-data or repl-commit, got ${m.type}`);
-      if (!sameDigest(digest.total, m.total) || digest.entries !== m.entries) {
-        throw new MfpError('MESSAGE_INVALID', 'the pulled image does not match the replica\'s digest: nothing was installed');
-      }
-      conn.send({ type: ReplicationType.Done, entries: digest.entries });
-      conn.close();
-      return { info: { ...info, at: m.at, seq: m.seq, entries: m.entries, counts: m.counts }, entries, bytes: conn.bytes.sent + conn.bytes.received };
+    for (const [k, v] of entries) digest.add(k, v);
+    if (!sameDigest(digest.total, m.total) || digest.entries !== m.entries) {
+      throw new MfpError('MESSAGE_INVALID', 'the pulled image does not match the replica\'s digest: nothing was installed');
     }
+    conn.send({ type: ReplicationType.Done, entries: digest.entries });
+    conn.close();
+    return { info: { ...info, at: m.at, seq: m.seq, entries: m.entries, counts: m.counts }, entries, bytes: conn.bytes.sent + conn.bytes.received };
   } finally {
     if (!conn.closed) conn.terminate();
   }

@@ -165,6 +165,11 @@ export class ImageReceiver {
     return this.#bytes;
   }
 
+  /** The staged entries, in the order received. */
+  entries(): [string, Uint8Array][] {
+    return [...this.#staged];
+  }
+
   /** Stages received entries. */
   add(entries: readonly (readonly [string, Uint8Array])[]): void {
     for (const [k, v] of entries) {
