@@ -559,6 +559,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       onEvicted: (users) => this.#evicted(users),
     });
     this.#client = client;
+    // A queued change is sent while its batch is being written (see LocalStore.onQueued).
+    this.local.onQueued = () => client.kick();
     if (wait) await client.admit(admission);
     else client.start();
   }
@@ -566,6 +568,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   async #stopClient(): Promise<void> {
     const client = this.#client;
     this.#client = undefined;
+    this.local.onQueued = undefined;
     await client?.stop();
   }
 

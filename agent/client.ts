@@ -110,7 +110,9 @@ export class SyncClient {
   #inFlight = new Map<number, QueuedChange>();
   #flushing = false;
   #flushAgain = false;
-  #pendingFetch = new Set<string>();
+  #kicked = false;
+  /** Entities to fetch from the server once live (users at login). */
+  #pendingFetch = new Set<EntityKey>();
   #snapshot: { items: SnapshotItem[]; replace: string[] } = { items: [], replace: [] };
   #welcome: WelcomeBody | undefined;
   /** Bytes on the wire, for the benchmark. */
@@ -250,7 +252,7 @@ export class SyncClient {
 
   /** A user logged in: fetch their data now, or as soon as the session is live. */
   login(user: string): void {
-    this.#pendingFetch.add(user);
+    this.#pendingFetch.add(`u:${user}`);
     if (this.#state === 'live') this.#sendFetches();
   }
 
@@ -259,9 +261,17 @@ export class SyncClient {
     if (users.length > 0 && this.#state === 'live') this.#conn?.send({ type: SyncType.Release, entities: users.map((u) => `u:${u}`) });
   }
 
-  /** A local change was queued: send it if the session is live. */
+  /**
+   * A local change was queued: send it if the session is live. Changes queued in the same turn of the
+   * event loop (a burst, an import) go out together in one frame, answered by one acknowledgement.
+   */
   kick(): void {
-    if (this.#state === 'live') void this.#flush();
+    if (this.#state !== 'live' || this.#kicked) return;
+    this.#kicked = true;
+    setImmediate(() => {
+      this.#kicked = false;
+      void this.#flush();
+    });
   }
 
   #setState(state: ClientState, error?: MfpError): void {
@@ -457,6 +467,13 @@ export class SyncClient {
     this.#welcome = welcome;
     this.#capabilities = new Set(welcome.capabilities);
     this.#deviceItems = new Set(welcome.sharing.device);
+    if (welcome.lastCounter > this.#o.store.durableCounter) {
+      // The server applied changes whose local batch was then lost (sent while being written, then a
+      // crash or a failed write): its own changes are never echoed back, so fetch every entity held here
+      // by version; only what differs comes back.
+      for (const e of this.#o.store.entities()) this.#pendingFetch.add(e);
+      this.#o.log.warning('RESYNC', `the server holds changes of this machine up to ${welcome.lastCounter}, this store only up to ${this.#o.store.durableCounter}: fetching its copy of every entity held here`);
+    }
     await this.#o.store.raiseCounter(welcome.lastCounter);
     if (this.#sleeping) return;
     this.#beat();
@@ -613,7 +630,7 @@ export class SyncClient {
         }
       }
     });
-    const { conflicts, rejected } = await this.#o.store.settle(this.#o.identity.deviceId, outcomes, sent);
+    const { conflicts, rejected, restored } = await this.#o.store.settle(this.#o.identity.deviceId, outcomes, sent);
     this.#o.onAcked?.({
       applied: outcomes.filter((o) => o.status === 'applied').length,
       duplicates: outcomes.filter((o) => o.status === 'duplicate').length,
@@ -623,7 +640,7 @@ export class SyncClient {
     });
     if (conflicts > 0) this.#o.log.warning('CONFLICT', `${conflicts} offline edit(s) lost to newer server values; see \`mfpsync conflicts list\``);
     // A lost conflict changes the local value to the server's: tell the firmware like any remote change.
-    const taken: RemoteItem[] = [];
+    const taken: RemoteItem[] = [...restored];
     for (const o of outcomes) {
       const q = o.status === 'conflict' ? sent.find((x) => x.c === o.c) : undefined;
       if (q && o.status === 'conflict') taken.push({ e: q.e, n: q.n, v: o.v, val: o.val });
@@ -668,8 +685,7 @@ export class SyncClient {
   #sendFetches(): void {
     const conn = this.#conn;
     if (!conn) return;
-    for (const user of this.#pendingFetch) {
-      const e = `u:${user}`;
+    for (const e of this.#pendingFetch) {
       const have = [...(this.#o.store.itemStates(e) ?? new Map())].map(([n, s]) => [n, s.v] as [string, number]);
       conn.send({ type: SyncType.Fetch, e, have });
     }

@@ -28,11 +28,33 @@ export interface RemoteItem {
   val: unknown;
 }
 
+/**
+ * Queued values kept in memory, so that sending a change needs no disk read; beyond this budget (a long
+ * offline spell, an import) the values stay on disk only and a flush reads them back.
+ */
+const QUEUE_CACHE_BYTES = 4 * 1024 * 1024;
+
+/** A queue entry as kept in memory: its item, and its whole change while within the cache budget. */
+interface QueueEntry {
+  e: EntityKey;
+  n: string;
+  change: QueuedChange | undefined;
+  bytes: number;
+}
+
 /** A machine's local store. */
 export class LocalStore extends Store {
   #counter = 0;
+  /** The highest change counter known to be on disk. */
+  #durableCounter = 0;
   #cursor = 0;
-  #queued = new Map<number, { e: EntityKey; n: string }>();
+  #queued = new Map<number, QueueEntry>();
+  #cachedBytes = 0;
+  /**
+   * Called from inside the batch that queues a local change, before that batch is written: the client
+   * sends the change while it is being written, so the local fsync and the server's overlap.
+   */
+  onQueued: (() => void) | undefined;
 
   /** Opens (creating if needed) a local store. */
   static async open(options: StoreOptions): Promise<LocalStore> {
@@ -43,18 +65,56 @@ export class LocalStore extends Store {
 
   protected override async reloadIndex(): Promise<void> {
     await super.reloadIndex();
-    this.#counter = (await this.getMeta<number>('counter')) ?? 0;
+    const counter = (await this.getMeta<number>('counter')) ?? 0;
+    this.#durableCounter = counter;
+    // Never backwards in memory: after a failed batch, a counter already sent to the server is not reused
+    // (the server would take the next change for a duplicate).
+    this.#counter = Math.max(this.#counter, counter);
     this.#cursor = (await this.getMeta<number>('cursor')) ?? 0;
     this.#queued.clear();
+    this.#cachedBytes = 0;
     for await (const [k, bytes] of this.kv.entries(Keys.allQueue())) {
-      const q = decodeRecord<QueuedChange>(bytes, k);
-      this.#queued.set(q.c, { e: q.e, n: q.n });
+      this.#cache(decodeRecord<QueuedChange>(bytes, k), bytes.length);
     }
+  }
+
+  protected override afterCommit(ok: boolean): void {
+    // The next batch's builders have not run yet: the counter is exactly what this batch wrote.
+    if (ok) this.#durableCounter = this.#counter;
   }
 
   /** Last change counter used. */
   get counter(): number {
     return this.#counter;
+  }
+
+  /**
+   * The highest change counter on disk. Lower than what the server last saw from this machine only if
+   * changes sent while their batch was written were then lost (a crash, a failed write).
+   */
+  get durableCounter(): number {
+    return this.#durableCounter;
+  }
+
+  #cache(q: QueuedChange, bytes: number): void {
+    this.#uncache(q.c);
+    const keep = this.#cachedBytes + bytes <= QUEUE_CACHE_BYTES;
+    if (keep) this.#cachedBytes += bytes;
+    this.#queued.set(q.c, { e: q.e, n: q.n, change: keep ? q : undefined, bytes: keep ? bytes : 0 });
+  }
+
+  #uncache(c: number): boolean {
+    const entry = this.#queued.get(c);
+    if (!entry) return false;
+    this.#cachedBytes -= entry.bytes;
+    return this.#queued.delete(c);
+  }
+
+  /** Queues a change inside a batch. */
+  #enqueueTx(tx: Tx, q: QueuedChange): void {
+    tx.put(Keys.queue(q.c), q);
+    const op = tx.ops[tx.ops.length - 1]!;
+    this.#cache(q, op.type === 'put' ? op.value.length : 0);
   }
 
   /** The server sequence number up to which this machine has applied the group's changes. */
@@ -80,12 +140,12 @@ export class LocalStore extends Store {
       let counter = 0;
       if (options.queue) {
         counter = ++this.#counter;
-        tx.put(Keys.queue(counter), { c: counter, e, n, val: value, base: cur?.v ?? 0, at } satisfies QueuedChange);
+        this.#enqueueTx(tx, { c: counter, e, n, val: value, base: cur?.v ?? 0, at });
         tx.put(Keys.meta('counter'), counter);
-        this.#queued.set(counter, { e, n });
       }
       const parsed = parseEntity(e)!;
       const evicted = parsed.kind === 'user' ? this.touchUserTx(tx, parsed.id, at) : [];
+      if (options.queue) this.onQueued?.();
       return { counter, evicted };
     });
   }
@@ -104,8 +164,7 @@ export class LocalStore extends Store {
         this.writeItemTx(tx, e, n, { v: cur?.v ?? 0, h: valueHash(blankLocalParts(catalogItem(parsed.kind, n), val)), by: selfId, at, val });
         if (options.queue) {
           const counter = ++this.#counter;
-          tx.put(Keys.queue(counter), { c: counter, e, n, val, base: cur?.v ?? 0, at } satisfies QueuedChange);
-          this.#queued.set(counter, { e, n });
+          this.#enqueueTx(tx, { c: counter, e, n, val, base: cur?.v ?? 0, at });
         }
         if (parsed.kind === 'user') users.add(parsed.id);
       }
@@ -136,9 +195,16 @@ export class LocalStore extends Store {
     });
   }
 
-  /** Queued changes in counter order, at most `limit`. */
+  /** Queued changes in counter order, at most `limit`: from memory when their values are cached. */
   async queued(limit = Infinity): Promise<QueuedChange[]> {
     const out: QueuedChange[] = [];
+    for (const entry of this.#queued.values()) {
+      if (out.length >= limit) return out;
+      if (!entry.change) break;
+      out.push(entry.change);
+    }
+    if (out.length === this.#queued.size) return out;
+    out.length = 0;
     for await (const [k, bytes] of this.kv.entries({ ...Keys.allQueue(), limit: Number.isFinite(limit) ? limit : undefined })) {
       out.push(decodeRecord<QueuedChange>(bytes, k));
     }
@@ -149,19 +215,31 @@ export class LocalStore extends Store {
    * Settles acknowledged changes: removes them from the queue, adopts the server's version, and for a
    * conflict keeps the losing value in the conflict log and takes the server's value.
    */
-  settle(selfId: string, outcomes: readonly ChangeOutcome[], sent: readonly QueuedChange[]): Promise<{ conflicts: number; rejected: number }> {
+  settle(selfId: string, outcomes: readonly ChangeOutcome[], sent: readonly QueuedChange[]): Promise<{ conflicts: number; rejected: number; restored: RemoteItem[] }> {
     const byCounter = new Map(sent.map((q) => [q.c, q]));
     // Not fsync'ed: if a power loss undoes it, the queue entries come back and are re-sent, and the
     // server answers them as duplicates.
     return this.commit((tx) => {
       let conflicts = 0;
       let rejected = 0;
+      const restored: RemoteItem[] = [];
       for (const o of outcomes) {
         const q = byCounter.get(o.c);
-        if (!q || !this.#queued.delete(o.c)) continue;
+        if (!q) continue;
+        const laterQueued = () => [...this.#queued.values()].some((l) => l.e === q.e && l.n === q.n);
+        if (!this.#uncache(o.c)) {
+          // Applied by the server, but the batch that queued it here failed after it was sent: the
+          // server's copy is the truth, so this machine takes it (unless newer values are here by now).
+          const cur = this.index.get(q.e)?.get(q.n);
+          if (o.status === 'applied' && (cur?.v ?? 0) < o.v && !laterQueued()) {
+            restored.push({ e: q.e, n: q.n, v: o.v, val: q.val });
+            this.#remoteTx(tx, { e: q.e, n: q.n, v: o.v, val: q.val }, q.val, true);
+          }
+          continue;
+        }
         tx.del(Keys.queue(o.c));
         // A later queued change of the same item carries the local value on; it settles that item.
-        if ([...this.#queued.values()].some((l) => l.e === q.e && l.n === q.n)) {
+        if (laterQueued()) {
           if (o.status === 'conflict') conflicts++;
           if (o.status === 'conflict') this.addConflictTx(tx, conflictOf(selfId, q, o.v, this.now()));
           continue;
@@ -179,7 +257,7 @@ export class LocalStore extends Store {
           rejected++;
         }
       }
-      return { conflicts, rejected };
+      return { conflicts, rejected, restored };
     }, { sync: false });
   }
 
@@ -292,7 +370,7 @@ export class LocalStore extends Store {
   async rebaseQueue(): Promise<void> {
     const all = await this.queued();
     await this.commit((tx) => {
-      for (const q of all) if (this.#queued.has(q.c)) tx.put(Keys.queue(q.c), { ...q, base: -1 });
+      for (const q of all) if (this.#queued.has(q.c)) this.#enqueueTx(tx, { ...q, base: -1 });
     });
   }
 
@@ -311,7 +389,7 @@ export class LocalStore extends Store {
         }
       }
       for (const q of queued) {
-        if (this.#queued.delete(q.c)) tx.del(Keys.queue(q.c));
+        if (this.#uncache(q.c)) tx.del(Keys.queue(q.c));
       }
       return n;
     });
@@ -329,8 +407,7 @@ export class LocalStore extends Store {
         for (const [e, rec] of recs) {
           if (!rec) continue;
           const counter = ++this.#counter;
-          tx.put(Keys.queue(counter), { c: counter, e, n: item, val: rec.val, base: rec.v, at: this.now() } satisfies QueuedChange);
-          this.#queued.set(counter, { e, n: item });
+          this.#enqueueTx(tx, { c: counter, e, n: item, val: rec.val, base: rec.v, at: this.now() });
           n++;
         }
         tx.put(Keys.meta('counter'), this.#counter);

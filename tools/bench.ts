@@ -7,7 +7,7 @@
  *
  *   node dist/tools/bench.js [--quick] [--json] [--dir PARENT] [--only NAME,…]
  *
- * Figures (names for --only): propagation, propagation-os, wire, group-commit, join, join-up, memory, crypto.
+ * Figures (names for --only): propagation, propagation-os, wire, throughput, join, join-up, memory, crypto.
  * Every temp folder, agent and child process is released at the end, on error and on SIGINT/SIGTERM.
  */
 import { execFileSync } from 'node:child_process';
@@ -16,23 +16,23 @@ import { parseArgs } from 'node:util';
 import { levelPut, levelSyncBatchRate, wsRoundTrip } from './bench/baselines.js';
 import { Cleanup } from './bench/cleanup.js';
 import type { Baselines, Ctx, Sizes } from './bench/context.js';
-import { groupCommit } from './bench/group-commit.js';
 import { joinDown, joinUp } from './bench/join.js';
 import { memoryAndStart } from './bench/memory.js';
 import { crypto } from './bench/crypto.js';
 import { propagation } from './bench/propagation.js';
+import { throughput } from './bench/throughput.js';
 import { formatTable, type Report } from './bench/report.js';
 import { fmtMs, now } from './bench/stats.js';
 import { wire } from './bench/wire.js';
 
-const FULL: Sizes = { rttSamples: 2000, putSamples: 500, propagationSamples: 1000, propagationWarmup: 50, users: 1000, startRuns: 5, burst: 5000, memoryClients: 3 };
-const QUICK: Sizes = { rttSamples: 500, putSamples: 100, propagationSamples: 200, propagationWarmup: 20, users: 1000, startRuns: 2, burst: 1000, memoryClients: 1 };
+const FULL: Sizes = { rttSamples: 2000, putSamples: 500, propagationSamples: 1000, propagationWarmup: 50, users: 1000, startRuns: 5, offeredRate: 5000, loadSeconds: 6, memoryClients: 3 };
+const QUICK: Sizes = { rttSamples: 500, putSamples: 100, propagationSamples: 200, propagationWarmup: 20, users: 1000, startRuns: 2, offeredRate: 5000, loadSeconds: 3, memoryClients: 1 };
 
 const FIGURES: Record<string, (ctx: Ctx) => Promise<void>> = {
   propagation: (ctx) => propagation(ctx, 'fsync'),
   'propagation-os': (ctx) => propagation(ctx, 'os'),
   wire,
-  'group-commit': groupCommit,
+  throughput,
   join: joinDown,
   'join-up': joinUp,
   memory: memoryAndStart,

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import test from 'ava';
 import { WebSocket } from 'ws';
 import { decodeMessage, encodeMessage } from '../../protocol/codec.js';
+import { dataPaths } from '../../agent/config.js';
 import { GroupStore } from '../../storage/group-store.js';
+import { Keys } from '../../storage/keys.js';
 import { LevelKv } from '../../storage/level-kv.js';
 import { FaultProxy } from '../../tools/proxy.js';
 import { AgentProcess, freePort, joinClient, startServer } from '../helpers/agents.js';
@@ -109,4 +111,44 @@ test('hostile frames get a coded refusal and change nothing', async (t) => {
   const a = await AgentProcess.spawn(t, { name: 'A' });
   await joinClient(a, port);
   t.is((await server.ok<{ devices: unknown[] }>('devices', 'list')).devices.length, 2);
+});
+
+test('a client whose last batch was lost after the change was sent (crash before its fsync) takes the server\'s copy at reconnect', async (t) => {
+  const { server, port } = await startServer(t);
+  const a = await AgentProcess.spawn(t, { name: 'A' });
+  await joinClient(a, port);
+  let mark = a.events.length;
+  await a.ok('user', 'set', 'ann', 'home', '{"n":1}');
+  await a.waitFor((e) => e.event === 'changes-acked' && e.queued === 0, 15_000, mark);
+  const kv = () => new LevelKv(dataPaths(a.dataDir).local);
+  // The batch of the second change will be rolled back: remember the store as it was before it.
+  await a.kill('SIGTERM');
+  const before = kv();
+  await before.open();
+  const item = await before.get(Keys.item('u:ann', 'home'));
+  const counter = await before.get(Keys.meta('counter'));
+  await before.close();
+  await a.start();
+  mark = a.events.length;
+  await a.ok('user', 'set', 'ann', 'home', '{"n":2}');
+  await a.waitFor((e) => e.event === 'changes-acked' && e.queued === 0, 15_000, mark);
+  t.deepEqual(await server.value('user', 'ann', 'home'), { n: 2 });
+
+  // The crash: the server applied the change, the client's batch never reached its disk.
+  await a.kill('SIGKILL');
+  const lost = kv();
+  await lost.open();
+  await lost.write([{ type: 'put', key: Keys.item('u:ann', 'home'), value: item! }, { type: 'put', key: Keys.meta('counter'), value: counter! }], { sync: true });
+  await lost.close();
+  await a.start();
+  await a.waitRemote('ann', 'home');
+  t.deepEqual(await a.value('user', 'ann', 'home'), { n: 2 });
+  const { entries } = await a.ok<{ entries: { code: string }[] }>('log', '--level', 'warning');
+  t.true(entries.some((e) => e.code === 'RESYNC'), JSON.stringify(entries));
+  // The next change gets a fresh counter: the server does not take it for a duplicate.
+  mark = a.events.length;
+  await a.ok('user', 'set', 'ann', 'home', '{"n":3}');
+  const acked = await a.waitFor((e) => e.event === 'changes-acked' && e.queued === 0, 15_000, mark);
+  t.is(acked.applied, 1);
+  t.deepEqual(await server.value('user', 'ann', 'home'), { n: 3 });
 });

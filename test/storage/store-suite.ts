@@ -657,7 +657,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
       ],
       sent,
     );
-    t.deepEqual(res, { conflicts: 2, rejected: 1 });
+    t.deepEqual(res, { conflicts: 2, rejected: 1, restored: [] });
     t.is(store.queueSize, 0);
     t.deepEqual(await store.queued(), []);
     t.like(await store.readItem('u:ann', 'home'), { v: 7, val: { mine: 1 } });
@@ -672,7 +672,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
       { at: 9999, deviceId: 'me', entity: 'u:ann', item: 'job-defaults', value: local['job-defaults'], base: 0, serverVersion: 10, reason: 'offline-edit' },
     ]);
     // Settling the same outcomes again changes nothing.
-    t.deepEqual(await store.settle('me', [{ c: 4, status: 'conflict', v: 9, val: {} }], sent), { conflicts: 0, rejected: 0 });
+    t.deepEqual(await store.settle('me', [{ c: 4, status: 'conflict', v: 9, val: {} }], sent), { conflicts: 0, rejected: 0, restored: [] });
     t.is((await store.conflicts()).length, 2);
   });
 
@@ -927,7 +927,9 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     kv.failWrites = true;
     const err = await t.throwsAsync(store.setLocal('me', 'u:ann', 'language', { n: 2 }, { queue: true }));
     assertCoded(t, err, 'STORE_WRITE_FAILED', /nothing was applied/);
-    t.is(store.counter, 1);
+    // The failed batch's counter may have gone to the server already: it is never used again.
+    t.is(store.counter, 2);
+    t.is(store.durableCounter, 1);
     t.is(store.queueSize, 1);
     t.is(await store.readItem('u:ann', 'language'), undefined);
     t.deepEqual(
@@ -935,14 +937,51 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
       [1],
     );
     kv.failWrites = false;
-    t.deepEqual(await store.setLocal('me', 'u:ann', 'language', { n: 2 }, { queue: true }), { counter: 2, evicted: [] });
+    t.deepEqual(await store.setLocal('me', 'u:ann', 'language', { n: 2 }, { queue: true }), { counter: 3, evicted: [] });
+    t.is(store.durableCounter, 3);
     t.deepEqual(
       (await store.queued()).map((q) => [q.c, q.n]),
       [
         [1, 'home'],
-        [2, 'language'],
+        [3, 'language'],
       ],
     );
+  });
+
+  test(`${name}: local: a change sent while its batch failed takes the server's copy when acknowledged as applied`, async (t) => {
+    const kv = new FlakyKv(makeKv(t));
+    const { store } = await openLocal(t, { kv });
+    await store.setLocal('me', 'u:ann', 'home', { n: 1 }, { queue: true });
+    // The client reads the queue from inside the batch (onQueued), as it does to send at once.
+    let sent: QueuedChange[] = [];
+    store.onQueued = () => void store.queued().then((q) => (sent = q));
+    kv.failWrites = true;
+    await t.throwsAsync(store.setLocal('me', 'u:ann', 'home', { n: 2 }, { queue: true }));
+    kv.failWrites = false;
+    t.deepEqual(sent.map((q) => [q.c, q.val]), [[1, { n: 1 }], [2, { n: 2 }]]);
+    t.like(await store.readItem('u:ann', 'home'), { v: 0, val: { n: 1 } }, 'the failed batch left the old value');
+    const res = await store.settle('me', [{ c: 1, status: 'applied', v: 7 }, { c: 2, status: 'applied', v: 8 }], sent);
+    t.deepEqual(res.restored, [{ e: 'u:ann', n: 'home', v: 8, val: { n: 2 } }]);
+    t.like(await store.readItem('u:ann', 'home'), { v: 8, val: { n: 2 } }, 'the server applied it: this machine holds it too');
+    t.is(store.queueSize, 0);
+    // A duplicate is answered with the server's current version, not this change's: nothing is restored.
+    const dup = await store.settle('me', [{ c: 2, status: 'duplicate', v: 12, val: { n: 9 } }], sent);
+    t.deepEqual(dup.restored, []);
+    t.like(await store.readItem('u:ann', 'home'), { v: 8, val: { n: 2 } });
+  });
+
+  test(`${name}: local: queued values beyond the memory budget are read back from disk, in order`, async (t) => {
+    const { store } = await openLocal(t);
+    // About 5 MB of queued values: more than the 4 MB kept in memory.
+    const big = 'x'.repeat(100_000);
+    for (let i = 0; i < 50; i++) await store.setLocal('me', `u:user${i % 5}`, 'timeline', [i, big], { queue: true });
+    const all = await store.queued();
+    t.deepEqual(all.map((q) => q.c), Array.from({ length: 50 }, (_, i) => i + 1));
+    t.deepEqual(all.map((q) => (q.val as unknown[])[0]), Array.from({ length: 50 }, (_, i) => i));
+    t.deepEqual((await store.queued(3)).map((q) => q.c), [1, 2, 3], 'the first ones come from memory');
+    await store.settle('me', all.slice(0, 45).map((q) => ({ c: q.c, status: 'applied' as const, v: 100 + q.c })), all);
+    // The rest were never cached: read from disk.
+    t.deepEqual((await store.queued()).map((q) => [q.c, (q.val as unknown[])[0]]), [[46, 45], [47, 46], [48, 47], [49, 48], [50, 49]]);
   });
 
   test(`${name}: core: after close, writes and reads reject with STORE_CLOSED`, async (t) => {

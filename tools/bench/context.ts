@@ -23,7 +23,9 @@ export interface Sizes {
   propagationWarmup: number;
   users: number;
   startRuns: number;
-  burst: number;
+  /** Changes per second the 9 clients of the throughput figure offer together, and for how long. */
+  offeredRate: number;
+  loadSeconds: number;
   memoryClients: number;
 }
 

@@ -9,6 +9,11 @@ export function now(): number {
   return performance.now();
 }
 
+/** CLOCK_MONOTONIC in ms: one clock for every process of this host, so stamps compare across machines. */
+export function hrNow(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
 /** Nearest-rank percentile of an already sorted sample (q in [0, 1]). */
 export function percentile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
