@@ -66,13 +66,19 @@ export function renderFrame(s: SimSnapshot, width = 120): string {
     m.changesPerSec.toFixed(1),
     String(m.users),
     sleepColumn(m),
-    m.progress && m.progress.phase !== 'done' ? formatProgress(m.progress) : '',
   ]);
+  const table = tableLines(['MACHINE', 'ROLE', 'STATE', 'LAG', 'CHANGES/S', 'USERS', 'SLEEP'], rows, new Set([3, 4, 5]));
+  const indent = table[0]!.indexOf('STATE');
   const t = s.totals;
   const lines = [
     `${header}   ${s.phase} ${formatElapsed(s.elapsedMs)}`,
     '',
-    ...tableLines(['MACHINE', 'ROLE', 'STATE', 'LAG', 'CHANGES/S', 'USERS', 'SLEEP', ''], rows, new Set([3, 4, 5])),
+    table[0]!,
+    // A machine loading or joining gets its progress bar on a line of its own, under its row.
+    ...table.slice(1).flatMap((row, i) => {
+      const p = s.machines[i]!.progress;
+      return p && p.phase !== 'done' ? [row, `${' '.repeat(indent)}${formatProgress(p)}`] : [row];
+    }),
     '',
     `edits ${t.edits} · logins ${t.logins} · sleeps ${t.sleeps} · propagated ${t.propagated} · ` +
       `propagation p50 ${formatMs(t.p50Ms)} p95 ${formatMs(t.p95Ms)} · conflicts ${t.conflicts} · errors ${t.errors}`,
