@@ -175,7 +175,7 @@ export class Driver {
   /** A client goes to sleep for 1.5–4 s, then wakes and resumes by cursor. */
   #sleepCycle(): void {
     const m = this.#pick(this.#usable().filter((c) => c.agent!.client?.state === 'live'));
-    if (!m || this.#o.fleet.clients.length < 2) return;
+    if (!m) return;
     const agent = m.agent!;
     this.totals.sleeps++;
     for (const p of this.#pending.values()) p.waiting.delete(m);
