@@ -19,7 +19,7 @@ import { LevelKv } from '../storage/level-kv.js';
 import { LocalStore, type RemoteItem } from '../storage/local-store.js';
 import type { ConflictEntry, Durability, LogLevel, Store, SyncLogEntry } from '../storage/store.js';
 import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
-import { formatAddress, SyncClient, type AckSummary, type ClientState, type ServerAddress, type SyncClientOptions } from './client.js';
+import { formatAddress, SyncClient, type AckSummary, type ClientState, type JoinProgress, type ServerAddress, type SyncClientOptions } from './client.js';
 import { dataPaths, readConfig, SOFTWARE_VERSION, type AgentConfig } from './config.js';
 import {
   describeCounts, ExportWindow, isOwnServer, outside, PREPARE_MAX_GROUPS, PREPARE_MAX_USERS, PREPARE_TIMEOUT_MS, PREPARE_WARNING,
@@ -80,6 +80,9 @@ export interface SyncStateEvent {
   error?: { code: string; message: string };
 }
 
+/** Emitted on a client while it joins (or resyncs by checksum): how much of the server's copy arrived. */
+export type JoinProgressEvent = JoinProgress;
+
 /** Emitted on a server when whether its deep sleep is blocked, or by which clients, changes (SPEC §5). */
 export type DeepSleepEvent = DeepSleepState;
 
@@ -100,6 +103,8 @@ export interface AgentEvents {
   'sync-state': [SyncStateEvent];
   /** The server acknowledged changes of this machine (`queued`: how many still wait). */
   'changes-acked': [AckSummary];
+  /** A join is under way: the plan's entities received so far, of how many, and the bytes. */
+  'join-progress': [JoinProgressEvent];
   /** Deep sleep became blocked or released, or the set of clients blocking it changed. */
   'deep-sleep': [DeepSleepEvent];
   /** A client of this server became operating, sleeping or offline. */
@@ -534,7 +539,7 @@ export class Agent extends EventEmitter<AgentEvents> {
    * A client of `address` with this machine's identity, store and settings, not started. The agent's own
    * client part is made here; tools and tests use it to open extra sessions (probes, handshake timing).
    */
-  async createClient(address: ServerAddress, callbacks: Pick<SyncClientOptions, 'onRemote' | 'onState' | 'onAcked' | 'onEvicted'> = {}): Promise<SyncClient> {
+  async createClient(address: ServerAddress, callbacks: Pick<SyncClientOptions, 'onRemote' | 'onState' | 'onAcked' | 'onEvicted' | 'onJoinProgress'> = {}): Promise<SyncClient> {
     const client = new SyncClient({
       store: this.local,
       identity: this.identity,
@@ -556,6 +561,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       onRemote: (applied, deleted) => this.#onRemote(applied, deleted),
       onState: () => this.#emitState(),
       onAcked: (summary) => this.emit('changes-acked', summary),
+      onJoinProgress: (progress) => this.emit('join-progress', progress),
       onEvicted: (users) => this.#evicted(users),
     });
     this.#client = client;

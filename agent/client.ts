@@ -66,6 +66,30 @@ export interface SyncClientOptions {
   onEvicted?: (users: string[]) => void;
   /** After each acknowledgement: outcome counts and what is still queued. */
   onAcked?: (summary: AckSummary) => void;
+  /** While a join (or a resync by checksum) runs: how much of the server's copy has arrived. */
+  onJoinProgress?: (progress: JoinProgress) => void;
+}
+
+/**
+ * How far a join (or a resync by checksum) has got, as this client sees it. The total is known from
+ * the server's join plan: the entities (users, user groups) whose copy the server sends to replace
+ * this machine's. Group address lists and Shared buttons the client did not offer travel too, but are
+ * not counted. Bytes are the snapshot frames' sizes as received, with no total: the plan names
+ * entities, not their sizes.
+ */
+export interface JoinProgress {
+  /**
+   * `waiting`: the offer is sent, the server's plan has not come (joins run one at a time on the
+   * server, so a client may wait for another's); `receiving`: parts of the snapshot arrive;
+   * `applying`: all of it arrived and is being written; `done`: joined, the session goes live.
+   */
+  phase: 'waiting' | 'receiving' | 'applying' | 'done';
+  /** Entities of the plan received so far. */
+  entities: number;
+  /** Entities of the plan in all (0 while waiting). */
+  total: number;
+  /** Snapshot bytes received so far. */
+  bytes: number;
 }
 
 /** Outcomes of one acknowledgement frame. */
@@ -115,6 +139,8 @@ export class SyncClient {
   #pendingFetch = new Set<EntityKey>();
   #snapshot: { items: SnapshotItem[]; replace: string[] } = { items: [], replace: [] };
   #welcome: WelcomeBody | undefined;
+  /** The join under way: the plan's entities, those received, snapshot bytes. */
+  #join: { expected: Set<string>; seen: Set<string>; bytes: number } | undefined;
   /** Bytes on the wire, for the benchmark. */
   readonly stats = { sent: 0, received: 0, connects: 0 };
 
@@ -311,7 +337,7 @@ export class SyncClient {
           await this.#onWelcome(conn, challenge, helloBody!, m.body, m.sig, ephemeral);
           return;
         }
-        await this.#onMessage(conn, m);
+        await this.#onMessage(conn, m, raw.length);
       },
       onClose: (reason): void => this.#onClose(conn, opened, reason),
       expectsWelcome: true,
@@ -321,6 +347,7 @@ export class SyncClient {
     });
     this.#conn = conn;
     this.#welcome = undefined;
+    this.#join = undefined;
     this.#inFlight.clear();
     this.#flushing = false;
   }
@@ -489,7 +516,18 @@ export class SyncClient {
       .entities()
       .map((e) => [e, this.#o.store.entityHash(e, (n) => !this.#deviceScoped(e, n))!] as [string, string]);
     this.#snapshot = { items: [], replace: [] };
+    this.#join = { expected: new Set(), seen: new Set(), bytes: 0 };
     conn.send({ type: SyncType.JoinOffer, entities });
+    this.#joinProgress('waiting');
+  }
+
+  #joinProgress(phase: JoinProgress['phase']): void {
+    const j = this.#join;
+    if (!j) return;
+    const total = j.expected.size;
+    // Once everything arrived, entities whose replacement holds no item this client knows count too.
+    const entities = phase === 'applying' || phase === 'done' ? total : j.seen.size;
+    this.#o.onJoinProgress?.({ phase, entities, total, bytes: j.bytes });
   }
 
   /**
@@ -528,15 +566,21 @@ export class SyncClient {
     void this.#flush();
   }
 
-  async #onMessage(conn: Connection, m: Message): Promise<void> {
+  async #onMessage(conn: Connection, m: Message, size: number): Promise<void> {
     switch (m.type) {
       case SyncType.JoinPlan:
+        if (this.#join) for (const e of m.replace) this.#join.expected.add(e);
+        this.#joinProgress('receiving');
         return this.#upload(conn, m);
       case SyncType.UploadAck:
         if (m.skipped.length > 0) this.#o.log.info('JOIN_SKIPPED', `${m.skipped.length} entities were uploaded first by another client; the server's copy wins`);
+        if (this.#join && m.skipped.length > 0) {
+          for (const e of m.skipped) this.#join.expected.add(e);
+          this.#joinProgress('receiving');
+        }
         return;
       case SyncType.Snapshot:
-        return this.#onSnapshot(m);
+        return this.#onSnapshot(m, size);
       case SyncType.Deltas:
         return this.#onDeltas(m);
       case SyncType.Ack:
@@ -564,7 +608,7 @@ export class SyncClient {
     parts.forEach((part, i) => conn.send({ type: SyncType.Upload, entities: part, final: i === parts.length - 1 }));
   }
 
-  async #onSnapshot(m: SnapshotMessage): Promise<void> {
+  async #onSnapshot(m: SnapshotMessage, size: number): Promise<void> {
     const store = this.#o.store;
     if (m.reason === 'fetch') {
       await this.#applyRemote({ items: m.items.map(toRemote) });
@@ -572,6 +616,12 @@ export class SyncClient {
     }
     this.#snapshot.items.push(...m.items);
     this.#snapshot.replace.push(...m.replace);
+    const join = this.#join;
+    if (join) {
+      join.bytes += size;
+      for (const [e] of m.items) if (join.expected.has(e)) join.seen.add(e);
+    }
+    this.#joinProgress(m.final ? 'applying' : 'receiving');
     if (!m.final) return;
     const { items, replace } = this.#snapshot;
     this.#snapshot = { items: [], replace: [] };
@@ -593,6 +643,8 @@ export class SyncClient {
     this.#o.log.info('JOINED', `synchronized with ${formatAddress(this.#o.server)}: ${replace.length} entities replaced by the server's copy`);
     this.#o.onRemote?.(applied, []);
     if (evicted.length > 0) this.#o.onEvicted?.(evicted);
+    this.#joinProgress('done');
+    this.#join = undefined;
     this.#goLive();
   }
 

@@ -17,6 +17,7 @@ import { register as replication } from './commands/replication.js';
 import { register as role } from './commands/role.js';
 import { register as run } from './commands/run.js';
 import { register as sharing } from './commands/sharing.js';
+import { register as sim } from './commands/sim.js';
 import { register as status } from './commands/status.js';
 import { register as users } from './commands/users.js';
 import { printError } from './shell.js';
@@ -29,7 +30,7 @@ const program = new Command('mfpsync')
   .exitOverride();
 program.configureOutput({ writeErr: () => undefined });
 
-for (const register of [init, run, status, role, login, items, users, devices, sharing, exportCommand, importCommand, replication, recover, backup, power, conflicts, log]) register(program);
+for (const register of [init, run, status, role, login, items, users, devices, sharing, exportCommand, importCommand, replication, recover, backup, power, conflicts, log, sim]) register(program);
 for (const cmd of program.commands) {
   cmd.exitOverride();
   for (const sub of cmd.commands) sub.exitOverride();

@@ -76,6 +76,13 @@ export function action<A extends unknown[]>(fn: (ctx: ShellContext, ...args: A) 
   };
 }
 
+/** Parses an integer option in [min, max]; anything else is INVALID_ARGUMENT naming the option. */
+export function intOption(text: string, what: string, min: number, max: number): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new MfpError('INVALID_ARGUMENT', `${what} must be an integer in [${min}, ${max}]`);
+  return n;
+}
+
 /** Parses a JSON argument, or the file named by `@PATH`; a malformed one is INVALID_ARGUMENT. */
 export function parseJson(arg: string): unknown {
   let text = arg;

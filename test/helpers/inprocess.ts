@@ -1,12 +1,10 @@
 /** In-process agents on real sockets (127.0.0.1, port 0 unless given) and real LevelDB folders. */
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { Agent, type AgentOptions } from '../../agent/agent.js';
-import { initDataDir, type InitOptions } from '../../agent/config.js';
-import { createLogger } from '../../agent/logger.js';
+import type { Agent, AgentOptions } from '../../agent/agent.js';
+import type { InitOptions } from '../../agent/config.js';
+import { admitLocal, openLocalAgent } from '../../tools/local-agents.js';
 import { tempDir } from './tmp.js';
-
-const quiet = createLogger({ level: 'silent' });
 
 /** Initializes a data directory (admin password `pw` unless given) and opens and starts an agent on it. */
 export async function openAgent(
@@ -14,17 +12,16 @@ export async function openAgent(
   name: string,
   options: Partial<AgentOptions> & { init?: InitOptions } = {},
 ): Promise<Agent> {
+  const { init, ...rest } = options;
   const dataDir = options.dataDir ?? join(tempDir(t), name);
-  if (!options.dataDir) initDataDir(dataDir, { name, adminPassword: 'pw', ...options.init });
-  const agent = await Agent.open({ host: '127.0.0.1', port: 0, logger: quiet, ...options, dataDir });
+  const agent = await openLocalAgent({ ...rest, dataDir, ...(options.dataDir ? {} : { init: { adminPassword: 'pw', ...init, name: init?.name ?? name } }) });
   t.teardown(() => agent.close());
-  await agent.start();
   return agent;
 }
 
 /** Makes `agent` a client of a server on 127.0.0.1:port with the administrator account. */
 export function admit(agent: Agent, port: number, password = 'pw'): ReturnType<Agent['setRole']> {
-  return agent.setRole('client', { server: `127.0.0.1:${port}`, user: 'admin', password });
+  return admitLocal(agent, port, password);
 }
 
 /** Resolves on the agent's next remote item-changed event for one user's item. */

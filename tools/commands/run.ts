@@ -6,7 +6,7 @@ import { dataPaths, initDataDir } from '../../agent/config.js';
 import { startDaemon } from '../../agent/daemon.js';
 import { MfpError } from '../../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT } from '../../protocol/limits.js';
-import { action, print, type ShellContext } from '../shell.js';
+import { action, intOption as int, print, type ShellContext } from '../shell.js';
 
 interface RunOptions {
   host?: string;
@@ -18,12 +18,6 @@ interface RunOptions {
   events?: boolean;
   applyDuringLogin: string;
   backupDir?: string;
-}
-
-function int(text: string, what: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new MfpError('INVALID_ARGUMENT', `${what} must be an integer in [${min}, ${max}]`);
-  return n;
 }
 
 /** Starts the agent and prints a ready line; resolves when it has stopped. */
@@ -52,6 +46,7 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     daemon.agent.on('entity-deleted', emit('entity-deleted'));
     daemon.agent.on('sync-state', emit('sync-state'));
     daemon.agent.on('changes-acked', emit('changes-acked'));
+    daemon.agent.on('join-progress', emit('join-progress'));
     daemon.agent.on('deep-sleep', emit('deep-sleep'));
     daemon.agent.on('device-state', emit('device-state'));
     daemon.agent.on('replicated', emit('replicated'));
@@ -87,6 +82,6 @@ export function register(program: Command): void {
     .option('--max-users <n>', 'user bound (default 1000)')
     .option('--apply-during-login <when>', 'a logged-in user\'s changed language/accessibility: immediate or next-login', 'immediate')
     .option('--backup-dir <dir>', 'folder of the device backup slot (default DATA/backup)')
-    .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, deep-sleep, device-state, replicated) as JSON lines on stdout')
+    .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, join-progress, deep-sleep, device-state, replicated) as JSON lines on stdout')
     .action(action(runAgent));
 }
