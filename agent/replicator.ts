@@ -8,7 +8,7 @@
  * The configuration and the outcome of the last runs live in the local store, so a restart keeps the
  * schedule and `replication status` keeps telling the truth.
  */
-import schedule from 'node-schedule';
+import type { Job } from 'node-schedule';
 import { MfpError, toMfpError } from '../protocol/errors.js';
 import type { LocalStore } from '../storage/local-store.js';
 import type { SyncLog } from './logger.js';
@@ -77,7 +77,9 @@ export interface ReplicatorOptions {
 export class Replicator {
   readonly #o: ReplicatorOptions;
   #record: ReplicationRecord | undefined;
-  #job: schedule.Job | undefined;
+  #job: Job | undefined;
+  /** Bumped by every (re)arm and stop: a schedule whose module loads late is dropped if it is stale. */
+  #armed = 0;
   #running: Promise<void> | undefined;
   #again = false;
   #changes = 0;
@@ -138,6 +140,7 @@ export class Replicator {
     this.#stopped = true;
     this.#job?.cancel();
     this.#job = undefined;
+    this.#armed++;
   }
 
   /** Committed changes since the last run: past the threshold, a run starts. */
@@ -201,9 +204,13 @@ export class Replicator {
   #arm(): void {
     this.#job?.cancel();
     this.#job = undefined;
+    const armed = ++this.#armed;
     if (this.#stopped || !this.#record) return;
     const at = new Date(Date.now() + this.#record.config.intervalMinutes * 60_000);
-    this.#job = schedule.scheduleJob(at, () => this.trigger('interval')) ?? undefined;
+    void loadSchedule().then((schedule) => {
+      if (armed !== this.#armed || this.#stopped || !this.#record) return;
+      this.#job = schedule.scheduleJob(at, () => this.trigger('interval')) ?? undefined;
+    });
   }
 
   /** `replication status`. */
@@ -228,4 +235,14 @@ export class Replicator {
       lastRun: rec.lastSuccess ?? null,
     };
   }
+}
+
+type Schedule = typeof import('node-schedule');
+let scheduleModule: Promise<Schedule> | undefined;
+
+/** node-schedule, loaded with the first schedule: a machine that never replicates does not carry it (about 2 MB). */
+function loadSchedule(): Promise<Schedule> {
+  // A CommonJS module: its exports are the ESM default.
+  scheduleModule ??= import('node-schedule').then((m) => (m as unknown as { default?: Schedule }).default ?? m);
+  return scheduleModule;
 }

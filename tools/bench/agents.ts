@@ -4,10 +4,9 @@
  * Waiting is always on the agents' own events, never on polling.
  */
 import { join } from 'node:path';
-import { Agent, type AgentEvents, type ItemChangedEvent } from '../../agent/agent.js';
-import { initDataDir } from '../../agent/config.js';
-import { createLogger } from '../../agent/logger.js';
+import type { Agent, AgentEvents, ItemChangedEvent } from '../../agent/agent.js';
 import type { Durability } from '../../storage/store.js';
+import { admitLocal, openLocalAgent } from '../local-agents.js';
 import type { Cleanup } from './cleanup.js';
 
 /** The administrator password of every benchmark agent. */
@@ -15,8 +14,6 @@ export const PASSWORD = 'bench-admin-pw';
 
 /** A hang guard: a wait that never ends is a bug to report, not a slow figure. */
 export const HANG_MS = 30_000;
-
-const silent = createLogger({ level: 'silent' });
 
 /** Options of a benchmark agent. */
 export interface BenchAgentOptions {
@@ -27,19 +24,14 @@ export interface BenchAgentOptions {
 
 /** Initializes a data folder and opens and starts an agent on it; closed by the cleanup. */
 export async function openAgent(cleanup: Cleanup, parent: string, o: BenchAgentOptions): Promise<Agent> {
-  const dir = join(cleanup.tempDir(parent, `${o.name}-`), 'd');
-  initDataDir(dir, { name: o.name, adminPassword: PASSWORD });
-  const agent = await Agent.open({
-    dataDir: dir,
-    host: '127.0.0.1',
-    port: 0,
-    logger: silent,
+  const agent = await openLocalAgent({
+    dataDir: join(cleanup.tempDir(parent, `${o.name}-`), 'd'),
+    init: { name: o.name, adminPassword: PASSWORD },
     durability: o.durability ?? 'fsync',
     // Heartbeats would add frames to the byte counts; the benchmark's sessions are short.
     heartbeatSeconds: o.heartbeatSeconds ?? 3600,
   });
   cleanup.defer(`agent ${o.name}`, () => agent.close());
-  await agent.start();
   return agent;
 }
 
@@ -52,7 +44,7 @@ export async function openServer(cleanup: Cleanup, parent: string, o: BenchAgent
 
 /** Makes an agent a client of `127.0.0.1:port` with the administrator account; resolves when live. */
 export async function joinAs(agent: Agent, port: number): Promise<void> {
-  await agent.setRole('client', { server: `127.0.0.1:${port}`, user: 'admin', password: PASSWORD });
+  await admitLocal(agent, port, PASSWORD);
 }
 
 /**

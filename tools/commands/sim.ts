@@ -9,9 +9,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MfpError } from '../../protocol/errors.js';
 import { action, intOption, type ShellContext } from '../shell.js';
-import { Simulation } from '../sim/simulation.js';
 import type { SimOptions, SimSnapshot, SimSummary } from '../sim/snapshot.js';
-import { renderSummary, TerminalView } from '../sim/view.js';
 
 /** The command line's options, as commander gives them. */
 interface SimArgs {
@@ -44,6 +42,9 @@ export function collectSimOptions(a: SimArgs): SimOptions {
  */
 export async function runSim(ctx: ShellContext, args: SimArgs): Promise<void> {
   const options = collectSimOptions(args);
+  // Loaded here, not at the top: every shell command (and `run`, the agent) loads this file to register
+  // the command, and should not carry the simulator's code.
+  const [{ Simulation }, { renderSummary, TerminalView }] = await Promise.all([import('../sim/simulation.js'), import('../sim/view.js')]);
   const json = ctx.json || process.stdout.isTTY !== true;
   const view = json ? undefined : new TerminalView(process.stdout);
   const onTick = (s: SimSnapshot) => (view ? view.draw(s) : process.stdout.write(JSON.stringify(s) + '\n'));
