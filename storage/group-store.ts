@@ -480,6 +480,9 @@ export class GroupStore extends Store {
       this.#epochStartSeq = this.#seq;
       tx.put(Keys.meta('epoch'), epoch);
       tx.put(Keys.meta('epochStartSeq'), this.#seq);
+      // A promoted replica's note of its last received copy goes: else every restart would take the
+      // group over again (a new epoch each time, and every client resyncing by checksum).
+      tx.del(Keys.meta('replicated'));
     });
   }
 
