@@ -97,10 +97,11 @@ export class FaultProxy extends EventEmitter<FaultProxyEvents> {
 
   /**
    * Cuts the connection that next carries `bytes` more bytes in `direction` (open now or future) at
-   * exactly that offset, once: a cut at a random byte offset, in the middle of a frame.
+   * exactly that offset, once: a cut at a random byte offset, in the middle of a frame. `undefined`
+   * disarms a cut that has not happened.
    */
-  cutOnceAfter(direction: 'up' | 'down', bytes: number): void {
-    this.#cutOnce = { dir: direction, remaining: Math.max(0, bytes) };
+  cutOnceAfter(direction: 'up' | 'down', bytes: number | undefined): void {
+    this.#cutOnce = bytes === undefined ? undefined : { dir: direction, remaining: Math.max(0, bytes) };
   }
 
   /** Whether a cutOnceAfter is still waiting for its offset. */

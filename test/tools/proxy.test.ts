@@ -102,6 +102,9 @@ test('cutOnceAfter cuts one connection at exactly that byte offset, then later c
   await s.closed[0];
   t.is(total(s.received[0]).length, 1234);
   t.false(proxy.cutPending);
+  proxy.cutOnceAfter('up', 10);
+  proxy.cutOnceAfter('up', undefined);
+  t.false(proxy.cutPending, 'disarmed');
   const d = await dial(proxy.port);
   d.write(payload(2000));
   await until(() => total(s.received[1]).length === 2000);
