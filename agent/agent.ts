@@ -154,6 +154,8 @@ export interface UserEntry {
   id: string;
   lastUsed: number | null;
   items: number;
+  /** With `checksums`: the content hash of the entity (what a join or resync compares), `null` if it holds no item. */
+  checksum?: string | null;
 }
 
 /** One entry of `devices list`. */
@@ -171,6 +173,9 @@ export interface DeviceEntry {
   protocol: number;
   skewMs: number | null;
   cursorLag: number;
+  /** The device's highest change counter the server took, and how many of its changes it decided (exactly once: equal). */
+  lastChange: number;
+  processedChanges: number;
 }
 
 const LIVE_ITEMS = new Set(['language', 'accessibility']);
@@ -648,13 +653,13 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Writes an item on this machine; on a client it is queued durably and sent to the server. */
-  async setItem(kind: ItemKind, id: string, item: string, value: unknown): Promise<{ version: number; queued: boolean }> {
+  async setItem(kind: ItemKind, id: string, item: string, value: unknown): Promise<{ version: number; queued: boolean; change?: number }> {
     const e = entityKey(kind, id);
     catalogItem(kind, item);
     assertValidChange({ e, n: item, val: value });
     const role = this.#role.role;
     if (role === 'replica') throw new MfpError('WRONG_ROLE', 'a replica holds a copy of the server; change data on the server');
-    let result: { version: number; queued: boolean };
+    let result: { version: number; queued: boolean; change?: number };
     if (role === 'server' && this.#group) {
       const group = this.#group;
       const base = group.itemStates(e)?.get(item)?.v ?? 0;
@@ -664,17 +669,18 @@ export class Agent extends EventEmitter<AgentEvents> {
       result = { version: o.v, queued: false };
     } else {
       const queue = role === 'client' || role === 'server-client';
-      const { evicted } = await this.local.setLocal(this.identity.deviceId, e, item, value, { queue });
+      const { counter, evicted } = await this.local.setLocal(this.identity.deviceId, e, item, value, { queue });
       this.#evicted(evicted);
       this.#client?.kick();
-      result = { version: this.local.itemStates(e)?.get(item)?.v ?? 0, queued: queue };
+      // `change`: the queued change's counter, which its acknowledgement (changes-acked) names.
+      result = { version: this.local.itemStates(e)?.get(item)?.v ?? 0, queued: queue, ...(queue ? { change: counter } : {}) };
     }
     this.emit('item-changed', { kind, id, item, source: 'local', applyNow: true });
     return result;
   }
 
   /** Users and user groups, filtered by partial, case-insensitive match (blank lists all). */
-  listUsers(search = ''): UserEntry[] {
+  listUsers(search = '', options: { checksums?: boolean } = {}): UserEntry[] {
     const store = this.#role.role === 'standalone' || this.#role.role === 'client' || !this.#group ? this.local : this.#group;
     const q = search.toLowerCase();
     const out: UserEntry[] = [];
@@ -688,6 +694,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (p.kind === 'user' && !seen.has(p.id) && p.id.toLowerCase().includes(q)) out.push({ kind: 'user', id: p.id, lastUsed: null, items: store.itemStates(e)!.size });
       if (p.kind === 'group' && p.id.toLowerCase().includes(q)) out.push({ kind: 'group', id: p.id, lastUsed: null, items: store.itemStates(e)!.size });
     }
+    if (options.checksums) for (const u of out) u.checksum = store.entityHash(entityKey(u.kind, u.id)) ?? null;
     return out;
   }
 
@@ -920,6 +927,8 @@ export class Agent extends EventEmitter<AgentEvents> {
           skewMs: s?.skewMs ?? p?.skewMs ?? null,
           // The server's own row has no cursor unless its own client (server-client) is connected.
           cursorLag: d.self && !s ? 0 : Math.max(0, group.seq - (s?.cursor ?? d.cursor)),
+          lastChange: d.lastCounter,
+          processedChanges: d.processed ?? 0,
         };
       });
   }

@@ -99,6 +99,8 @@ export interface AckSummary {
   conflicts: number;
   rejected: number;
   queued: number;
+  /** Each change the frame answered: its counter, outcome and the server's version (not for a rejection). */
+  changes: { c: number; status: ChangeOutcome['status']; v?: number }[];
 }
 
 /** Refusals a retry cannot fix: the technician must act. */
@@ -689,6 +691,7 @@ export class SyncClient {
       conflicts,
       rejected,
       queued: this.#o.store.queueSize,
+      changes: outcomes.map((o) => (o.status === 'rejected' ? { c: o.c, status: o.status } : { c: o.c, status: o.status, v: o.v })),
     });
     if (conflicts > 0) this.#o.log.warning('CONFLICT', `${conflicts} offline edit(s) lost to newer server values; see \`mfpsync conflicts list\``);
     // A lost conflict changes the local value to the server's: tell the firmware like any remote change.

@@ -25,6 +25,16 @@ export const systemClock: Clock = {
   },
 };
 
+/**
+ * A clock `ms` off from `base` (positive: ahead). Only the reading moves: timers still wait real
+ * durations. This is how a machine with a badly set clock behaves, which is what the soak and the skew
+ * report need to see.
+ */
+export function offsetClock(base: Clock, ms: number): Clock {
+  if (!Number.isFinite(ms)) throw new TypeError(`clock offset must be a finite number of ms, got ${ms}`);
+  return { now: () => base.now() + ms, setTimeout: (fn, delay) => base.setTimeout(fn, delay) };
+}
+
 /** A clock that moves only when told: for tests. */
 export class ManualClock implements Clock {
   #now: number;

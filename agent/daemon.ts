@@ -74,7 +74,7 @@ export function controlMethods(agent: Agent): Record<string, (p: Params) => Prom
       if (!('value' in p)) throw new MfpError('INVALID_ARGUMENT', 'value is required');
       return agent.setItem(kindOf(p), opt(p, 'id') ?? '', req(p, 'item'), p.value);
     },
-    'users.list': (p) => ({ users: agent.listUsers(opt(p, 'search') ?? '') }),
+    'users.list': (p) => ({ users: agent.listUsers(opt(p, 'search') ?? '', { checksums: p.checksums === true }) }),
     'users.delete': (p) => {
       agent.log.info('ADMIN', 'users delete requested through the control socket');
       const t: { users?: string[]; groups?: string[]; search?: string } = {};

@@ -62,6 +62,12 @@ export interface DeviceRecord {
   lastSeen: number;
   /** Highest change counter applied from this device. */
   lastCounter: number;
+  /**
+   * How many of this device's changes the server decided (applied, conflict or rejected; duplicates
+   * not counted). Counters are taken in order, so with every change sent this equals lastCounter: more
+   * would mean a change applied twice, fewer one skipped. Absent in records written before it existed.
+   */
+  processed?: number;
   /** Last cursor the device reported. */
   cursor: number;
   /** The server itself (its own client, on a server-client). */
@@ -205,13 +211,17 @@ export class GroupStore extends Store {
     const outcomes: ChangeOutcome[] = [];
     const feed: FeedEntry[] = [];
     let lastCounter = device?.lastCounter ?? 0;
+    let processed = device?.processed ?? 0;
     const at = this.now();
     for (const change of changes) {
       if (change.c !== 0 && change.c <= lastCounter) {
         outcomes.push({ c: change.c, status: 'duplicate', v: 0, val: null });
         continue;
       }
-      if (change.c !== 0) lastCounter = change.c;
+      if (change.c !== 0) {
+        lastCounter = change.c;
+        processed++;
+      }
       const problem = checkChange(change);
       if (problem) {
         outcomes.push({ c: change.c, status: 'rejected', code: problem.code, message: problem.message });
@@ -238,7 +248,7 @@ export class GroupStore extends Store {
       outcomes.push({ c: change.c, status: 'applied', v: entry.seq });
       feed.push(...this.#touchTx(tx, change.e, at));
     }
-    if (device && lastCounter !== device.lastCounter) this.#putDeviceTx(tx, { ...device, lastCounter });
+    if (device && lastCounter !== device.lastCounter) this.#putDeviceTx(tx, { ...device, lastCounter, processed });
     return { outcomes, feed };
   }
 
@@ -434,9 +444,18 @@ export class GroupStore extends Store {
     if (this.#removed.delete(rec.id)) tx.del(Keys.removed(rec.id));
   }
 
-  /** Admits or updates a device. */
+  /**
+   * Admits or updates a device. The caller built `rec` from the record as it was when it called; changes
+   * of the device queued before this write may have moved its counters since (a heartbeat or a new
+   * session's hello racing the changes of the same device): those only move forward here, else a change
+   * whose acknowledgement was lost would be applied again when re-sent.
+   */
   putDevice(rec: DeviceRecord, options: { sync?: boolean } = {}): Promise<void> {
-    return this.commit((tx) => this.#putDeviceTx(tx, rec), options);
+    return this.commit((tx) => {
+      const cur = this.#devices.get(rec.id);
+      // `processed` is only ever moved by the changes themselves.
+      this.#putDeviceTx(tx, cur ? { ...rec, lastCounter: Math.max(rec.lastCounter, cur.lastCounter), processed: cur.processed ?? 0 } : rec);
+    }, options);
   }
 
   /**
@@ -461,6 +480,9 @@ export class GroupStore extends Store {
       this.#epochStartSeq = this.#seq;
       tx.put(Keys.meta('epoch'), epoch);
       tx.put(Keys.meta('epochStartSeq'), this.#seq);
+      // A promoted replica's note of its last received copy goes: else every restart would take the
+      // group over again (a new epoch each time, and every client resyncing by checksum).
+      tx.del(Keys.meta('replicated'));
     });
   }
 

@@ -1,7 +1,8 @@
 /**
  * A TCP fault proxy for tests, benchmarks and soaks: sits between agents on 127.0.0.1 and counts bytes,
- * delays, slices writes into tiny chunks, stalls, cuts connections (now, or at a byte offset), and
- * refuses new ones (a partition). Faults are injected on real sockets, never by mocking agent code.
+ * delays (with jitter), caps bandwidth, slices writes into tiny chunks, stalls, cuts connections (now,
+ * or at a byte offset), resets them (TCP RST), and refuses new ones (a partition). Faults are injected
+ * on real sockets, never by mocking agent code.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
@@ -37,10 +38,15 @@ export class FaultProxy extends EventEmitter<FaultProxyEvents> {
   jitterMs = 0;
   /** Writes are split into chunks of at most this many bytes (0: as received). */
   sliceBytes = 0;
+  /** Each connection forwards at most this many bytes per second in each direction (0: no cap). */
+  bytesPerSecond = 0;
   /** New connections are refused (closed at once) while true. */
   refusing = false;
   #cutAfter: { up?: number; down?: number } = {};
   #cutOnNextUp = false;
+  #cutOnce: { dir: 'up' | 'down'; remaining: number } | undefined;
+  /** While stalled: resolves when forwarding may go on. */
+  #stall: { done: Promise<void>; release: () => void } | undefined;
 
   private constructor(server: Server, options: FaultProxyOptions) {
     super();
@@ -89,8 +95,51 @@ export class FaultProxy extends EventEmitter<FaultProxyEvents> {
     this.#cutOnNextUp = true;
   }
 
+  /**
+   * Cuts the connection that next carries `bytes` more bytes in `direction` (open now or future) at
+   * exactly that offset, once: a cut at a random byte offset, in the middle of a frame. `undefined`
+   * disarms a cut that has not happened.
+   */
+  cutOnceAfter(direction: 'up' | 'down', bytes: number | undefined): void {
+    this.#cutOnce = bytes === undefined ? undefined : { dir: direction, remaining: Math.max(0, bytes) };
+  }
+
+  /** Whether a cutOnceAfter is still waiting for its offset. */
+  get cutPending(): boolean {
+    return this.#cutOnce !== undefined;
+  }
+
+  /** Resets every open connection (TCP RST on both sides, not a FIN), keeping the listener. */
+  resetAll(): void {
+    for (const p of this.#pairs) this.#cut(p, true);
+  }
+
+  /**
+   * Holds every byte in flight and to come, both directions, until resume(): the connections stay
+   * open but silent (a stall; peers see it only through their own timeouts).
+   */
+  stall(): void {
+    if (this.#stall) return;
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    this.#stall = { done, release };
+  }
+
+  /** Ends a stall: held bytes are forwarded in order. */
+  resume(): void {
+    const s = this.#stall;
+    this.#stall = undefined;
+    s?.release();
+  }
+
+  /** Whether the proxy is stalled. */
+  get stalled(): boolean {
+    return this.#stall !== undefined;
+  }
+
   /** Stops listening and cuts everything. */
   async close(): Promise<void> {
+    this.resume();
     this.cutAll();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
@@ -126,6 +175,16 @@ export class FaultProxy extends EventEmitter<FaultProxyEvents> {
         chunk = data.subarray(0, Math.max(0, limit - seen[dir]));
         cutNow = true;
       }
+      const once = this.#cutOnce;
+      if (once && once.dir === dir) {
+        if (chunk.length >= once.remaining) {
+          chunk = chunk.subarray(0, once.remaining);
+          cutNow = true;
+          this.#cutOnce = undefined;
+        } else {
+          once.remaining -= chunk.length;
+        }
+      }
       if (dir === 'up' && this.#cutOnNextUp) {
         this.#cutOnNextUp = false;
         cutNow = true;
@@ -139,19 +198,27 @@ export class FaultProxy extends EventEmitter<FaultProxyEvents> {
       chain = chain.then(async () => {
         if (delay > 0) await new Promise((r) => setTimeout(r, delay));
         for (const s of slices) {
+          while (this.#stall) await this.#stall.done;
           if (to.destroyed) return;
-          to.write(s);
-          if (this.sliceBytes > 0) await new Promise((r) => setImmediate(r));
+          // Before a cut, the bytes up to the offset must have left (a socket still connecting buffers them).
+          if (cutNow && s === slices[slices.length - 1]) await new Promise((r) => to.write(s, r));
+          else to.write(s);
+          // The cap paces each connection's direction: a slice of n bytes occupies n / rate seconds.
+          if (this.bytesPerSecond > 0) await new Promise((r) => setTimeout(r, (s.length * 1000) / this.bytesPerSecond));
+          else if (this.sliceBytes > 0) await new Promise((r) => setImmediate(r));
         }
         if (cutNow) this.#cut(pair);
       });
     });
   }
 
-  #cut(pair: Pair): void {
+  #cut(pair: Pair, reset = false): void {
     if (!this.#pairs.delete(pair)) return;
-    pair.client.destroy();
-    pair.upstream.destroy();
+    for (const s of [pair.client, pair.upstream]) {
+      // resetAndDestroy needs a connected socket; one still connecting is just destroyed.
+      if (reset && !s.connecting && !s.destroyed) s.resetAndDestroy();
+      else s.destroy();
+    }
     this.emit('cut');
   }
 }

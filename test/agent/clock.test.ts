@@ -3,7 +3,8 @@
  * moved by hand, with a real server and client (in-process agents, real sockets and LevelDB folders).
  */
 import test from 'ava';
-import { ManualClock } from '../../agent/clock.js';
+import { ManualClock, offsetClock } from '../../agent/clock.js';
+import { AgentProcess, humanShell, joinClient, startServer } from '../helpers/agents.js';
 import { admit, openAgent } from '../helpers/inprocess.js';
 
 
@@ -61,4 +62,37 @@ test('a server refuses to start with an implausible clock', async (t) => {
   t.is((err as { code?: string }).code, 'CLOCK_NOT_SET');
   t.regex(err!.message, /set the time/);
   t.is(a.role, 'standalone');
+});
+
+test('an offset clock reads off by its offset and keeps the base clock\'s timers', (t) => {
+  const base = new ManualClock(Date.UTC(2026, 5, 1));
+  const skewed = offsetClock(base, -90_000);
+  t.is(skewed.now(), base.now() - 90_000);
+  let fired = 0;
+  skewed.setTimeout(() => fired++, 1000);
+  base.advance(999);
+  t.is(fired, 0);
+  base.advance(1);
+  t.is(fired, 1);
+  t.is(skewed.now(), base.now() - 90_000);
+  t.throws(() => offsetClock(base, Number.NaN), { instanceOf: TypeError });
+});
+
+test('run --clock-skew: the server reports the client\'s skew and warns once; the option is hidden', async (t) => {
+  const { server, port } = await startServer(t, { heartbeat: 1 });
+  const client = await AgentProcess.spawn(t, { name: 'skewed', heartbeat: 1, runArgs: ['--clock-skew', '90000'] });
+  await joinClient(client, port);
+  let row: { name: string; skewMs: number | null } | undefined;
+  for (let i = 0; i < 100; i++) {
+    const { devices } = await server.control<{ devices: { name: string; skewMs: number | null }[] }>('devices.list');
+    row = devices.find((d) => d.name === 'skewed');
+    // A session reads 0 until the first ping (one heartbeat, 1 s here) says otherwise.
+    if (Math.abs(row?.skewMs ?? 0) > 1000) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.true(Math.abs(row!.skewMs! - 90_000) < 2000, `skew reported: ${row?.skewMs} ms`);
+  const { entries } = await server.control<{ entries: { code: string }[] }>('log', { level: 'warning' });
+  t.is(entries.filter((e) => e.code === 'CLOCK_SKEW').length, 1);
+  const help = await humanShell(client.dataDir, 'run', '--help');
+  t.notRegex(help.stdout, /clock-skew/);
 });

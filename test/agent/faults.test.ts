@@ -109,13 +109,21 @@ test('a change re-sent after a lost acknowledgement is applied once', async (t) 
 
   proxy.cutOnNextUp();
   const mark = a.events.length;
-  await a.ok('user', 'set', 'lee', 'auto-print', 'true');
+  const set = await a.control<{ change: number; queued: boolean }>('item.set', { kind: 'user', id: 'lee', item: 'auto-print', value: true });
+  t.is(set.change, 2, 'item.set names the queued change by its counter');
   const acked = await a.waitFor(drained, 30_000, mark);
   t.is(acked.duplicates, 1, 'the re-sent change was recognised as a duplicate');
   t.is(acked.applied, 0);
+  t.deepEqual(acked.changes, [{ c: 2, status: 'duplicate', v: seqBefore + 1 }], 'the ack names the change, its outcome and version');
   const seqAfter = (await server.ok<{ group: { seq: number } }>('status')).group.seq;
   t.is(seqAfter, seqBefore + 1, 'the server applied it exactly once');
   t.is(await server.value('user', 'lee', 'auto-print'), true);
+  const { devices } = await server.ok<{ devices: { name: string; lastChange: number; processedChanges: number }[] }>('devices', 'list');
+  t.like(devices.find((d) => d.name === 'A'), { lastChange: 2, processedChanges: 2 });
+  // Both machines hold the same content for lee: the checksums a join compares are equal.
+  const sum = async (agent: AgentProcess) => (await agent.ok<{ users: { id: string; checksum: string }[] }>('users', 'list', '--checksums')).users.find((u) => u.id === 'lee')!.checksum;
+  t.regex(await sum(server), /\S/);
+  t.is(await sum(a), await sum(server));
 });
 
 test('changes queued offline survive SIGKILL of the client and reach the server after restart', async (t) => {

@@ -199,6 +199,24 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.is(store.device('A')?.lastCounter, 2);
   });
 
+  test(`${name}: group: a device record written while its changes are queued keeps their counters (re-sent changes stay duplicates)`, async (t) => {
+    const { store } = await groupWithDevices(t);
+    await store.applyChanges('A', [change(1, 'u:ann', 'home', { n: 1 })]);
+    t.is(store.device('A')?.processed, 1);
+    // A heartbeat (or a new session's hello) builds the record from what it reads now, while changes of
+    // the same device are queued behind it in the group commit: both in one turn, as on a busy server.
+    const stale = store.device('A')!;
+    const applied = store.applyChanges('A', [change(2, 'u:ann', 'home', { n: 2 }, 1), change(3, 'u:ann', 'language', { display: 'ja' })]);
+    const beat = store.putDevice({ ...stale, lastSeen: 123 }, { sync: false });
+    await Promise.all([applied, beat]);
+    t.like(store.device('A'), { lastCounter: 3, processed: 3, lastSeen: 123 });
+    // The ack of 2 and 3 was lost; the client re-sends them: duplicates, not applied a second time.
+    const resent = await store.applyChanges('A', [change(2, 'u:ann', 'home', { n: 2 }, 1), change(3, 'u:ann', 'language', { display: 'ja' })]);
+    t.deepEqual(resent.outcomes.map((o) => o.status), ['duplicate', 'duplicate']);
+    t.is(store.seq, 3);
+    t.like(store.device('A'), { lastCounter: 3, processed: 3 });
+  });
+
   test(`${name}: group: another device writing on an older base is a conflict, and the conflict log keeps its value`, async (t) => {
     const { store, clock } = await groupWithDevices(t);
     await store.applyChanges('A', [change(1, 'u:ann', 'home', { by: 'A' })]);

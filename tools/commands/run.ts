@@ -1,8 +1,9 @@
 /** `mfpsync run`: the agent, in the foreground, until SIGINT or SIGTERM. */
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { isInitialized } from '../../agent/agent.js';
 import { dataPaths, initDataDir } from '../../agent/config.js';
+import { offsetClock, systemClock } from '../../agent/clock.js';
 import { startDaemon } from '../../agent/daemon.js';
 import { MfpError } from '../../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT } from '../../protocol/limits.js';
@@ -18,6 +19,7 @@ interface RunOptions {
   events?: boolean;
   applyDuringLogin: string;
   backupDir?: string;
+  clockSkew?: string;
 }
 
 /** Starts the agent and prints a ready line; resolves when it has stopped. */
@@ -38,6 +40,7 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     ...(o.protocol !== undefined ? { protocol: int(o.protocol, 'protocol', 1, 2) } : {}),
     ...(o.maxUsers !== undefined ? { maxUsers: int(o.maxUsers, 'max-users', 1, 1000) } : {}),
     ...(o.backupDir !== undefined ? { backupDir: resolve(o.backupDir) } : {}),
+    ...(o.clockSkew !== undefined ? { clock: offsetClock(systemClock, int(o.clockSkew, 'clock-skew', -86_400_000, 86_400_000)) } : {}),
   });
   if (o.events) {
     // One JSON line per agent event on stdout: what a firmware shim or a test follows.
@@ -82,6 +85,8 @@ export function register(program: Command): void {
     .option('--max-users <n>', 'user bound (default 1000)')
     .option('--apply-during-login <when>', 'a logged-in user\'s changed language/accessibility: immediate or next-login', 'immediate')
     .option('--backup-dir <dir>', 'folder of the device backup slot (default DATA/backup)')
+    // For the soak and tests: this process reads a clock MS off (a machine whose time is not set right).
+    .addOption(new Option('--clock-skew <ms>', 'run with the clock this many ms off').hideHelp())
     .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, join-progress, deep-sleep, device-state, replicated) as JSON lines on stdout')
     .action(action(runAgent));
 }

@@ -5,8 +5,8 @@ import { MfpError } from '../../protocol/errors.js';
 import { action, control, formatTime, print, table, type ShellContext } from '../shell.js';
 
 /** Lists users and user groups matching a partial search (blank lists all). */
-export async function collectUsers(ctx: ShellContext, search: string): Promise<{ users: UserEntry[] }> {
-  return (await control(ctx, 'users.list', { search })) as { users: UserEntry[] };
+export async function collectUsers(ctx: ShellContext, search: string, checksums = false): Promise<{ users: UserEntry[] }> {
+  return (await control(ctx, 'users.list', { search, checksums })) as { users: UserEntry[] };
 }
 
 /** Deletes users (names; `g:ID` names a user group) or everything a search matches. */
@@ -23,10 +23,14 @@ export function register(program: Command): void {
   users
     .command('list')
     .option('--search <q>', 'partial match on user name or group id', '')
+    .option('--checksums', 'add each entry\'s content checksum (equal on two machines: the same data)')
     .action(
-      action(async (ctx, o: { search: string }) =>
-        print(ctx, await collectUsers(ctx, o.search), (r: { users: UserEntry[] }) =>
-          table(['KIND', 'ID', 'ITEMS', 'LAST USED'], r.users.map((u) => [u.kind, u.id, String(u.items), formatTime(u.lastUsed)])),
+      action(async (ctx, o: { search: string; checksums?: boolean }) =>
+        print(ctx, await collectUsers(ctx, o.search, o.checksums === true), (r: { users: UserEntry[] }) =>
+          table(
+            ['KIND', 'ID', 'ITEMS', 'LAST USED', ...(o.checksums ? ['CHECKSUM'] : [])],
+            r.users.map((u) => [u.kind, u.id, String(u.items), formatTime(u.lastUsed), ...(o.checksums ? [u.checksum ?? '-'] : [])]),
+          ),
         ),
       ),
     );
