@@ -671,7 +671,6 @@ export class Agent extends EventEmitter<AgentEvents> {
       const queue = role === 'client' || role === 'server-client';
       const { counter, evicted } = await this.local.setLocal(this.identity.deviceId, e, item, value, { queue });
       this.#evicted(evicted);
-      this.#client?.kick();
       // `change`: the queued change's counter, which its acknowledgement (changes-acked) names.
       result = { version: this.local.itemStates(e)?.get(item)?.v ?? 0, queued: queue, ...(queue ? { change: counter } : {}) };
     }
@@ -800,7 +799,6 @@ export class Agent extends EventEmitter<AgentEvents> {
       const { evicted } = await this.local.importLocal(this.identity.deviceId, changes, { queue: role === 'client' || role === 'server-client' });
       applied.push(...changes);
       this.#evicted(evicted);
-      this.#client?.kick();
     }
     const { header } = file;
     this.log.info('IMPORTED', `imported ${describeCounts(header.counts)} from ${path} (exported by ${header.source.name} ${header.source.deviceId} at ${new Date(header.createdAt).toISOString()})`);

@@ -51,8 +51,9 @@ export class LocalStore extends Store {
   #queued = new Map<number, QueueEntry>();
   #cachedBytes = 0;
   /**
-   * Called from inside the batch that queues a local change, before that batch is written: the client
-   * sends the change while it is being written, so the local fsync and the server's overlap.
+   * Called from inside every batch that queues a change (a local write, an import, copies), before that
+   * batch is written: the client sends the change while it is being written, so the local fsync and
+   * the server's overlap.
    */
   onQueued: (() => void) | undefined;
 
@@ -115,6 +116,7 @@ export class LocalStore extends Store {
     tx.put(Keys.queue(q.c), q);
     const op = tx.ops[tx.ops.length - 1]!;
     this.#cache(q, op.type === 'put' ? op.value.length : 0);
+    this.onQueued?.();
   }
 
   /** The server sequence number up to which this machine has applied the group's changes. */
@@ -145,7 +147,6 @@ export class LocalStore extends Store {
       }
       const parsed = parseEntity(e)!;
       const evicted = parsed.kind === 'user' ? this.touchUserTx(tx, parsed.id, at) : [];
-      if (options.queue) this.onQueued?.();
       return { counter, evicted };
     });
   }

@@ -34,18 +34,13 @@ async function handle(m: MachineRequest): Promise<unknown> {
       agent = await openAgent(cleanup, m.parent, { name: m.name, durability: m.durability as Durability });
       const a = agent;
       a.on('item-changed', (e) => {
-        if (e.source !== 'remote') return;
-        if (m.notify) reply({ id: 0, event: { kind: 'remote', id: e.id, item: e.item, at: hrNow() } });
-        if (!tracking) return;
+        if (e.source !== 'remote' || !tracking) return;
         // The writer stamped the value; reading it back is this machine's work, after the arrival stamp.
         const at = hrNow();
         void a.getItems(e.kind, e.id, e.item).then((r) => {
           const t = (r.items[e.item]?.value as { t?: number } | undefined)?.t;
           if (typeof t === 'number') latencies.push(at - t);
         }, () => undefined);
-      });
-      a.on('changes-acked', (s) => {
-        if (m.notify && s.queued === 0) reply({ id: 0, event: { kind: 'acked', at: hrNow() } });
       });
       return { port: a.status().port ?? 0 };
     }
@@ -71,12 +66,6 @@ async function handle(m: MachineRequest): Promise<unknown> {
       for (const u of m.users) await a.login(u);
       await got;
       return {};
-    }
-    case 'set': {
-      const a = need();
-      const t0 = hrNow();
-      await a.setItem('user', m.user, m.item, { ...m.value, t: t0 });
-      return { t0, t1: hrNow() };
     }
     case 'track': {
       // Answers what was collected since the last call, and starts (or stops) collecting afresh.
@@ -113,9 +102,6 @@ async function handle(m: MachineRequest): Promise<unknown> {
       writer = undefined;
       return { sent: w.sent, failed: w.failed };
     }
-    case 'drained':
-      await queueDrained(need());
-      return {};
     case 'close':
       if (writer) clearInterval(writer.timer);
       await cleanup.run();

@@ -12,27 +12,21 @@ import { HANG_MS } from './agents.js';
 
 /** A request to a machine. */
 export type MachineRequest = { id: number } & (
-  | { op: 'open'; parent: string; name: string; durability: string; notify: boolean }
+  | { op: 'open'; parent: string; name: string; durability: string }
   | { op: 'server' }
   | { op: 'join'; port: number }
   | { op: 'seed'; users: string[]; items: string[] }
   | { op: 'login'; users: string[]; items: string[] }
-  | { op: 'set'; user: string; item: string; value: Record<string, unknown> }
   | { op: 'track'; on: boolean }
   | { op: 'write'; users: string[]; items: string[]; rate: number; ms: number }
-  | { op: 'drained' }
   | { op: 'close' }
 );
 
-/** What a machine pushes without being asked (only with `notify`). */
-export type MachineEvent = { kind: 'remote'; id: string; item: string; at: number } | { kind: 'acked'; at: number };
-
-/** A machine's answer (id > 0) or event (id 0). */
+/** A machine's answer to one request. */
 export interface MachineReply {
   id: number;
   result?: unknown;
   error?: string;
-  event?: MachineEvent;
 }
 
 type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -46,16 +40,11 @@ export class Machine {
   port = 0;
   #next = 1;
   #calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  #listeners = new Set<(e: MachineEvent) => void>();
 
   private constructor(name: string, proc: ChildProcess) {
     this.name = name;
     this.proc = proc;
     proc.on('message', (r: MachineReply) => {
-      if (r.event) {
-        for (const l of this.#listeners) l(r.event);
-        return;
-      }
       const call = this.#calls.get(r.id);
       if (!call) return;
       this.#calls.delete(r.id);
@@ -69,11 +58,11 @@ export class Machine {
   }
 
   /** Forks a machine and opens its agent on a fresh data folder under `parent`. */
-  static async start(cleanup: Cleanup, parent: string, o: { name: string; durability?: string; notify?: boolean }): Promise<Machine> {
+  static async start(cleanup: Cleanup, parent: string, o: { name: string; durability?: string }): Promise<Machine> {
     const proc = fork(CHILD, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'advanced' });
     const m = new Machine(o.name, proc);
     cleanup.defer(`machine ${o.name}`, () => m.stop());
-    const { port } = await m.call<{ port: number }>({ op: 'open', parent, name: o.name, durability: o.durability ?? 'fsync', notify: o.notify ?? false });
+    const { port } = await m.call<{ port: number }>({ op: 'open', parent, name: o.name, durability: o.durability ?? 'fsync' });
     m.port = port;
     return m;
   }
@@ -102,23 +91,6 @@ export class Machine {
         },
       });
       this.proc.send({ ...body, id });
-    });
-  }
-
-  /** The next pushed event matching `pred`; register before causing it. */
-  next(pred: (e: MachineEvent) => boolean, what: string): Promise<MachineEvent> {
-    return new Promise((resolve, reject) => {
-      const l = (e: MachineEvent) => {
-        if (!pred(e)) return;
-        clearTimeout(timer);
-        this.#listeners.delete(l);
-        resolve(e);
-      };
-      const timer = setTimeout(() => {
-        this.#listeners.delete(l);
-        reject(new Error(`machine ${this.name}: no ${what} within ${HANG_MS} ms`));
-      }, HANG_MS);
-      this.#listeners.add(l);
     });
   }
 
