@@ -6,9 +6,9 @@
  * (its change counter) to its acknowledgement (changes-acked names each change's outcome and version).
  */
 import { mkdtempSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { memoryOf } from '../bench/children.js';
 import { Cleanup } from '../bench/cleanup.js';
 import { rng, userRecord } from '../bench/records.js';
 import { AgentProcess, freePort, type AgentEvent } from '../fleet.js';
@@ -417,7 +417,7 @@ export class Scenario {
   async sampleNow(): Promise<void> {
     // Named by data directory: after the switch the process named `replica` is the server.
     for (const proc of new Set([this.server, this.replica, ...this.machines.map((m) => m.proc)])) {
-      const kb = await readRss(proc.pid);
+      const kb = readRss(proc.pid);
       if (kb !== undefined) this.rss.push({ process: proc.options.name, pid: proc.pid!, at: this.elapsed, kb });
     }
   }
@@ -430,12 +430,11 @@ export class Scenario {
 }
 
 /** VmRSS of a process in KiB, or undefined if it is not running. */
-export async function readRss(pid: number | undefined): Promise<number | undefined> {
+export function readRss(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-    return m ? Number(m[1]) : undefined;
+    const kb = memoryOf(pid).rss / 1024;
+    return Number.isFinite(kb) ? kb : undefined;
   } catch {
     return undefined;
   }
