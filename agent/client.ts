@@ -22,7 +22,8 @@ import {
 import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog.js';
 import type { ChangeOutcome } from '../storage/group-store.js';
 import type { LocalStore, QueuedChange, RemoteItem } from '../storage/local-store.js';
-import { encodedSize } from '../storage/records.js';
+import { decodeRecord, encodedSize } from '../storage/records.js';
+import type { ItemRecord } from '../storage/store.js';
 import type { Clock, Timer } from './clock.js';
 import { Connection } from './connection.js';
 import { admissionProof, checkServerProof, signParts, verifyParts, type Identity } from './identity.js';
@@ -139,7 +140,8 @@ export class SyncClient {
   #kicked = false;
   /** Entities to fetch from the server once live (users at login). */
   #pendingFetch = new Set<EntityKey>();
-  #snapshot: { items: SnapshotItem[]; replace: string[] } = { items: [], replace: [] };
+  /** The join snapshot being received: items not applied yet, the entities it replaces, those done. */
+  #snapshot = emptySnapshot();
   #welcome: WelcomeBody | undefined;
   /** The join under way: the plan's entities, those received, snapshot bytes. */
   #join: { expected: Set<string>; seen: Set<string>; bytes: number } | undefined;
@@ -517,7 +519,7 @@ export class SyncClient {
     const entities = this.#o.store
       .entities()
       .map((e) => [e, this.#o.store.entityHash(e, (n) => !this.#deviceScoped(e, n))!] as [string, string]);
-    this.#snapshot = { items: [], replace: [] };
+    this.#snapshot = emptySnapshot();
     this.#join = { expected: new Set(), seen: new Set(), bytes: 0 };
     conn.send({ type: SyncType.JoinOffer, entities });
     this.#joinProgress('waiting');
@@ -600,13 +602,16 @@ export class SyncClient {
 
   async #upload(conn: Connection, plan: JoinPlanMessage): Promise<void> {
     if (plan.upload.length === 0) return;
-    const entities: UploadEntity[] = [];
-    for (const e of plan.upload) {
-      const items: Record<string, unknown> = {};
-      for (const [n, rec] of await this.#o.store.readEntity(e)) if (this.#knows(e, n)) items[n] = rec.val;
-      entities.push({ e, items });
-    }
-    const parts = chunk(entities, (u) => 64 + encodedSize(u.items));
+    // Read in one scan where the entities lie together; sized by their stored records (no second encoding).
+    const byEntity = new Map<EntityKey, { entity: UploadEntity; size: number }>(plan.upload.map((e) => [e, { entity: { e, items: {} }, size: 64 }]));
+    await this.#o.store.scanEntities(plan.upload, (e, n, bytes, key) => {
+      const u = byEntity.get(e);
+      if (!u || !this.#knows(e, n)) return;
+      u.entity.items[n] = decodeRecord<ItemRecord>(bytes, key).val;
+      u.size += bytes.length;
+    });
+    const entities = [...byEntity.values()];
+    const parts = chunk(entities, (u) => u.size).map((part) => part.map((u) => u.entity));
     parts.forEach((part, i) => conn.send({ type: SyncType.Upload, entities: part, final: i === parts.length - 1 }));
   }
 
@@ -616,25 +621,42 @@ export class SyncClient {
       await this.#applyRemote({ items: m.items.map(toRemote) });
       return;
     }
-    this.#snapshot.items.push(...m.items);
-    this.#snapshot.replace.push(...m.replace);
+    const snap = this.#snapshot;
+    snap.items.push(...m.items);
+    for (const e of m.replace) snap.replace.add(e);
     const join = this.#join;
     if (join) {
       join.bytes += size;
       for (const [e] of m.items) if (join.expected.has(e)) join.seen.add(e);
     }
-    this.#joinProgress(m.final ? 'applying' : 'receiving');
-    if (!m.final) return;
-    const { items, replace } = this.#snapshot;
-    this.#snapshot = { items: [], replace: [] };
+    const reason = m.reason === 'join' ? 'join' : 'resync';
+    const keep = (e: EntityKey, n: string) => this.#deviceScoped(e, n);
+    if (!m.final) {
+      // The server sends an entity's items together: every entity but the last of this frame is whole,
+      // and is applied now, while the next frames travel. An interrupted join leaves those entities
+      // equal to the server's, and the next join finds them identical. The cursor moves at the end only.
+      let cut = snap.items.length;
+      const last = snap.items[cut - 1]?.[0];
+      while (cut > 0 && snap.items[cut - 1]![0] === last) cut--;
+      const ready = snap.items.splice(0, cut);
+      const replace = [...new Set(ready.map(([e]) => e))].filter((e) => snap.replace.has(e) && !snap.done.has(e));
+      for (const e of replace) snap.done.add(e);
+      if (ready.length > 0) await this.#applyRemote({ items: ready.map(toRemote), replace, selfId: this.#o.identity.deviceId, reason, keep });
+      this.#joinProgress('receiving');
+      return;
+    }
+    this.#joinProgress('applying');
+    const { items } = snap;
+    const replace = [...snap.replace].filter((e) => !snap.done.has(e));
+    this.#snapshot = emptySnapshot();
     const { applied, evicted } = await store.applyRemote({
       items: items.map(toRemote),
       replace,
       versions: m.versions,
       cursor: m.seq,
       selfId: this.#o.identity.deviceId,
-      reason: m.reason === 'join' ? 'join' : 'resync',
-      keep: (e, n) => this.#deviceScoped(e, n),
+      reason,
+      keep,
       fill: m.copies.map(([e, n, val]) => ({ e, n, val })),
       sharing: this.#welcome!.sharing,
     });
@@ -642,7 +664,7 @@ export class SyncClient {
     const welcome = this.#welcome!;
     this.#pin = { groupId: welcome.groupId, groupKey: Buffer.from(welcome.groupKey).toString('base64'), epoch: welcome.epoch, joined: true };
     await store.setMeta({ pin: this.#pin });
-    this.#o.log.info('JOINED', `synchronized with ${formatAddress(this.#o.server)}: ${replace.length} entities replaced by the server's copy`);
+    this.#o.log.info('JOINED', `synchronized with ${formatAddress(this.#o.server)}: ${snap.replace.size} entities replaced by the server's copy`);
     this.#o.onRemote?.(applied, []);
     if (evicted.length > 0) this.#o.onEvicted?.(evicted);
     this.#joinProgress('done');
@@ -746,6 +768,10 @@ export class SyncClient {
     }
     this.#pendingFetch.clear();
   }
+}
+
+function emptySnapshot(): { items: SnapshotItem[]; replace: Set<EntityKey>; done: Set<EntityKey> } {
+  return { items: [], replace: new Set(), done: new Set() };
 }
 
 function toRemote([e, n, v, val]: SnapshotItem): RemoteItem {

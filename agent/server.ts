@@ -19,12 +19,13 @@ import {
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
 import { readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
-  AckStatus, chunk, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
+  AckStatus, Chunker, chunk, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
   type SnapshotItem, type UploadMessage,
 } from '../protocol/sync.js';
 import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog.js';
 import type { DeviceRecord, FeedEntry, GroupStore } from '../storage/group-store.js';
-import { encodedSize } from '../storage/records.js';
+import { decodeRecord, encodedSize } from '../storage/records.js';
+import type { ItemRecord } from '../storage/store.js';
 import type { Timer } from './clock.js';
 import { Connection } from './connection.js';
 import { listen, type Listener, type ListeningRoleOptions } from './listener.js';
@@ -463,13 +464,9 @@ export class SyncServer {
     const store = this.#o.store;
     const plan = s.plan!;
     const seq = store.seq;
-    const items: SnapshotItem[] = [];
     const versions: [string, string, number][] = [];
     const offered = new Set([...plan.replace, ...plan.same, ...plan.upload]);
     const shared = store.entities().filter((e) => parseEntity(e)!.kind !== 'user' && !offered.has(e));
-    for (const e of [...plan.replace, ...shared]) {
-      for (const [n, rec] of await store.readEntity(e)) if (this.#knows(s, e, n)) items.push([e, n, rec.v, rec.val]);
-    }
     for (const e of plan.same) {
       for (const [n, st] of store.itemStates(e) ?? []) if (this.#knows(s, e, n)) versions.push([e, n, st.v]);
     }
@@ -477,21 +474,33 @@ export class SyncServer {
     const copies = (await store.copiesOf(s.device.id))
       .filter((c) => this.#sharing.device.includes(c.item))
       .map((c) => [`u:${c.user}`, c.item, c.val] as [string, string, unknown]);
-    const parts = chunk(items, (i) => 32 + encodedSize(i[3]));
-    parts.forEach((part, i) => {
-      const final = i === parts.length - 1;
+    const reason = s.hello.epoch === null || s.hello.groupId !== this.#o.groupId ? 'join' : 'checksum';
+    let first = true;
+    const send = (items: SnapshotItem[], final: boolean) => {
       s.conn.send({
         type: SyncType.Snapshot,
-        reason: s.hello.epoch === null || s.hello.groupId !== this.#o.groupId ? 'join' : 'checksum',
-        items: part,
-        replace: i === 0 ? [...plan.replace] : [],
+        reason,
+        items,
+        replace: first ? [...plan.replace] : [],
         deletes: [],
         versions: final ? versions : [],
         copies: final ? copies : [],
         final,
         seq,
       });
+      first = false;
+    };
+    // Replaced entities whole, and the group's shared entities: each frame goes out as soon as it is
+    // full, while the store is read on (the client applies it meanwhile). Sizes come from the stored
+    // records, so no value is encoded twice.
+    const chunker = new Chunker<SnapshotItem>();
+    await store.scanEntities([...plan.replace, ...shared], (e, n, bytes, key) => {
+      if (!this.#knows(s, e, n)) return;
+      const rec = decodeRecord<ItemRecord>(bytes, key);
+      const full = chunker.add([e, n, rec.v, rec.val], 32 + bytes.length);
+      if (full) send(full, false);
     });
+    send(chunker.rest(), true);
     s.plan = undefined;
     s.cursor = seq;
     s.toldCursor = seq;

@@ -191,21 +191,46 @@ function textAt(t: string, field: string, a: unknown[], i: number): void {
   strValue(t, field, a[i]);
 }
 
+/**
+ * Cuts a stream of entries into chunks of roughly CHUNK_BYTES (by a size estimate per entry) and at most
+ * MAX_LIST_ENTRIES: `add` returns a chunk once it is full, so a sender can send it while reading on.
+ */
+export class Chunker<T> {
+  #cur: T[] = [];
+  #bytes = 0;
+  constructor(private readonly maxBytes = CHUNK_BYTES, private readonly maxCount = MAX_LIST_ENTRIES) {}
+
+  /** Adds an entry; returns the chunk it completed, if any (the entry starts the next one). */
+  add(entry: T, size: number): T[] | undefined {
+    let full: T[] | undefined;
+    if (this.#cur.length > 0 && (this.#bytes + size > this.maxBytes || this.#cur.length >= this.maxCount)) {
+      full = this.#cur;
+      this.#cur = [];
+      this.#bytes = 0;
+    }
+    this.#cur.push(entry);
+    this.#bytes += size;
+    return full;
+  }
+
+  /** The last chunk (possibly empty). */
+  rest(): T[] {
+    const last = this.#cur;
+    this.#cur = [];
+    this.#bytes = 0;
+    return last;
+  }
+}
+
 /** Splits entries into chunks of roughly CHUNK_BYTES, by a size estimate per entry. */
 export function chunk<T>(entries: readonly T[], sizeOf: (e: T) => number, maxBytes = CHUNK_BYTES, maxCount = MAX_LIST_ENTRIES): T[][] {
+  const chunker = new Chunker<T>(maxBytes, maxCount);
   const out: T[][] = [];
-  let cur: T[] = [];
-  let bytes = 0;
   for (const e of entries) {
-    const size = sizeOf(e);
-    if (cur.length > 0 && (bytes + size > maxBytes || cur.length >= maxCount)) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(e);
-    bytes += size;
+    const full = chunker.add(e, sizeOf(e));
+    if (full) out.push(full);
   }
-  if (cur.length > 0 || out.length === 0) out.push(cur);
+  const last = chunker.rest();
+  if (last.length > 0 || out.length === 0) out.push(last);
   return out;
 }

@@ -13,7 +13,7 @@ import { MAX_VALUE_BYTES } from '../protocol/limits.js';
 import { itemValue } from '../protocol/validate.js';
 import { blankLocalParts, catalogItem, parseEntity, type EntityKey } from './catalog.js';
 import { Keys, parseSeqPart } from './keys.js';
-import { decodeRecord, encodedSize, valueHash } from './records.js';
+import { canonical, decodeRecord, encodedSize, valueHash } from './records.js';
 import { Store, type ItemRecord, type StoreOptions, type Tx } from './store.js';
 
 export type { AuthRecord } from './store.js';
@@ -252,10 +252,13 @@ export class GroupStore extends Store {
     return { outcomes, feed };
   }
 
-  /** Writes one item at the next sequence number; the group form has the local parts blanked. */
+  /**
+   * Writes one item at the next sequence number. The group form has the local parts blanked, and its
+   * keys sorted (equal content, and a client hashes what it receives without reordering it).
+   */
   #writeTx(tx: Tx, e: EntityKey, n: string, value: unknown, by: string, at: number): FeedEntry {
     const kind = parseEntity(e)!.kind;
-    const val = blankLocalParts(catalogItem(kind, n), value);
+    const val = canonical(blankLocalParts(catalogItem(kind, n), value));
     const seq = ++this.#seq;
     const prev = this.index.get(e)?.get(n);
     if (prev) tx.del(Keys.log(prev.v));

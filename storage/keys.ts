@@ -35,6 +35,8 @@ export const Keys = {
   item: (entity: string, item: string) => key('I', entity, item),
   itemsOf: (entity: string) => children('I', entity),
   allItems: () => children('I'),
+  /** The items of every entity from `first` to `last`, both included. */
+  itemsBetween: (first: string, last: string): KvRange => ({ gt: key('I', first) + SEP, lt: key('I', last) + END }),
   /** Change log entry by sequence number. */
   log: (seq: number) => key('L', seqPart(seq)),
   logAfter: (seq: number): KvRange => ({ gt: key('L', seqPart(seq)), lt: key('L') + END }),

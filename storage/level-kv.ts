@@ -3,6 +3,13 @@ import { Level } from 'level';
 import { MfpError } from '../protocol/errors.js';
 import type { KvOp, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv.js';
 
+/**
+ * From this many operations on, a batch is handed to LevelDB as a chained batch (one native call per
+ * operation) rather than an array: measured on 29,000 operations of a join, 3–4× less time on the event
+ * loop (the array form copies and re-reads every operation object); below it the two are alike.
+ */
+const CHAINED_FROM = 32;
+
 /** A KvStore in a LevelDB folder. Only one process may hold it open. */
 export class LevelKv implements KvStore {
   readonly location: string;
@@ -41,7 +48,22 @@ export class LevelKv implements KvStore {
     if (ops.length === 0) return;
     try {
       // classic-level honours `sync` on batches: the write is fsync'ed before the callback.
-      await this.#db.batch(ops as KvOp[], { sync: options.sync } as never);
+      if (ops.length <= CHAINED_FROM) {
+        await this.#db.batch(ops as KvOp[], { sync: options.sync } as never);
+        return;
+      }
+      const batch = this.#db.batch();
+      try {
+        for (const op of ops) {
+          if (op.type === 'put') batch.put(op.key, op.value);
+          else batch.del(op.key);
+        }
+      } catch (err) {
+        // An invalid operation: nothing was written; the batch is released, not left open.
+        await batch.close();
+        throw err;
+      }
+      await batch.write({ sync: options.sync } as never);
     } catch (err) {
       throw wrap(err, 'write');
     }

@@ -8,7 +8,7 @@ import { catalogItem, keepLocalParts, blankLocalParts, parseEntity, type EntityK
 import type { ChangeOutcome } from './group-store.js';
 import { Keys } from './keys.js';
 import { decodeRecord, valueHash } from './records.js';
-import { Store, type ItemRecord, type StoreOptions, type Tx } from './store.js';
+import { Store, type ItemRecord, type ItemState, type StoreOptions, type Tx } from './store.js';
 
 /** A change waiting for the server's acknowledgement. */
 export interface QueuedChange {
@@ -135,10 +135,9 @@ export class LocalStore extends Store {
    */
   setLocal(selfId: string, e: EntityKey, n: string, value: unknown, options: { queue: boolean }): Promise<{ counter: number; evicted: string[] }> {
     return this.commit((tx) => {
-      const item = catalogItem(parseEntity(e)!.kind, n);
       const at = this.now();
       const cur = this.index.get(e)?.get(n);
-      this.writeItemTx(tx, e, n, { v: cur?.v ?? 0, h: valueHash(blankLocalParts(item, value)), by: selfId, at, val: value });
+      this.writeItemTx(tx, e, n, { v: cur?.v ?? 0, h: groupHash({ e, n, val: value }), by: selfId, at, val: value });
       let counter = 0;
       if (options.queue) {
         counter = ++this.#counter;
@@ -162,7 +161,7 @@ export class LocalStore extends Store {
       for (const { e, n, val } of changes) {
         const parsed = parseEntity(e)!;
         const cur = this.index.get(e)?.get(n);
-        this.writeItemTx(tx, e, n, { v: cur?.v ?? 0, h: valueHash(blankLocalParts(catalogItem(parsed.kind, n), val)), by: selfId, at, val });
+        this.writeItemTx(tx, e, n, { v: cur?.v ?? 0, h: groupHash({ e, n, val }), by: selfId, at, val });
         if (options.queue) {
           const counter = ++this.#counter;
           this.#enqueueTx(tx, { c: counter, e, n, val, base: cur?.v ?? 0, at });
@@ -247,8 +246,7 @@ export class LocalStore extends Store {
         }
         if (o.status === 'applied' || o.status === 'duplicate') {
           const cur = this.index.get(q.e)?.get(q.n);
-          const cat = catalogItem(parseEntity(q.e)!.kind, q.n);
-          if (cur && o.v > cur.v) this.writeItemTx(tx, q.e, q.n, { ...cur, v: o.v, h: valueHash(blankLocalParts(cat, q.val)), val: q.val });
+          if (cur && o.v > cur.v) this.writeItemTx(tx, q.e, q.n, { ...cur, v: o.v, h: groupHash(q), val: q.val });
         } else if (o.status === 'conflict') {
           conflicts++;
           this.addConflictTx(tx, conflictOf(selfId, q, o.v, this.now()));
@@ -285,16 +283,28 @@ export class LocalStore extends Store {
   }): Promise<{ applied: RemoteItem[]; deleted: EntityKey[]; evicted: string[] }> {
     const items = update.items ?? [];
     const replace = new Set(update.replace ?? []);
-    // Local values needed by the builder are read first: send destinations to keep, values a join replaces.
+    // Local values needed by the builder are read first: send destinations to keep, values a join
+    // replaces. What a replacement loses goes to the conflict log as stored, never decoded here.
     const local = new Map<string, unknown>();
+    const keepsLocalParts = (e: EntityKey, n: string) => {
+      const parsed = parseEntity(e);
+      return parsed !== undefined && catalogItem(parsed.kind, n).localPaths !== undefined;
+    };
+    const replaced = new Map<EntityKey, Map<string, { state: ItemState; record: Uint8Array }>>();
+    await this.scanEntities(replace, (e, n, record, key) => {
+      const state = this.index.get(e)?.get(n);
+      if (!state) return;
+      let records = replaced.get(e);
+      if (!records) replaced.set(e, (records = new Map()));
+      records.set(n, { state, record });
+      if (keepsLocalParts(e, n)) local.set(`${e}\0${n}`, decodeRecord<ItemRecord>(record, key).val);
+    });
     for (const it of items) {
-      const parsed = parseEntity(it.e);
-      if (parsed && catalogItem(parsed.kind, it.n).localPaths && this.index.get(it.e)?.has(it.n)) {
-        local.set(`${it.e}\0${it.n}`, (await this.readItem(it.e, it.n))?.val);
+      const k = `${it.e}\0${it.n}`;
+      if (!local.has(k) && !replace.has(it.e) && keepsLocalParts(it.e, it.n) && this.index.get(it.e)?.has(it.n)) {
+        local.set(k, (await this.readItem(it.e, it.n))?.val);
       }
     }
-    const replaced = new Map<EntityKey, Map<string, ItemRecord>>();
-    for (const e of replace) if (this.hasEntity(e)) replaced.set(e, await this.readEntity(e));
     const rebased: [EntityKey, string, number, ItemRecord][] = [];
     for (const [e, n, v] of update.versions ?? []) {
       const rec = this.index.has(e) ? await this.readItem(e, n) : undefined;
@@ -305,6 +315,8 @@ export class LocalStore extends Store {
       const deleted: EntityKey[] = [];
       const evicted: string[] = [];
       const at = this.now();
+      // Each incoming value is hashed once: for the comparison with a replaced value and for its record.
+      const hashes = new Map<RemoteItem, string>();
       const byEntity = new Map<EntityKey, Map<string, RemoteItem>>();
       for (const i of items) {
         if (!replaced.has(i.e)) continue;
@@ -314,17 +326,18 @@ export class LocalStore extends Store {
       }
       for (const [e, records] of replaced) {
         const incoming = byEntity.get(e) ?? new Map<string, RemoteItem>();
-        for (const [n, rec] of records) {
+        for (const [n, { state, record }] of records) {
           if (update.keep?.(e, n)) continue;
           const winner = incoming.get(n);
-          if (winner && valueHash(blankLocalParts(catalogItem(parseEntity(e)!.kind, n), winner.val)) === rec.h) continue;
+          if (winner) hashes.set(winner, groupHash(winner));
+          if (winner && hashes.get(winner) === state.h) continue;
           this.addConflictTx(tx, {
             at,
             deviceId: update.selfId ?? '',
             entity: e,
             item: n,
-            value: rec.val,
-            base: rec.v,
+            record,
+            base: state.v,
             serverVersion: winner?.v ?? 0,
             reason: update.reason ?? 'join',
           });
@@ -336,12 +349,11 @@ export class LocalStore extends Store {
         if (this.index.get(e)?.get(n)?.at === rec.at) this.writeItemTx(tx, e, n, { ...rec, v });
       }
       for (const it of items) {
-        if (this.#remoteTx(tx, it, local.get(`${it.e}\0${it.n}`), replace.has(it.e), evicted)) applied.push(it);
+        if (this.#remoteTx(tx, it, local.get(`${it.e}\0${it.n}`), replace.has(it.e), evicted, hashes.get(it))) applied.push(it);
       }
       for (const f of update.fill ?? []) {
         if (this.index.get(f.e)?.has(f.n)) continue;
-        const cat = catalogItem(parseEntity(f.e)!.kind, f.n);
-        this.writeItemTx(tx, f.e, f.n, { v: 0, h: valueHash(blankLocalParts(cat, f.val)), by: 'copy', at, val: f.val });
+        this.writeItemTx(tx, f.e, f.n, { v: 0, h: groupHash(f), by: 'copy', at, val: f.val });
         const parsed = parseEntity(f.e)!;
         if (parsed.kind === 'user' && !this.userUse.has(parsed.id)) evicted.push(...this.touchUserTx(tx, parsed.id, at));
         applied.push({ e: f.e, n: f.n, v: 0, val: f.val });
@@ -434,18 +446,23 @@ export class LocalStore extends Store {
   }
 
   /** Applies one remote item inside a batch, keeping this machine's local parts; false if not newer. */
-  #remoteTx(tx: Tx, item: RemoteItem, localVal: unknown, force: boolean, evicted: string[] = []): boolean {
+  #remoteTx(tx: Tx, item: RemoteItem, localVal: unknown, force: boolean, evicted: string[] = [], hash?: string): boolean {
     const cur = this.index.get(item.e)?.get(item.n);
     // An equal version is one this machine has already (the same change can arrive both as a delta and
     // in a login fetch): not a change, no rewrite, no event.
     if (cur && !force && item.v <= cur.v) return false;
     const cat = catalogItem(parseEntity(item.e)!.kind, item.n);
     const val = localVal !== undefined ? keepLocalParts(cat, item.val, localVal) : item.val;
-    this.writeItemTx(tx, item.e, item.n, { v: item.v, h: valueHash(blankLocalParts(cat, item.val)), by: 'server', at: this.now(), val });
+    this.writeItemTx(tx, item.e, item.n, { v: item.v, h: hash ?? groupHash(item), by: 'server', at: this.now(), val });
     const parsed = parseEntity(item.e)!;
     if (parsed.kind === 'user' && !this.userUse.has(parsed.id)) evicted.push(...this.touchUserTx(tx, parsed.id));
     return true;
   }
+}
+
+/** Content hash of an item's group form (this machine's local parts blanked), as the server hashes it. */
+function groupHash(item: { e: EntityKey; n: string; val: unknown }): string {
+  return valueHash(blankLocalParts(catalogItem(parseEntity(item.e)!.kind, item.n), item.val));
 }
 
 function conflictOf(selfId: string, q: QueuedChange, serverVersion: number, at: number) {

@@ -2,6 +2,7 @@
  * How records are turned into bytes on disk, and the content hash used for checksum comparison.
  * msgpackr with records (shared structures) off: stored bytes must decode the same in any later build.
  */
+import * as nodeCrypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { MfpError } from '../protocol/errors.js';
@@ -27,19 +28,45 @@ export function canonicalBytes(value: unknown): Uint8Array {
   return packr.pack(canonical(value));
 }
 
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array)) {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort()) out[k] = canonical((value as Record<string, unknown>)[k]);
-    return out;
+/**
+ * The value with object keys sorted at every depth. Parts already in order are returned as they are, not
+ * copied: the group stores values in this form, so that values decoded from it need no allocation here.
+ */
+export function canonical(value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const c = canonical(value[i]);
+      if (out) out.push(c);
+      else if (c !== value[i]) (out = value.slice(0, i)).push(c);
+    }
+    return out ?? value;
   }
-  return value;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  let sorted = true;
+  for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1]! <= keys[i]!;
+  if (sorted) {
+    let i = 0;
+    for (; i < keys.length; i++) if (canonical(obj[keys[i]!]) !== obj[keys[i]!]) break;
+    if (i === keys.length) return value;
+  }
+  // Rebuilt in sorted order (integer-like keys still come first: the engine orders them so in any object).
+  const out: Record<string, unknown> = {};
+  for (const k of sorted ? keys : keys.sort()) out[k] = canonical(obj[k]);
+  return out;
 }
+
+/** SHA-256 as hex: the one-shot `crypto.hash` where this Node.js has it (20.12+), else a Hash object. */
+const sha256hex: (data: Uint8Array) => string =
+  typeof (nodeCrypto as { hash?: unknown }).hash === 'function'
+    ? (data) => (nodeCrypto as unknown as { hash: (alg: string, d: Uint8Array, enc: string) => string }).hash('sha256', data, 'hex')
+    : (data) => createHash('sha256').update(data).digest('hex');
 
 /** Content hash of an item value: 16 hex digits of SHA-256 over the canonical bytes. */
 export function valueHash(value: unknown): string {
-  return createHash('sha256').update(canonicalBytes(value)).digest('hex').slice(0, 16);
+  return sha256hex(canonicalBytes(value)).slice(0, 16);
 }
 
 /** Hash of a whole entity from its items' hashes, independent of item order. */

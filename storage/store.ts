@@ -12,7 +12,7 @@ import { MfpError } from '../protocol/errors.js';
 import { MAX_USERS } from '../protocol/limits.js';
 import { parseEntity, type EntityKey } from './catalog.js';
 import { Keys, parseSeqPart } from './keys.js';
-import type { KvOp, KvStore } from './kv.js';
+import type { KvOp, KvRange, KvStore } from './kv.js';
 import { decodeRecord, encodeRecord, entityHash } from './records.js';
 
 /** What the index keeps of an item. */
@@ -45,6 +45,12 @@ export interface ConflictEntry {
   serverVersion: number;
   reason: 'offline-edit' | 'join' | 'resync';
 }
+
+/**
+ * A conflict entry as written: the losing value either as such, or as the item record it was read as
+ * (a join replacing many items logs their stored bytes as they are, with no decoding and re-encoding).
+ */
+export type ConflictInput = ConflictEntry | (Omit<ConflictEntry, 'value'> & { record: Uint8Array });
 
 /** Levels of the sync log (SPEC §8). */
 export type LogLevel = 'info' | 'warning' | 'error';
@@ -345,6 +351,46 @@ export class Store {
     return out;
   }
 
+  /**
+   * Reads every item of several entities, calling `visit` with each record as stored (decode it with
+   * `decodeRecord`; its length is an upper bound of the value's encoded size, so frames are cut by it
+   * without encoding the value twice).
+   * Items of one entity come together. When the entities are a good part of the store they are read in
+   * one scan of its items rather than through one iterator each.
+   */
+  async scanEntities(entities: Iterable<EntityKey>, visit: (e: EntityKey, n: string, bytes: Uint8Array, key: string) => void): Promise<void> {
+    const wanted = new Set([...entities].filter((e) => this.index.has(e)));
+    if (wanted.size === 0) return;
+    const visitEntry = (k: string, bytes: Uint8Array) => {
+      const [, e, n] = Keys.split(k) as [string, EntityKey, string];
+      if (wanted.has(e)) visit(e, n, bytes, k);
+    };
+    // The entities' items are one range of keys from the first to the last of them: read in one scan
+    // when they are most of what lies in it (a join's frame, a whole store), visited as read, so a
+    // caller sending what it visits sends its first frame before the scan ends.
+    let first: EntityKey | undefined;
+    let last: EntityKey | undefined;
+    for (const e of wanted) {
+      if (first === undefined || e < first) first = e;
+      if (last === undefined || e > last) last = e;
+    }
+    let between = 0;
+    for (const e of this.index.keys()) if (e >= first! && e <= last!) between++;
+    if (wanted.size * 2 >= between) {
+      for await (const [k, bytes] of this.kv.entries(Keys.itemsBetween(first!, last!))) visitEntry(k, bytes);
+      return;
+    }
+    // Otherwise one iterator each, all under way at once: their reads overlap instead of queueing.
+    const read = async (range: KvRange): Promise<[string, Uint8Array][]> => {
+      const out: [string, Uint8Array][] = [];
+      for await (const entry of this.kv.entries(range)) out.push(entry);
+      return out;
+    };
+    for (const entries of await Promise.all([...wanted].map((e) => read(Keys.itemsOf(e))))) {
+      for (const [k, bytes] of entries) visitEntry(k, bytes);
+    }
+  }
+
   /** Users with their last use, most recent first. */
   users(): { name: string; lastUsed: number }[] {
     return [...this.userUse].map(([name, lastUsed]) => ({ name, lastUsed })).sort((a, b) => b.lastUsed - a.lastUsed);
@@ -391,7 +437,7 @@ export class Store {
   // ---- conflict log and sync log -------------------------------------------------------------------
 
   /** Adds conflict entries inside a batch. */
-  protected addConflictTx(tx: Tx, entry: ConflictEntry): void {
+  protected addConflictTx(tx: Tx, entry: ConflictInput): void {
     this.#appendBoundedTx(tx, this.#conflictKeys, Keys.conflict, entry);
   }
 
@@ -403,7 +449,15 @@ export class Store {
   /** Lists conflict entries, oldest first. */
   async conflicts(): Promise<ConflictEntry[]> {
     const out: ConflictEntry[] = [];
-    for await (const [k, bytes] of this.kv.entries(Keys.allConflicts())) out.push(decodeRecord<ConflictEntry>(bytes, k));
+    for await (const [k, bytes] of this.kv.entries(Keys.allConflicts())) {
+      const stored = decodeRecord<ConflictEntry & { record?: Uint8Array }>(bytes, k);
+      if (stored.record === undefined) {
+        out.push(stored);
+        continue;
+      }
+      const { record, ...entry } = stored;
+      out.push({ ...entry, value: decodeRecord<ItemRecord>(record, k).val });
+    }
     return out;
   }
 

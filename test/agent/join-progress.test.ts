@@ -4,6 +4,7 @@
  */
 import test from 'ava';
 import type { JoinProgressEvent } from '../../agent/agent.js';
+import { FaultProxy } from '../../tools/proxy.js';
 import { admit, openAgent } from '../helpers/inprocess.js';
 
 /** A value big enough that the snapshot spans several 256 KiB frames. */
@@ -51,4 +52,35 @@ test('a client resuming by cursor reports no join progress', async (t) => {
   await client.wake();
   await live;
   t.deepEqual(events, []);
+});
+
+test('a join cut mid-snapshot keeps what it applied; the rejoin replaces only the rest, each lost value logged once', async (t) => {
+  const server = await openAgent(t, 'server');
+  await server.setRole('server');
+  const users = Array.from({ length: 12 }, (_, i) => `user${i}`);
+  for (const u of users) await server.setItem('user', u, 'address-list', big(u, 0));
+  const client = await openAgent(t, 'client');
+  for (const u of users) await client.setItem('user', u, 'address-list', big(u, 1));
+  const proxy = await FaultProxy.start({ targetPort: server.port });
+  t.teardown(() => proxy.close());
+  // About 0.9 MB of snapshot: the first connection is cut about half-way through it.
+  proxy.cutOnceAfter('down', 450_000);
+
+  const plans: number[] = [];
+  client.on('join-progress', (e) => {
+    if (e.phase === 'receiving' && (plans.length === 0 || e.entities === 0)) plans.push(e.total);
+  });
+  // The role change fails with the cut (the machine stays standalone); the technician runs it again.
+  await t.throwsAsync(admit(client, proxy.port), { code: 'PEER_GONE' });
+  t.is(client.status().role, 'standalone');
+  await admit(client, proxy.port);
+
+  for (const u of users) t.deepEqual((await client.getItems('user', u, 'address-list')).items['address-list']!.value, big(u, 0), u);
+  const conflicts = await client.conflicts();
+  t.deepEqual(conflicts.map((c) => c.entity).sort(), users.map((u) => `u:${u}`).sort(), 'each replaced value once');
+  t.true(conflicts.every((c) => c.reason === 'join' && JSON.stringify(c.value) === JSON.stringify(big(c.entity.slice(2), 1))), 'the values the client lost');
+  // The first plan replaced all 12; the rejoin's plan only those the cut left unapplied.
+  t.true(plans.length >= 2, `plans ${JSON.stringify(plans)}`);
+  t.is(plans[0], 12);
+  t.true(plans[plans.length - 1]! > 0 && plans[plans.length - 1]! < 12, `plans ${JSON.stringify(plans)}`);
 });

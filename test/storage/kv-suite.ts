@@ -99,30 +99,46 @@ export function kvSuite(name: string, make: MakeKv): void {
     t.is(text(await kv.get('k')), 'abc');
   });
 
-  test(`${name}: a batch applies every op, in order, and all are visible once it resolves`, async (t) => {
-    const kv = await open(t);
-    await kv.write([put('a'), put('b'), put('c')], { sync: true });
-    await kv.write(
-      [
-        put('d'),
-        { type: 'del', key: 'b' },
-        put('a', 'a2'),
-        // Later ops of a batch win over earlier ones on the same key.
-        put('e', 'first'),
-        { type: 'del', key: 'e' },
-        { type: 'del', key: 'f' },
-        put('f', 'back'),
-      ],
-      { sync: true },
-    );
-    t.is(text(await kv.get('a')), 'a2');
-    t.is(await kv.get('b'), undefined);
-    t.is(text(await kv.get('c')), 'v:c');
-    t.is(text(await kv.get('d')), 'v:d');
-    t.is(await kv.get('e'), undefined);
-    t.is(text(await kv.get('f')), 'back');
-    t.deepEqual(await keysOf(kv, {}), ['a', 'c', 'd', 'f']);
-  });
+  for (const size of ['small', 'large'] as const) {
+    // A large batch (over a backend's threshold for another way of writing) carries 100 more keys.
+    const filler = (): KvOp[] => (size === 'large' ? Array.from({ length: 100 }, (_, i) => put(`z${String(i).padStart(3, '0')}`)) : []);
+    test(`${name}: a ${size} batch applies every op, in order, and all are visible once it resolves`, async (t) => {
+      const kv = await open(t);
+      await kv.write([put('a'), put('b'), put('c')], { sync: true });
+      await kv.write(
+        [
+          put('d'),
+          { type: 'del', key: 'b' },
+          put('a', 'a2'),
+          // Later ops of a batch win over earlier ones on the same key.
+          put('e', 'first'),
+          { type: 'del', key: 'e' },
+          { type: 'del', key: 'f' },
+          put('f', 'back'),
+          ...filler(),
+        ],
+        { sync: true },
+      );
+      t.is(text(await kv.get('a')), 'a2');
+      t.is(await kv.get('b'), undefined);
+      t.is(text(await kv.get('c')), 'v:c');
+      t.is(text(await kv.get('d')), 'v:d');
+      t.is(await kv.get('e'), undefined);
+      t.is(text(await kv.get('f')), 'back');
+      t.deepEqual(await keysOf(kv, { lt: 'z' }), ['a', 'c', 'd', 'f']);
+      t.is((await keysOf(kv, { gte: 'z' })).length, filler().length);
+    });
+
+    test(`${name}: a ${size} batch with an invalid op is refused whole: nothing of it is applied`, async (t) => {
+      const kv = await open(t);
+      await kv.write([put('keep', 'old')], { sync: true });
+      const bad: KvOp[] = [put('keep', 'new'), put('x1'), ...filler(), { type: 'put', key: 'x2', value: null as unknown as Uint8Array }];
+      await t.throwsAsync(kv.write(bad, { sync: true }), { instanceOf: Error });
+      t.is(text(await kv.get('keep')), 'old', 'the first op of the refused batch was applied');
+      t.is(await kv.get('x1'), undefined, 'an op before the invalid one was applied');
+      t.deepEqual(await keysOf(kv, {}), ['keep']);
+    });
+  }
 
   test(`${name}: a snapshot keeps reading the data as it was, across several reads, until closed`, async (t) => {
     const kv = await open(t);
@@ -141,16 +157,6 @@ export function kvSuite(name: string, make: MakeKv): void {
     await snap.close();
     t.deepEqual(await keysOf(kv, {}), ['a', 'c', 'd']);
     t.is(text(await kv.get('c')), 'c2');
-  });
-
-  test(`${name}: a batch with an invalid op is refused whole: nothing of it is applied`, async (t) => {
-    const kv = await open(t);
-    await kv.write([put('keep', 'old')], { sync: true });
-    const bad = [put('keep', 'new'), put('x1'), { type: 'put', key: 'x2', value: null as unknown as Uint8Array }] satisfies KvOp[];
-    await t.throwsAsync(kv.write(bad, { sync: true }), { instanceOf: Error });
-    t.is(text(await kv.get('keep')), 'old', 'the first op of the refused batch was applied');
-    t.is(await kv.get('x1'), undefined, 'an op before the invalid one was applied');
-    t.deepEqual(await keysOf(kv, {}), ['keep']);
   });
 
   test(`${name}: entries honour gt, gte, lt, lte, reverse and limit`, async (t) => {

@@ -13,7 +13,8 @@ import { MAX_VALUE_BYTES } from '../../protocol/limits.js';
 import { GroupStore, type DeviceRecord, type FeedEntry, type IncomingChange } from '../../storage/group-store.js';
 import type { KvOp, KvRange, KvSnapshot, KvStore, KvWriteOptions } from '../../storage/kv.js';
 import { LocalStore, type QueuedChange } from '../../storage/local-store.js';
-import type { StoreOptions } from '../../storage/store.js';
+import { decodeRecord, valueHash } from '../../storage/records.js';
+import type { ItemRecord, StoreOptions } from '../../storage/store.js';
 
 /** Makes a fresh, unopened backend for one test. */
 export type MakeKv = (t: ExecutionContext) => KvStore;
@@ -338,6 +339,40 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
   });
 
   // ---- GroupStore: entities --------------------------------------------------------------------------
+
+  test(`${name}: group: values are stored with their keys sorted; the content hash is the same as unsorted`, async (t) => {
+    const { store } = await groupWithDevices(t);
+    const value = { z: 1, a: { y: [{ d: 1, c: 2 }], b: true }, '10': 'x', '9': 'y' };
+    await store.applyChanges('A', [change(1, 'u:ann', 'home', value)]);
+    const stored = (await store.readItem('u:ann', 'home'))!;
+    t.deepEqual(stored.val, value);
+    t.deepEqual(Object.keys(stored.val as object), ['9', '10', 'a', 'z']);
+    t.deepEqual(Object.keys((stored.val as { a: object }).a), ['b', 'y']);
+    t.deepEqual(Object.keys((stored.val as { a: { y: object[] } }).a.y[0]!), ['c', 'd']);
+    t.is(stored.h, valueHash(value));
+  });
+
+  test(`${name}: core: scanEntities visits every item of the asked entities once, by one scan or one iterator each`, async (t) => {
+    const { store } = await groupWithDevices(t);
+    const users = Array.from({ length: 20 }, (_, i) => `u:user${String(i).padStart(2, '0')}`);
+    let c = 0;
+    await store.applyChanges('A', users.flatMap((e, i) => [change(++c, e, 'home', { i }), change(++c, e, 'language', { display: `l${i}` })]));
+    const seen = async (entities: string[]) => {
+      const out: string[] = [];
+      await store.scanEntities([...entities, 'u:nobody'], (e, n, bytes, key) => {
+        t.deepEqual(decodeRecord<ItemRecord>(bytes, key), { ...store.itemStates(e)!.get(n)!, val: n === 'home' ? { i: users.indexOf(e) } : { display: `l${users.indexOf(e)}` } });
+        out.push(`${e}/${n}`);
+      });
+      return out.sort();
+    };
+    const expect = (entities: string[]) => entities.flatMap((e) => [`${e}/home`, `${e}/language`]).sort();
+    // Neighbours (one scan from the first to the last), scattered (one iterator each), everything.
+    t.deepEqual(await seen(users.slice(3, 9)), expect(users.slice(3, 9)));
+    const scattered = [users[0]!, users[10]!, users[19]!];
+    t.deepEqual(await seen(scattered), expect(scattered));
+    t.deepEqual(await seen(users), expect(users));
+    t.deepEqual(await seen([]), []);
+  });
 
   test(`${name}: group: createEntities skips an entity that exists — the first client wins`, async (t) => {
     const { store } = await groupWithDevices(t);

@@ -130,9 +130,11 @@ export async function levelBatchWrite(cleanup: Cleanup, parent: string, entries:
   const scope = cleanup.scope();
   try {
     const db = await scratchLevel(scope, parent);
-    const ops = entries.map(([key, value]) => ({ type: 'put' as const, key, value }));
+    // The chained form: LevelDB's fastest way in for many operations (see storage/level-kv.ts).
     const t0 = now();
-    await db.batch(ops, { sync: true } as never);
+    const batch = db.batch();
+    for (const [key, value] of entries) batch.put(key, value);
+    await batch.write({ sync: true } as never);
     return now() - t0;
   } finally {
     await scope.run();
