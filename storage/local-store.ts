@@ -324,11 +324,21 @@ export class LocalStore extends Store {
         if (!m) byEntity.set(i.e, (m = new Map()));
         m.set(i.n, i);
       }
+      // Items with a change waiting for the server keep their local value through a replacement: the
+      // acknowledgement settles them (applied: the value stays at the server's version; a conflict: it
+      // goes to the conflict log then, once). Without a copy on the server they would be deleted here
+      // while their change creates them there, and this machine would lack them for good.
+      const queued = new Set<string>();
+      for (const q of this.#queued.values()) if (replaced.has(q.e)) queued.add(`${q.e}\0${q.n}`);
       for (const [e, records] of replaced) {
         const incoming = byEntity.get(e) ?? new Map<string, RemoteItem>();
         for (const [n, { state, record }] of records) {
           if (update.keep?.(e, n)) continue;
           const winner = incoming.get(n);
+          if (queued.has(`${e}\0${n}`)) {
+            this.writeItemTx(tx, e, n, { ...decodeRecord<ItemRecord>(record, Keys.item(e, n)), v: winner?.v ?? 0 });
+            continue;
+          }
           if (winner) hashes.set(winner, groupHash(winner));
           if (winner && hashes.get(winner) === state.h) continue;
           this.addConflictTx(tx, {
@@ -349,6 +359,7 @@ export class LocalStore extends Store {
         if (this.index.get(e)?.get(n)?.at === rec.at) this.writeItemTx(tx, e, n, { ...rec, v });
       }
       for (const it of items) {
+        if (replace.has(it.e) && queued.has(`${it.e}\0${it.n}`) && this.index.get(it.e)?.has(it.n)) continue;
         if (this.#remoteTx(tx, it, local.get(`${it.e}\0${it.n}`), replace.has(it.e), evicted, hashes.get(it))) applied.push(it);
       }
       for (const f of update.fill ?? []) {

@@ -764,6 +764,32 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.is(await store.getMeta('cursor'), 12);
   });
 
+  test(`${name}: local: a replacement keeps an item whose change is queued; its acknowledgement settles it`, async (t) => {
+    const { store } = await openLocal(t);
+    await store.setLocal('me', 'u:ann', 'home', { mine: 1 }, { queue: true });
+    await store.setLocal('me', 'u:ann', 'network', { mine: 2 }, { queue: true });
+    await store.setLocal('me', 'u:ann', 'language', { display: 'fr' }, { queue: false });
+    const sent = await store.queued();
+    // The server's copy lacks home (the change that creates it is queued) and has another network.
+    await store.applyRemote({
+      items: [{ e: 'u:ann', n: 'network', v: 5, val: { server: 5 } }, { e: 'u:ann', n: 'language', v: 6, val: { display: 'de' } }],
+      replace: ['u:ann'],
+      selfId: 'me',
+      reason: 'resync',
+    });
+    t.like(await store.readItem('u:ann', 'home'), { v: 0, val: { mine: 1 } });
+    t.like(await store.readItem('u:ann', 'network'), { v: 5, val: { mine: 2 } }, 'the local value, based on the server version');
+    t.like(await store.readItem('u:ann', 'language'), { v: 6, val: { display: 'de' } });
+    t.deepEqual((await store.conflicts()).map((c) => c.item), ['language'], 'only the unqueued replaced value is logged');
+    t.is(store.queueSize, 2);
+    // home is created by its change; network lost to a newer server value: logged now, once.
+    await store.settle('me', [{ c: sent[0]!.c, status: 'applied', v: 7 }, { c: sent[1]!.c, status: 'conflict', v: 8, val: { server: 8 } }], sent);
+    t.like(await store.readItem('u:ann', 'home'), { v: 7, val: { mine: 1 } });
+    t.like(await store.readItem('u:ann', 'network'), { v: 8, val: { server: 8 } });
+    t.deepEqual((await store.conflicts()).map((c) => [c.item, c.reason, c.value]), [['language', 'resync', { display: 'fr' }], ['network', 'offline-edit', { mine: 2 }]]);
+    t.is(store.queueSize, 0);
+  });
+
   test(`${name}: local: applyRemote replace takes the server's entity; what the client loses goes to the conflict log`, async (t) => {
     const { store, clock } = await openLocal(t);
     await store.setLocal('me', 'u:ann', 'home', { local: 1 }, { queue: false });
