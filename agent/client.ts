@@ -135,6 +135,8 @@ export class SyncClient {
   #firstOutcome: { resolve: () => void; reject: (e: MfpError) => void } | undefined;
   #capabilities = new Set<string>();
   #inFlight = new Map<number, QueuedChange>();
+  /** The highest counter this session has sent (or passed over): a flush reads only the queue after it. */
+  #sentUpTo = 0;
   #flushing = false;
   #flushAgain = false;
   #kicked = false;
@@ -353,6 +355,7 @@ export class SyncClient {
     this.#welcome = undefined;
     this.#join = undefined;
     this.#inFlight.clear();
+    this.#sentUpTo = 0;
     this.#flushing = false;
   }
 
@@ -743,8 +746,13 @@ export class SyncClient {
     try {
       const conn = this.#conn;
       if (!conn) return;
-      const queued = (await this.#o.store.queued(4096)).filter((q) => !this.#inFlight.has(q.c) && this.#knows(q.e, q.n));
-      if (queued.length === 0 || this.#conn !== conn || this.#state !== 'live') return;
+      const after = this.#sentUpTo;
+      const read = await this.#o.store.queued(4096, after);
+      if (this.#conn !== conn || this.#state !== 'live' || this.#sentUpTo !== after) return;
+      // Changes of items the server does not know (an older model's server) stay queued, unsent.
+      const queued = read.filter((q) => !this.#inFlight.has(q.c) && this.#knows(q.e, q.n));
+      if (read.length > 0) this.#sentUpTo = read[read.length - 1]!.c;
+      if (queued.length === 0) return;
       for (const part of chunk(queued, (q) => 32 + encodedSize(q.val))) {
         for (const q of part) this.#inFlight.set(q.c, q);
         conn.send({ type: SyncType.Changes, list: part.map((q) => [q.c, q.e, q.n, q.base, q.val]) });

@@ -23,8 +23,8 @@ import {
   type SnapshotItem, type UploadMessage,
 } from '../protocol/sync.js';
 import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog.js';
-import type { DeviceRecord, FeedEntry, GroupStore } from '../storage/group-store.js';
-import { decodeRecord, encodedSize } from '../storage/records.js';
+import { feedValueSize, type DeviceRecord, type FeedEntry, type GroupStore } from '../storage/group-store.js';
+import { decodeRecord } from '../storage/records.js';
 import type { ItemRecord } from '../storage/store.js';
 import type { Timer } from './clock.js';
 import { Connection } from './connection.js';
@@ -593,13 +593,13 @@ export class SyncServer {
           await s.conn.drained();
           const entries = await store.entriesAfter(s.cursor, 512);
           if (entries.length === 0) break;
-          const list: DeltaEntry[] = [];
-          for (const e of entries) if (this.#visible(s, e)) list.push(e.del ? [e.seq, e.e, null, null] : [e.seq, e.e, e.n!, e.val]);
+          const visible = entries.filter((e) => this.#visible(s, e));
           const last = entries[entries.length - 1]!.seq;
-          const parts = list.length === 0 ? [] : chunk(list, (d) => 24 + encodedSize(d[3]));
+          const parts = visible.length === 0 ? [] : chunk(visible, (e) => 24 + feedValueSize(e));
           for (let i = 0; i < parts.length; i++) {
             const part = parts[i]!;
-            s.conn.send({ type: SyncType.Deltas, list: part, seq: i === parts.length - 1 ? last : part[part.length - 1]![0] });
+            const list = part.map((e): DeltaEntry => (e.del ? [e.seq, e.e, null, null] : [e.seq, e.e, e.n!, e.val]));
+            s.conn.send({ type: SyncType.Deltas, list, seq: i === parts.length - 1 ? last : part[part.length - 1]!.seq });
           }
           s.cursor = last;
           if (parts.length > 0) s.toldCursor = last;

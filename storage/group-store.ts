@@ -13,7 +13,7 @@ import { MAX_VALUE_BYTES } from '../protocol/limits.js';
 import { itemValue } from '../protocol/validate.js';
 import { blankLocalParts, catalogItem, parseEntity, type EntityKey } from './catalog.js';
 import { Keys, parseSeqPart } from './keys.js';
-import { canonical, decodeRecord, encodedSize, valueHash } from './records.js';
+import { canonical, decodeRecord, encodedSize, hashAndSize } from './records.js';
 import { Store, type ItemRecord, type StoreOptions, type Tx } from './store.js';
 
 export type { AuthRecord } from './store.js';
@@ -28,6 +28,14 @@ export interface FeedEntry {
   val?: unknown;
   del?: true;
   by: string;
+}
+
+/** Encoded sizes of the values of entries written in this run, known from hashing them. */
+const encodedSizes = new WeakMap<FeedEntry, number>();
+
+/** The encoded size of an entry's value (0 for a tombstone): frames are cut by it without encoding it twice. */
+export function feedValueSize(entry: FeedEntry): number {
+  return entry.del ? 0 : (encodedSizes.get(entry) ?? encodedSize(entry.val));
 }
 
 /** A change submitted by a device. */
@@ -262,11 +270,13 @@ export class GroupStore extends Store {
     const seq = ++this.#seq;
     const prev = this.index.get(e)?.get(n);
     if (prev) tx.del(Keys.log(prev.v));
-    const rec: ItemRecord = { v: seq, h: valueHash(val), by, at, val };
+    const { h, size } = hashAndSize(val);
+    const rec: ItemRecord = { v: seq, h, by, at, val };
     this.writeItemTx(tx, e, n, rec);
     tx.put(Keys.log(seq), { e, n, by } satisfies LogRecord);
     tx.put(Keys.meta('seq'), seq);
     const entry: FeedEntry = { seq, e, n, v: seq, val, by };
+    encodedSizes.set(entry, size);
     this.#pendingFeed.push(entry);
     return entry;
   }

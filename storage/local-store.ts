@@ -195,19 +195,26 @@ export class LocalStore extends Store {
     });
   }
 
-  /** Queued changes in counter order, at most `limit`: from memory when their values are cached. */
-  async queued(limit = Infinity): Promise<QueuedChange[]> {
+  /**
+   * Queued changes in counter order, at most `limit`, after counter `after` (those a session has sent
+   * already): from memory when their values are cached.
+   */
+  async queued(limit = Infinity, after = 0): Promise<QueuedChange[]> {
     const out: QueuedChange[] = [];
-    for (const entry of this.#queued.values()) {
+    let complete = true;
+    for (const [c, entry] of this.#queued) {
+      if (c <= after) continue;
       if (out.length >= limit) return out;
-      if (!entry.change) break;
+      if (!entry.change) {
+        complete = false;
+        break;
+      }
       out.push(entry.change);
     }
-    if (out.length === this.#queued.size) return out;
+    if (complete) return out;
     out.length = 0;
-    for await (const [k, bytes] of this.kv.entries({ ...Keys.allQueue(), limit: Number.isFinite(limit) ? limit : undefined })) {
-      out.push(decodeRecord<QueuedChange>(bytes, k));
-    }
+    const range = { ...Keys.allQueue(), ...(after > 0 ? { gt: Keys.queue(after) } : {}), limit: Number.isFinite(limit) ? limit : undefined };
+    for await (const [k, bytes] of this.kv.entries(range)) out.push(decodeRecord<QueuedChange>(bytes, k));
     return out;
   }
 

@@ -69,6 +69,12 @@ export function valueHash(value: unknown): string {
   return sha256hex(canonicalBytes(value)).slice(0, 16);
 }
 
+/** The content hash and the encoded size of a value, from one encoding (key order does not change the size). */
+export function hashAndSize(value: unknown): { h: string; size: number } {
+  const bytes = canonicalBytes(value);
+  return { h: sha256hex(bytes).slice(0, 16), size: bytes.length };
+}
+
 /** Hash of a whole entity from its items' hashes, independent of item order. */
 export function entityHash(items: Iterable<[string, string]>): string {
   const h = createHash('sha256');

@@ -1058,6 +1058,10 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.deepEqual(all.map((q) => q.c), Array.from({ length: 50 }, (_, i) => i + 1));
     t.deepEqual(all.map((q) => (q.val as unknown[])[0]), Array.from({ length: 50 }, (_, i) => i));
     t.deepEqual((await store.queued(3)).map((q) => q.c), [1, 2, 3], 'the first ones come from memory');
+    // After a counter a session has sent already: from memory, then from disk past the cached ones.
+    t.deepEqual((await store.queued(3, 10)).map((q) => q.c), [11, 12, 13]);
+    t.deepEqual((await store.queued(Infinity, 47)).map((q) => q.c), [48, 49, 50]);
+    t.deepEqual(await store.queued(Infinity, 50), []);
     await store.settle('me', all.slice(0, 45).map((q) => ({ c: q.c, status: 'applied' as const, v: 100 + q.c })), all);
     // The rest were never cached: read from disk.
     t.deepEqual((await store.queued()).map((q) => [q.c, (q.val as unknown[])[0]]), [[46, 45], [47, 46], [48, 47], [49, 48], [50, 49]]);
