@@ -65,15 +65,28 @@ async function measureBaselines(ctx: Omit<Ctx, 'base'>): Promise<Baselines> {
   return { rtt, fsyncPut, osPut, syncBatchRate: rate.perSecond };
 }
 
+const USAGE = `usage: npm run bench -- [--quick] [--json] [--dir PARENT] [--only ${Object.keys(FIGURES).join(',')}]\n`;
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      dir: { type: 'string' },
-      only: { type: 'string' },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        dir: { type: 'string' },
+        only: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`bench: USAGE: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const only = values.only ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(FIGURES);
   const unknown = only.filter((f) => !Object.hasOwn(FIGURES, f));
   if (unknown.length > 0) {
