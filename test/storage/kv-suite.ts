@@ -100,7 +100,7 @@ export function kvSuite(name: string, make: MakeKv): void {
   });
 
   for (const size of ['small', 'large'] as const) {
-    // A large batch (over a backend's threshold for another way of writing) carries 100 more keys.
+    // A large batch carries 100 more keys.
     const filler = (): KvOp[] => (size === 'large' ? Array.from({ length: 100 }, (_, i) => put(`z${String(i).padStart(3, '0')}`)) : []);
     test(`${name}: a ${size} batch applies every op, in order, and all are visible once it resolves`, async (t) => {
       const kv = await open(t);
