@@ -26,7 +26,6 @@ import {
   readExportBody, type ExportResult, type ImportResult, type PrepareResult,
 } from './export.js';
 import { createIdentity, fingerprintOf, identityFromSecret, type Identity } from './identity.js';
-import { fullCollector, MemoryTrim } from './memory-trim.js';
 import { assessHealth, type HealthFacts } from './health.js';
 import { createLogger, SyncLog, type Logger } from './logger.js';
 import type { ClientPower, DeepSleepState, PowerState } from './power.js';
@@ -61,11 +60,6 @@ export interface AgentOptions {
   handshakeTimeoutMs?: number;
   /** The device backup slot's folder (default DATA/backup): a firmware may put it on another partition. */
   backupDir?: string;
-  /**
-   * After a burst of writing (8 MiB or more), once writing has stopped for 2 s, run one full garbage
-   * collection so that the heap shrinks back (default true; see agent/memory-trim.ts).
-   */
-  memoryTrim?: boolean;
 }
 
 /** Emitted when an item's value changes on this machine. */
@@ -214,7 +208,6 @@ export class Agent extends EventEmitter<AgentEvents> {
   #continuity: string | undefined;
   #loggedIn = new Set<string>();
   #window: ExportWindow | undefined;
-  #trim: MemoryTrim | undefined;
   #closed = false;
   #asleep = false;
   #deepSleep: DeepSleepState = { blocked: false, blockedBy: [] };
@@ -283,11 +276,6 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Starts the persisted role's components. */
   async start(): Promise<void> {
-    const collect = this.#o.memoryTrim === false ? undefined : fullCollector();
-    if (collect && !this.#trim) {
-      this.#trim = new MemoryTrim({ written: () => this.local.stats.bytes + (this.#group?.stats.bytes ?? 0), collect });
-      this.#trim.start();
-    }
     const { role, server } = this.#role;
     if (role === 'server' || role === 'server-client') await this.#startServer();
     if (role === 'server-client') await this.#startClient({ host: 'localhost', port: this.port }, undefined, false);
@@ -300,7 +288,6 @@ export class Agent extends EventEmitter<AgentEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#trim?.stop();
     this.#window?.close();
     await this.#stopClient();
     await this.#stopServer();
