@@ -2,7 +2,7 @@
  * In-process agents on real sockets and LevelDB folders: the `join-progress` event a joining client
  * emits (what the simulator's progress bars follow). The total comes from the server's join plan.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import type { JoinProgressEvent } from '../../agent/agent.js';
 import { FaultProxy } from '../../tools/proxy.js';
 import { admit, openAgent } from '../helpers/inprocess.js';
@@ -10,12 +10,17 @@ import { admit, openAgent } from '../helpers/inprocess.js';
 /** A value big enough that the snapshot spans several 256 KiB frames. */
 const big = (user: string, variant: number) => Array.from({ length: 1200 }, (_, i) => ({ id: `${user}-${i}`, name: `entry ${i} of ${user} #${variant}`, address: `${user}.${i}.${variant}@example.com` }));
 
-test('a joining client reports the plan\'s entities received, of the total, up to done', async (t) => {
+/** A server holding 12 users with big address lists, and a standalone client to join it. */
+async function serverWith12Users(t: ExecutionContext) {
   const server = await openAgent(t, 'server');
   await server.setRole('server');
   const users = Array.from({ length: 12 }, (_, i) => `user${i}`);
   for (const u of users) await server.setItem('user', u, 'address-list', big(u, 0));
-  const client = await openAgent(t, 'client');
+  return { server, users, client: await openAgent(t, 'client') };
+}
+
+test('a joining client reports the plan\'s entities received, of the total, up to done', async (t) => {
+  const { server, users, client } = await serverWith12Users(t);
   // A stale copy of ten of them (replaced by the server's), and one user only the client has (uploaded).
   for (const u of users.slice(0, 10)) await client.setItem('user', u, 'address-list', big(u, 1));
   await client.setItem('user', 'own', 'language', { display: 'fr', keyboard: 'fr-FR' });
@@ -55,11 +60,7 @@ test('a client resuming by cursor reports no join progress', async (t) => {
 });
 
 test('a join cut mid-snapshot keeps what it applied; the rejoin replaces only the rest, each lost value logged once', async (t) => {
-  const server = await openAgent(t, 'server');
-  await server.setRole('server');
-  const users = Array.from({ length: 12 }, (_, i) => `user${i}`);
-  for (const u of users) await server.setItem('user', u, 'address-list', big(u, 0));
-  const client = await openAgent(t, 'client');
+  const { server, users, client } = await serverWith12Users(t);
   for (const u of users) await client.setItem('user', u, 'address-list', big(u, 1));
   const proxy = await FaultProxy.start({ targetPort: server.port });
   t.teardown(() => proxy.close());
