@@ -3,7 +3,6 @@
  * msgpackr with records (shared structures) off: stored bytes must decode the same in any later build.
  */
 import * as nodeCrypto from 'node:crypto';
-import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { MfpError } from '../protocol/errors.js';
 
@@ -62,7 +61,7 @@ export function canonical(value: unknown): unknown {
 const sha256hex: (data: Uint8Array) => string =
   typeof (nodeCrypto as { hash?: unknown }).hash === 'function'
     ? (data) => (nodeCrypto as unknown as { hash: (alg: string, d: Uint8Array, enc: string) => string }).hash('sha256', data, 'hex')
-    : (data) => createHash('sha256').update(data).digest('hex');
+    : (data) => nodeCrypto.createHash('sha256').update(data).digest('hex');
 
 /** Content hash of an item value: 16 hex digits of SHA-256 over the canonical bytes. */
 export function valueHash(value: unknown): string {
@@ -77,7 +76,7 @@ export function hashAndSize(value: unknown): { h: string; size: number } {
 
 /** Hash of a whole entity from its items' hashes, independent of item order. */
 export function entityHash(items: Iterable<[string, string]>): string {
-  const h = createHash('sha256');
+  const h = nodeCrypto.createHash('sha256');
   for (const [name, hash] of [...items].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) h.update(`${name}=${hash};`);
   return h.digest('hex').slice(0, 16);
 }
