@@ -36,6 +36,13 @@ async function rawConnect(samples: number): Promise<ReturnType<typeof summarize>
   return summarize(times);
 }
 
+/** The two ends of a session's sealed channel, keyed as a handshake keys them: what one seals, the other opens. */
+export function channelPair(): { tx: SecureChannel; rx: SecureChannel } {
+  const c = ephemeralKeyPair();
+  const s = ephemeralKeyPair();
+  return { tx: SecureChannel.derive('server', s, c.publicKey, [Buffer.from('bench')]), rx: SecureChannel.derive('client', c, s.publicKey, [Buffer.from('bench')]) };
+}
+
 function perCall(n: number, f: () => void): number {
   const t0 = now();
   for (let i = 0; i < n; i++) f();
@@ -48,10 +55,7 @@ export async function crypto(ctx: Ctx): Promise<void> {
   const section = 'security: handshake and per-frame crypto';
   try {
     // Per-frame cost: seal + open of a 200-byte frame.
-    const c = ephemeralKeyPair();
-    const s = ephemeralKeyPair();
-    const tx = SecureChannel.derive('client', c, s.publicKey, [Buffer.from('t')]);
-    const rx = SecureChannel.derive('server', s, c.publicKey, [Buffer.from('t')]);
+    const { tx, rx } = channelPair();
     const frame = new Uint8Array(200).fill(7);
     const frames = ctx.quick ? 5_000 : 20_000;
     perCall(500, () => rx.open(tx.seal(frame)));
@@ -66,6 +70,7 @@ export async function crypto(ctx: Ctx): Promise<void> {
     const sig = nacl.sign.detached(msg, id.secretKey);
     const sign = perCall(ctx.quick ? 20 : 100, () => nacl.sign.detached(msg, id.secretKey));
     const verify = perCall(ctx.quick ? 20 : 100, () => nacl.sign.detached.verify(msg, sig, id.publicKey));
+    const [c, s] = [ephemeralKeyPair(), ephemeralKeyPair()];
     const x25519 = perCall(ctx.quick ? 20 : 100, () => nacl.box.before(s.publicKey, c.secretKey));
 
     // Handshake of a known client, resuming by cursor.

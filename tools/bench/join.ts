@@ -9,12 +9,12 @@
  */
 import type { Agent } from '../../agent/agent.js';
 import { encodeMessage } from '../../protocol/codec.js';
-import { ephemeralKeyPair, SecureChannel } from '../../protocol/secure.js';
 import { chunk, SyncType, type SnapshotItem, type UploadEntity } from '../../protocol/sync.js';
 import { entityKey } from '../../storage/catalog.js';
 import { Keys } from '../../storage/keys.js';
 import { encodedSize, encodeRecord, valueHash } from '../../storage/records.js';
 import { joinAs, openAgent, openServer } from './agents.js';
+import { channelPair } from './crypto.js';
 import { levelBatchWrite, wsTransfer } from './baselines.js';
 import type { Ctx } from './context.js';
 import { userNames, userRecord } from './records.js';
@@ -54,10 +54,7 @@ function itemEntries(items: readonly SnapshotItem[]): [string, Uint8Array][] {
 
 /** Seals and opens every frame once, as the session does (XSalsa20-Poly1305, tweetnacl); returns ms. */
 function sealOpen(frames: readonly Uint8Array[]): number {
-  const c = ephemeralKeyPair();
-  const s = ephemeralKeyPair();
-  const tx = SecureChannel.derive('server', s, c.publicKey, [Buffer.from('bench')]);
-  const rx = SecureChannel.derive('client', c, s.publicKey, [Buffer.from('bench')]);
+  const { tx, rx } = channelPair();
   const t0 = now();
   for (const f of frames) rx.open(tx.seal(f));
   return now() - t0;
