@@ -497,7 +497,11 @@ export class SyncClient {
       await this.#o.store.setMeta({ pin: this.#pin });
     }
     // From here on every frame is sealed with keys only these two ephemeral key pairs can derive.
-    conn.secure(SecureChannel.derive('client', ephemeral, challenge.message.ephemeral, [challenge.bytes, helloBytes]), MAX_FRAME_BYTES);
+    conn.secure(
+      SecureChannel.derive('client', ephemeral, challenge.message.ephemeral, [challenge.bytes, helloBytes]),
+      MAX_FRAME_BYTES,
+      Math.min(welcome.protocol, this.#o.protocol ?? PROTOCOL_VERSION),
+    );
     this.#welcome = welcome;
     this.#capabilities = new Set(welcome.capabilities);
     this.#deviceItems = new Set(welcome.sharing.device);

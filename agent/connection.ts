@@ -18,6 +18,7 @@ import { MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES } from '../protocol/limits.j
 import type { SecureChannel } from '../protocol/secure.js';
 import { ReplicationType } from '../protocol/replication.js';
 import { SessionType } from '../protocol/session.js';
+import { ITEM_CODES_PROTOCOL } from '../protocol/sync.js';
 
 /** Options of a connection. */
 export interface ConnectionOptions {
@@ -57,6 +58,8 @@ export class Connection {
   #drainWaiters: (() => void)[] = [];
   #secure: SecureChannel | undefined;
   #maxFrame = MAX_HANDSHAKE_FRAME_BYTES;
+  /** The session was negotiated at protocol 3 or later: `changes`/`deltas` name items by code. */
+  #itemCodes = false;
   /** Frames that arrived after a welcome, before its handler set the session keys. */
   #held: Buffer[] | undefined;
   /** Bytes sent and received, for the benchmark's wire figures. */
@@ -75,9 +78,13 @@ export class Connection {
     ws.once('open', () => setMaxPayload(ws, this.#maxFrame));
   }
 
-  /** From now on every frame is sealed and opened with `channel`, and frames up to `maxFrameBytes` pass. */
-  secure(channel: SecureChannel, maxFrameBytes: number): void {
+  /**
+   * From now on every frame is sealed and opened with `channel`, and frames up to `maxFrameBytes` pass;
+   * `protocol` is the negotiated version (from ITEM_CODES_PROTOCOL, items travel by code).
+   */
+  secure(channel: SecureChannel, maxFrameBytes: number, protocol = 0): void {
     this.#secure = channel;
+    this.#itemCodes = protocol >= ITEM_CODES_PROTOCOL;
     this.#maxFrame = maxFrameBytes;
     setMaxPayload(this.#ws, maxFrameBytes);
     const held = this.#held;
@@ -98,7 +105,7 @@ export class Connection {
   /** Sends one message; false if the connection is closed. */
   send(message: Message): boolean {
     if (this.#closed || this.#ws.readyState !== this.#ws.OPEN) return false;
-    const plain = encodeMessage(message);
+    const plain = encodeMessage(message, this.#itemCodes);
     const bytes = this.#secure ? this.#secure.seal(plain) : plain;
     this.bytes.sent += bytes.length;
     this.#ws.send(bytes, { binary: true }, () => this.#checkDrain());
@@ -171,7 +178,7 @@ export class Connection {
       const max = this.#maxFrame;
       if (data.length > max) throw new MfpError('FRAME_TOO_LARGE', `frame of ${data.length} bytes exceeds ${max}`);
       const plain = this.#secure ? this.#secure.open(data) : data;
-      message = decodeMessage(plain, max);
+      message = decodeMessage(plain, max, this.#itemCodes);
       raw = plain;
     } catch (err) {
       const e = toMfpError(err, 'FRAME_MALFORMED');

@@ -391,7 +391,7 @@ export class SyncServer {
     this.#heard(s);
     // The welcome is the last frame in clear; everything after it is sealed.
     s.conn.send({ type: SessionType.Welcome, body, sig: wsig });
-    s.conn.secure(channel, MAX_FRAME_BYTES);
+    s.conn.secure(channel, MAX_FRAME_BYTES, protocol);
     this.#o.log.info(
       admitted ? 'ADMITTED' : 'CONNECTED',
       `${device.name} (${device.id}) ${admitted ? 'admitted' : 'connected'}, resuming by ${resume}`,

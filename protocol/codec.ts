@@ -11,7 +11,7 @@ import { HeartbeatType, readHeartbeatMessage, type HeartbeatMessage } from './he
 import { MAX_FRAME_BYTES } from './limits.js';
 import { readReplicationMessage, ReplicationType, type ReplicationMessage } from './replication.js';
 import { readSessionMessage, SessionType, type SessionMessage } from './session.js';
-import { readSyncMessage, SyncType, type SyncMessage } from './sync.js';
+import { readSyncMessage, SyncType, withItemCodes, type SyncMessage } from './sync.js';
 import { isFields } from './validate.js';
 
 /** Every message of the protocol. */
@@ -43,9 +43,15 @@ const TYPE_CODE = new Map(WIRE_TYPES.map((t, i) => [t, i]));
 
 const PROTO_KEY = Buffer.from('__proto__');
 
-/** Encodes a message into one frame. */
-export function encodeMessage(message: Message): Uint8Array {
-  return packr.pack({ ...message, type: TYPE_CODE.get(message.type) ?? message.type });
+const SYNC_TYPES = new Set<string>(Object.values(SyncType));
+
+/**
+ * Encodes a message into one frame. `itemCodes`: the session reads item codes (protocol 3 or later on
+ * both sides), so `changes` and `deltas` entries name their items by code.
+ */
+export function encodeMessage(message: Message, itemCodes = false): Uint8Array {
+  const body = itemCodes && SYNC_TYPES.has(message.type) ? withItemCodes(message as SyncMessage) : message;
+  return packr.pack({ ...body, type: TYPE_CODE.get(message.type) ?? message.type });
 }
 
 /** Encodes a plain value (message bodies that get signed). */
@@ -62,8 +68,8 @@ export function decodeValue(bytes: Uint8Array): unknown {
   }
 }
 
-/** Decodes and validates one frame. */
-export function decodeMessage(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES): Message {
+/** Decodes and validates one frame; `itemCodes` as for encodeMessage (a code on a session without is MESSAGE_INVALID). */
+export function decodeMessage(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES, itemCodes = false): Message {
   if (bytes.length > maxBytes) throw new MfpError('FRAME_TOO_LARGE', `frame of ${bytes.length} bytes exceeds ${maxBytes}`);
   // msgpackr would rename a `__proto__` key to `__proto_` rather than let it reach a prototype: a silent
   // change of data. Such a frame is refused instead (a native byte search, before any parsing).
@@ -75,7 +81,7 @@ export function decodeMessage(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES): Me
   if (typeof o.type === 'number' && Number.isInteger(o.type) && o.type >= 0 && o.type < WIRE_TYPES.length) o.type = WIRE_TYPES[o.type];
   const read = typeof o.type === 'string' ? FAMILY.get(o.type) : undefined;
   if (!read) throw new MfpError('MESSAGE_UNKNOWN', `unknown message type ${JSON.stringify(o.type)}`);
-  return read(o);
+  return read === readSyncMessage ? readSyncMessage(o, itemCodes) : read(o);
 }
 
 /** Narrows a message to one type. */

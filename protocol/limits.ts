@@ -1,7 +1,10 @@
 /** Limits of the group and of the wire, in one place so that both sides and the tests agree. */
 
-/** The protocol this build speaks. Version 1 lacks the `shortcuts` and `keychain` items. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * The protocol this build speaks. Version 1 lacks the `shortcuts` and `keychain` items; version 3 names
+ * the items of `changes` and `deltas` entries by one-byte codes (protocol/sync.ts, ITEM_CODES).
+ */
+export const PROTOCOL_VERSION = 3;
 /** The oldest protocol version this build still accepts. */
 export const MIN_PROTOCOL_VERSION = 1;
 

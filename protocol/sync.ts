@@ -14,7 +14,8 @@
  *       server → deltas {[seq, entity, item, value]…} to every client holding the entity.
  * A client that drops a user (its own 1,000-user bound) → release {entities}.
  *
- * Hot-path entries are tuples: a one-item change costs its value plus a few dozen bytes.
+ * Hot-path entries are tuples: a one-item change costs its value plus a few dozen bytes. From protocol 3
+ * on, their item names travel as one-byte codes (ITEM_CODES).
  */
 import { MfpError } from './errors.js';
 import { CHUNK_BYTES, MAX_LIST_ENTRIES } from './limits.js';
@@ -80,8 +81,43 @@ export type SyncMessage =
 
 const MAX_ITEMS = 64;
 
-/** Validates a decoded sync message. */
-export function readSyncMessage(o: Fields): SyncMessage {
+/** The protocol from which `changes` and `deltas` entries name their item by code. */
+export const ITEM_CODES_PROTOCOL = 3;
+
+/**
+ * Item names by wire code: in a `changes` or `deltas` entry an item travels as its index here, one byte
+ * instead of up to 18 (SPEC §3.7's versions decide who may: a session negotiated at ITEM_CODES_PROTOCOL
+ * or later, both ways). Append-only: a code never changes meaning. An item without a code travels by name.
+ */
+export const ITEM_CODES: readonly string[] = [
+  'language', 'accessibility', 'screen-after-login', 'home', 'personal-buttons', 'timeline', 'network',
+  'job-defaults', 'shortcuts', 'previous-settings', 'address-list', 'list-order', 'auto-print', 'keychain',
+  'shared-buttons',
+];
+const CODE_OF = new Map(ITEM_CODES.map((n, i) => [n, i]));
+
+/**
+ * The wire form of a message for a session that reads item codes: `changes` and `deltas` entries name
+ * their items by code. Every other message, and every item without a code, is unchanged.
+ */
+export function withItemCodes(m: SyncMessage): Record<string, unknown> {
+  if (m.type !== SyncType.Changes && m.type !== SyncType.Deltas) return m as unknown as Record<string, unknown>;
+  const list = m.list.map((e: ChangeEntry | DeltaEntry) => {
+    const code = e[2] === null ? undefined : CODE_OF.get(e[2]);
+    if (code === undefined) return e;
+    const out: unknown[] = e.slice();
+    out[2] = code;
+    return out;
+  });
+  return { ...m, list };
+}
+
+/**
+ * Validates a decoded sync message. `itemCodes`: the session was negotiated at ITEM_CODES_PROTOCOL or
+ * later, so `changes` and `deltas` entries may name items by code (turned back into names here); on an
+ * older session a code is MESSAGE_INVALID.
+ */
+export function readSyncMessage(o: Fields, itemCodes = false): SyncMessage {
   const t = o.type as string;
   switch (o.type) {
     case SyncType.JoinOffer:
@@ -143,7 +179,7 @@ export function readSyncMessage(o: Fields): SyncMessage {
         list: list(t, o, 'list').map((x) => tuple(t, 'list', x, 5, (a) => {
           intValue(t, 'list', a[0]);
           textAt(t, 'list', a, 1);
-          textAt(t, 'list', a, 2);
+          itemAt(t, a, itemCodes);
           intValue(t, 'list', a[3], -1);
           itemValue(t, 'list', a[4]);
         }) as ChangeEntry),
@@ -170,7 +206,7 @@ export function readSyncMessage(o: Fields): SyncMessage {
         list: list(t, o, 'list').map((x) => tuple(t, 'list', x, 4, (a) => {
           intValue(t, 'list', a[0]);
           textAt(t, 'list', a, 1);
-          if (a[2] !== null) textAt(t, 'list', a, 2);
+          if (a[2] !== null) itemAt(t, a, itemCodes);
           if (a[2] !== null) itemValue(t, 'list', a[3]);
         }) as DeltaEntry),
       };
@@ -189,6 +225,15 @@ function tuple(t: string, k: string, x: unknown, n: number, check: (a: unknown[]
 
 function textAt(t: string, field: string, a: unknown[], i: number): void {
   strValue(t, field, a[i]);
+}
+
+/** The item of a `changes`/`deltas` entry (index 2): a name, or on a session with codes a known code. */
+function itemAt(t: string, a: unknown[], itemCodes: boolean): void {
+  if (typeof a[2] !== 'number') return textAt(t, 'list', a, 2);
+  if (!itemCodes) invalid(t, 'list', 'item codes need protocol 3 on both sides; this session names items');
+  const name = Number.isInteger(a[2]) ? ITEM_CODES[a[2]] : undefined;
+  if (name === undefined) invalid(t, 'list', `unknown item code ${a[2]}`);
+  a[2] = name;
 }
 
 /**

@@ -1,17 +1,24 @@
 /**
  * Mixed firmware (SPEC §3.7), in-process agents on real sockets: an older client (protocol 1, no
- * shortcuts or keychain) keeps fields it does not know inside items it knows, and deletes nothing newer.
+ * shortcuts or keychain) keeps fields it does not know inside items it knows, and deletes nothing newer;
+ * a protocol-2 client (item names, no codes) and a current one exchange live changes through the server.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { admit, openAgent, remoteChange } from '../helpers/inprocess.js';
 
-test('unknown fields inside a known item survive a round trip through an older peer', async (t) => {
+/** A server, a client of this build and a client speaking an older protocol, both admitted. */
+async function mixedGroup(t: ExecutionContext, protocol: number) {
   const server = await openAgent(t, 'server');
   await server.setRole('server');
   const modern = await openAgent(t, 'modern');
-  const old = await openAgent(t, 'old', { protocol: 1 });
+  const old = await openAgent(t, `v${protocol}`, { protocol });
   await admit(modern, server.port);
   await admit(old, server.port);
+  return { server, modern, old };
+}
+
+test('unknown fields inside a known item survive a round trip through an older peer', async (t) => {
+  const { server, modern, old } = await mixedGroup(t, 1);
   // A newer model writes job defaults with a field the older one does not know, and a keychain.
   const fromNew = { copy: { copies: 2, staple: 'top-left', ecoMode: { level: 3, since: '2026-01' } } };
   await modern.setItem('user', 'ines', 'job-defaults', fromNew);
@@ -30,4 +37,19 @@ test('unknown fields inside a known item survive a round trip through an older p
   t.deepEqual(after, { copy: { copies: 5, staple: 'top-left', ecoMode: { level: 3, since: '2026-01' } } });
   const keychain = (await server.getItems('user', 'ines', 'keychain')).items.keychain!.value;
   t.deepEqual(keychain, { 'place-1': { host: 'nas', user: 'ines' } }, 'the server still has the keychain');
+});
+
+test('a protocol-2 client is sent item names, a current one codes: live changes flow both ways', async (t) => {
+  const { modern, old: v2 } = await mixedGroup(t, 2);
+  await modern.login('jo');
+  await v2.login('jo');
+  // A code sent to the protocol-2 client would be refused there (MESSAGE_INVALID) and nothing would arrive.
+  const toV2 = remoteChange(v2, 'jo', 'job-defaults');
+  await modern.setItem('user', 'jo', 'job-defaults', { copy: { copies: 3 } });
+  await toV2;
+  const toModern = remoteChange(modern, 'jo', 'keychain');
+  await v2.setItem('user', 'jo', 'keychain', { 'place-9': { host: 'nas9' } });
+  await toModern;
+  t.deepEqual((await v2.getItems('user', 'jo', 'job-defaults')).items['job-defaults']!.value, { copy: { copies: 3 } });
+  t.deepEqual((await modern.getItems('user', 'jo', 'keychain')).items.keychain!.value, { 'place-9': { host: 'nas9' } });
 });

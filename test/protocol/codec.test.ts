@@ -6,12 +6,12 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import test, { type ExecutionContext } from 'ava';
-import { decodeMessage, decodeValue, encodeMessage, encodeValue, isMessage, type MessageType } from '../../protocol/codec.js';
+import { decodeMessage, decodeValue, encodeMessage, encodeValue, isMessage, type Message, type MessageType } from '../../protocol/codec.js';
 import { MfpError, type ErrorCode } from '../../protocol/errors.js';
 import { HeartbeatType } from '../../protocol/heartbeat.js';
 import { MAX_FRAME_BYTES, MAX_LIST_ENTRIES, MAX_NAME_BYTES, MAX_VALUE_DEPTH, PROTOCOL_VERSION } from '../../protocol/limits.js';
 import { readHelloBody, readWelcomeBody, SessionType } from '../../protocol/session.js';
-import { chunk, SyncType } from '../../protocol/sync.js';
+import { chunk, ITEM_CODES, SyncType } from '../../protocol/sync.js';
 import {
   FIXTURES, fixture, helloBody, helloBodyBytes, MESSAGES, welcomeBody, welcomeBodyBytes,
 } from './fixtures.js';
@@ -454,7 +454,8 @@ const SHAPES: ShapeCase[] = [
   // deltas
   { type: 'deltas', title: 'seq missing', mutate: (o) => { delete o.seq; }, field: 'seq', why: INT_RANGE },
   { type: 'deltas', title: 'a negative seq in an entry', mutate: (o) => { tupleOf(o, 'list')[0] = -5; }, field: 'list', why: INT_RANGE },
-  { type: 'deltas', title: 'an item name as a number', mutate: (o) => { tupleOf(o, 'list')[2] = 12; }, field: 'list', why: /must be a string/ },
+  { type: 'deltas', title: 'an item code on a session without codes', mutate: (o) => { tupleOf(o, 'list')[2] = 12; }, field: 'list', why: /item codes need protocol 3 on both sides/ },
+  { type: 'changes', title: 'an item code on a session without codes', mutate: (o) => { tupleOf(o, 'list')[2] = 0; }, field: 'list', why: /item codes need protocol 3 on both sides/ },
   { type: 'deltas', title: `a value nested ${MAX_VALUE_DEPTH + 1} deep`, mutate: (o) => { tupleOf(o, 'list')[3] = nest(MAX_VALUE_DEPTH + 1); }, field: 'list', why: /nests deeper than 32/ },
   { type: 'deltas', title: 'a 5-tuple', mutate: (o) => { tupleOf(o, 'list').push(0); }, field: 'list', why: /entries must be 4-tuples/ },
   // release
@@ -505,6 +506,34 @@ test('a refuse with a code this build does not know arrives as PEER_GONE, its me
 test('a deleted entity travels as a delta with a nil item and no value check', (t) => {
   const m = decodeMessage(encodeValue({ type: 'deltas', seq: 9, list: [[9, 'u:dave', null, null]] }));
   t.deepEqual(m, { type: 'deltas', seq: 9, list: [[9, 'u:dave', null, null]] });
+});
+
+// ------------------------------------------------------------------------------------- item codes
+
+test('on a session with item codes, changes and deltas name known items by a one-byte code and decode to names', (t) => {
+  const changes: Message = { type: 'changes', list: [[7, 'u:alice', 'job-defaults', 3, { copy: 1 }], [8, 'u:alice', 'x-vendor-item', -1, 'v']] };
+  const deltas: Message = { type: 'deltas', seq: 12, list: [[11, 'u:alice', 'keychain', {}], [12, 'u:bob', null, null]] };
+  for (const m of [changes, deltas]) {
+    const named = encodeMessage(m);
+    const coded_ = encodeMessage(m, true);
+    t.deepEqual(decodeMessage(coded_, MAX_FRAME_BYTES, true), m, `${m.type} round trip with codes`);
+    t.deepEqual(decodeMessage(named, MAX_FRAME_BYTES, true), m, `${m.type}: names are still read on a session with codes`);
+    const item = m.list[0]![2]!;
+    t.is(named.length - coded_.length, Buffer.byteLength(item), `${m.type}: "${item}" (1 + ${Buffer.byteLength(item)} B) became a 1-byte code`);
+    t.is(Buffer.from(coded_).indexOf(item), -1);
+    // Without codes negotiated, a coded frame is refused rather than guessed at.
+    coded(t, () => decodeMessage(coded_), 'MESSAGE_INVALID', /item codes need protocol 3 on both sides/);
+  }
+  // Other messages are unchanged by the option.
+  const ack: Message = { type: 'ack', list: [[7, 0, 4, null]] };
+  t.deepEqual(encodeMessage(ack, true), encodeMessage(ack));
+});
+
+test('an item code outside the table, or not an integer, is MESSAGE_INVALID', (t) => {
+  for (const bad of [ITEM_CODES.length, -1, 1.5]) {
+    const bytes = encodeValue({ type: 'changes', list: [[1, 'u:alice', bad, 0, 'v']] });
+    coded(t, () => decodeMessage(bytes, MAX_FRAME_BYTES, true), 'MESSAGE_INVALID', new RegExp(`unknown item code ${bad}`));
+  }
 });
 
 // ------------------------------------------------------------------------------------------ chunk
@@ -644,7 +673,7 @@ const admissionOf = (o: Obj): Obj => o.admission as Obj;
 
 const HELLO_CASES: BodyCase[] = [
   { title: 'protocol 0', mutate: (o) => { o.protocol = 0; }, field: /^hello\.protocol /, why: /\[1, 65535\]/ },
-  { title: 'minProtocol 65536', mutate: (o) => { o.minProtocol = 65536; }, field: /^hello\.minProtocol /, why: /\[1, 2\]/ },
+  { title: 'minProtocol 65536', mutate: (o) => { o.minProtocol = 65536; }, field: /^hello\.minProtocol /, why: new RegExp(`\\[1, ${PROTOCOL_VERSION}\\]`) },
   { title: 'minProtocol above protocol', mutate: (o) => { o.protocol = 1; o.minProtocol = 2; }, field: /^hello\.minProtocol /, why: /\[1, 1\]/ },
   { title: 'capabilities as a string', mutate: (o) => { o.capabilities = 'user:language'; }, field: /^hello\.capabilities /, why: /must be an array/ },
   { title: '257 capabilities', mutate: (o) => { o.capabilities = Array.from({ length: 257 }, (_, i) => `user:x${i}`); }, field: /^hello\.capabilities /, why: /more than 256 entries/ },
@@ -669,8 +698,8 @@ const HELLO_CASES: BodyCase[] = [
 ];
 
 const WELCOME_CASES: BodyCase[] = [
-  { title: 'protocol 0', mutate: (o) => { o.protocol = 0; }, field: /^welcome\.protocol /, why: /\[1, 2\]/ },
-  { title: `protocol ${PROTOCOL_VERSION + 1} (newer than this build)`, mutate: (o) => { o.protocol = PROTOCOL_VERSION + 1; }, field: /^welcome\.protocol /, why: /\[1, 2\]/ },
+  { title: 'protocol 0', mutate: (o) => { o.protocol = 0; }, field: /^welcome\.protocol /, why: new RegExp(`\\[1, ${PROTOCOL_VERSION}\\]`) },
+  { title: `protocol ${PROTOCOL_VERSION + 1} (newer than this build)`, mutate: (o) => { o.protocol = PROTOCOL_VERSION + 1; }, field: /^welcome\.protocol /, why: new RegExp(`\\[1, ${PROTOCOL_VERSION}\\]`) },
   { title: 'capabilities missing', mutate: (o) => { delete o.capabilities; }, field: /^welcome\.capabilities /, why: /must be an array/ },
   { title: 'a capability as a number', mutate: (o) => { (o.capabilities as unknown[])[0] = 1; }, field: /^welcome\.capabilities /, why: /must be a string/ },
   { title: 'groupId of 65 bytes', mutate: (o) => { o.groupId = 'g'.repeat(65); }, field: /^welcome\.groupId /, why: /exceeds 64 bytes/ },

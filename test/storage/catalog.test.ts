@@ -5,6 +5,7 @@
 import test from 'ava';
 import { MfpError } from '../../protocol/errors.js';
 import { MAX_NAME_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../protocol/limits.js';
+import { ITEM_CODES } from '../../protocol/sync.js';
 import {
   blankLocalParts, CATALOG, capabilitiesFor, catalogItem, entityKey, itemsOfKind, keepLocalParts, parseEntity,
 } from '../../storage/catalog.js';
@@ -45,6 +46,17 @@ test('shortcuts and keychain need protocol 2; every other item protocol 1', (t) 
   t.deepEqual(capabilitiesFor(MIN_PROTOCOL_VERSION - 1), []);
   // Capabilities fit the hello's bound on capability strings.
   t.true(v2.every((c) => Buffer.byteLength(c) <= 64));
+});
+
+test('every catalog item has a wire code, and the code table is append-only', (t) => {
+  t.is(new Set(ITEM_CODES).size, ITEM_CODES.length, 'no name twice');
+  for (const i of CATALOG) t.true(ITEM_CODES.includes(i.name), `${i.name} has a code`);
+  // Codes already spoken by deployed peers: these positions never change.
+  t.deepEqual(ITEM_CODES.slice(0, 15), [
+    'language', 'accessibility', 'screen-after-login', 'home', 'personal-buttons', 'timeline', 'network',
+    'job-defaults', 'shortcuts', 'previous-settings', 'address-list', 'list-order', 'auto-print', 'keychain',
+    'shared-buttons',
+  ]);
 });
 
 test('catalogItem finds an item by kind and name, or throws UNKNOWN_ITEM naming it', (t) => {
