@@ -4,15 +4,17 @@ import { MfpError } from '../protocol/errors.js';
 import type { KvOp, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv.js';
 
 /**
- * Batches of this many operations or more go to LevelDB in the chained form (one native call per
- * operation): abstract-level's array form copies and re-checks every operation, about 6 µs each on the
- * event loop (220 ms for a 29,000-operation batch, 6 ms for a join's frame against 1–2 ms chained).
+ * Batches of this many operations, or this many bytes, or more go to LevelDB in the chained form (one
+ * native call per operation): abstract-level's array form copies and re-checks every operation, about
+ * 6 µs each on the event loop (220 ms for a 29,000-operation batch; a join's frame of ~700 operations
+ * and ~256 KB, 4–6 ms against 1–2 ms chained).
  * Smaller batches — the steady traffic of group commits — keep the array form: a chained batch's native
  * copy is freed only when V8 collects it, and with the array form's garbage V8 also shrinks its heap
  * after a burst (measured: a server holding 1,000 users settles at ~80 MB; with every batch chained,
  * or handed to classic-level's `_batch` directly, it stayed at 130–150 MB for minutes).
  */
 const CHAINED_FROM = 1000;
+const CHAINED_FROM_BYTES = 64 * 1024;
 
 /** Batches holding more than this (an import, a restore) go as an array: their native copy is freed at once. */
 const CHAINED_MAX_BYTES = 2 * 1024 * 1024;
@@ -56,8 +58,8 @@ export class LevelKv implements KvStore {
     try {
       // classic-level honours `sync` on batches: the write is fsync'ed before it resolves.
       let bytes = 0;
-      if (ops.length >= CHAINED_FROM) for (const op of ops) if (op.type === 'put') bytes += op.value.length;
-      if (ops.length < CHAINED_FROM || bytes > CHAINED_MAX_BYTES) {
+      for (const op of ops) if (op.type === 'put') bytes += op.value.length;
+      if ((ops.length < CHAINED_FROM && bytes < CHAINED_FROM_BYTES) || bytes > CHAINED_MAX_BYTES) {
         await this.#db.batch(ops as KvOp[], { sync: options.sync } as never);
         return;
       }

@@ -99,9 +99,14 @@ export function kvSuite(name: string, make: MakeKv): void {
     t.is(text(await kv.get('k')), 'abc');
   });
 
-  for (const size of ['small', 'large'] as const) {
-    // A large batch (1,200 more keys) goes to LevelDB in another form than a small one.
-    const filler = (): KvOp[] => (size === 'large' ? Array.from({ length: 1200 }, (_, i) => put(`z${String(i).padStart(4, '0')}`)) : []);
+  for (const size of ['small', 'large', 'bulky'] as const) {
+    // A large batch (1,200 more keys) or a bulky one (8 values of 16 KB) goes to LevelDB in another form
+    // than a small one.
+    const filler = (): KvOp[] => {
+      if (size === 'large') return Array.from({ length: 1200 }, (_, i) => put(`z${String(i).padStart(4, '0')}`));
+      if (size === 'bulky') return Array.from({ length: 8 }, (_, i) => put(`z${i}`, String(i).repeat(16 * 1024)));
+      return [];
+    };
     test(`${name}: a ${size} batch applies every op, in order, and all are visible once it resolves`, async (t) => {
       const kv = await open(t);
       await kv.write([put('a'), put('b'), put('c')], { sync: true });
