@@ -11,9 +11,9 @@
 import { MfpError, type ErrorCode } from '../protocol/errors.js';
 import { MAX_VALUE_BYTES } from '../protocol/limits.js';
 import { itemValue } from '../protocol/validate.js';
-import { blankLocalParts, catalogItem, parseEntity, type EntityKey } from './catalog.js';
+import { blankLocalParts, catalogItem, parseEntity, type CatalogItem, type EntityKey } from './catalog.js';
 import { Keys, parseSeqPart } from './keys.js';
-import { canonical, decodeRecord, encodedSize, hashAndSize } from './records.js';
+import { decodeRecord, encodedSize, hashAndSize, type HashedValue } from './records.js';
 import { Store, type ItemRecord, type StoreOptions, type Tx } from './store.js';
 
 export type { AuthRecord } from './store.js';
@@ -230,7 +230,7 @@ export class GroupStore extends Store {
         lastCounter = change.c;
         processed++;
       }
-      const problem = checkChange(change);
+      const { problem, form } = checkChange(change, true);
       if (problem) {
         outcomes.push({ c: change.c, status: 'rejected', code: problem.code, message: problem.message });
         continue;
@@ -251,7 +251,7 @@ export class GroupStore extends Store {
         outcomes.push({ c: change.c, status: 'conflict', v: cur.v, val: null });
         continue;
       }
-      const entry = this.#writeTx(tx, change.e, change.n, change.val, deviceId, at);
+      const entry = this.#writeTx(tx, change.e, change.n, change.val, deviceId, at, form);
       feed.push(entry);
       outcomes.push({ c: change.c, status: 'applied', v: entry.seq });
       feed.push(...this.#touchTx(tx, change.e, at));
@@ -264,15 +264,14 @@ export class GroupStore extends Store {
    * Writes one item at the next sequence number. The group form has the local parts blanked, and its
    * keys sorted (equal content, and a client hashes what it receives without reordering it).
    */
-  #writeTx(tx: Tx, e: EntityKey, n: string, value: unknown, by: string, at: number): FeedEntry {
-    const kind = parseEntity(e)!.kind;
-    const val = canonical(blankLocalParts(catalogItem(kind, n), value));
+  #writeTx(tx: Tx, e: EntityKey, n: string, value: unknown, by: string, at: number, form = groupForm(e, n, value)): FeedEntry {
     const seq = ++this.#seq;
     const prev = this.index.get(e)?.get(n);
     if (prev) tx.del(Keys.log(prev.v));
-    const { h, size } = hashAndSize(val);
+    // `val` is in canonical form: its hashed encoding is the one stored (encoded once).
+    const { val, hashed: { h, size, bytes } } = form;
     const rec: ItemRecord = { v: seq, h, by, at, val };
-    this.writeItemTx(tx, e, n, rec);
+    this.writeItemTx(tx, e, n, rec, bytes);
     tx.put(Keys.log(seq), { e, n, by } satisfies LogRecord);
     tx.put(Keys.meta('seq'), seq);
     const entry: FeedEntry = { seq, e, n, v: seq, val, by };
@@ -321,9 +320,9 @@ export class GroupStore extends Store {
           skipped.push(up.e);
           continue;
         }
-        const names = Object.keys(up.items).filter((n) => !checkChange({ c: 0, e: up.e, n, val: up.items[n], base: 0 }));
-        if (names.length === 0) continue;
-        for (const n of names) feed.push(this.#writeTx(tx, up.e, n, up.items[n], deviceId, at));
+        const valid = Object.keys(up.items).flatMap((n) => checkChange({ c: 0, e: up.e, n, val: up.items[n], base: 0 }, true).form ?? []);
+        if (valid.length === 0) continue;
+        for (const form of valid) feed.push(this.#writeTx(tx, up.e, form.n, up.items[form.n], deviceId, at, form));
         feed.push(...this.#touchTx(tx, up.e, at));
         created.push(up.e);
       }
@@ -542,31 +541,61 @@ export class GroupStore extends Store {
   }
 }
 
-function checkChange(change: IncomingChange): { code: ErrorCode; message: string } | undefined {
+/** An item value in the form the group stores: local parts blanked, keys sorted, hashed and encoded once. */
+interface GroupForm {
+  n: string;
+  val: unknown;
+  hashed: HashedValue;
+}
+
+function groupForm(e: EntityKey, n: string, value: unknown): GroupForm {
+  return formOf(n, blankLocalParts(catalogItem(parseEntity(e)!.kind, n), value));
+}
+
+function formOf(n: string, blanked: unknown): GroupForm {
+  const hashed = hashAndSize(blanked);
+  return { n, val: hashed.canonical, hashed };
+}
+
+/**
+ * Checks an incoming item write: a coded problem, or (with `withForm`) its group form — whose encoding
+ * gives the size checked here, so a value the server stores is encoded once, not once more to measure it.
+ */
+function checkChange(change: IncomingChange, withForm = false): { problem?: { code: ErrorCode; message: string }; form?: GroupForm } {
   const entity = parseEntity(change.e);
-  if (!entity) return { code: 'INVALID_ARGUMENT', message: `malformed entity ${JSON.stringify(change.e)}` };
+  if (!entity) return { problem: { code: 'INVALID_ARGUMENT', message: `malformed entity ${JSON.stringify(change.e)}` } };
+  let cat: CatalogItem;
   try {
-    catalogItem(entity.kind, change.n);
+    cat = catalogItem(entity.kind, change.n);
   } catch (err) {
-    return { code: 'UNKNOWN_ITEM', message: (err as Error).message };
+    return { problem: { code: 'UNKNOWN_ITEM', message: (err as Error).message } };
   }
-  if (change.val === undefined) return { code: 'INVALID_ARGUMENT', message: 'a value is required' };
+  if (change.val === undefined) return { problem: { code: 'INVALID_ARGUMENT', message: 'a value is required' } };
   try {
     // Plain data only, bounded depth, no __proto__ key: what every peer decodes to the same value.
     itemValue('value', change.n, change.val);
   } catch (err) {
-    return { code: 'INVALID_ARGUMENT', message: (err as Error).message };
+    return { problem: { code: 'INVALID_ARGUMENT', message: (err as Error).message } };
   }
-  const size = encodedSize(change.val);
+  // The limit is on the value as sent; key order does not change an encoding's size.
+  let form: GroupForm | undefined;
+  let size: number;
+  if (withForm) {
+    const blanked = blankLocalParts(cat, change.val);
+    form = formOf(change.n, blanked);
+    size = blanked === change.val ? form.hashed.size : encodedSize(change.val);
+  } else {
+    size = encodedSize(change.val);
+  }
   if (size > MAX_VALUE_BYTES) {
-    return { code: 'VALUE_TOO_LARGE', message: `${change.n} is ${size} bytes encoded; the limit is ${MAX_VALUE_BYTES}` };
+    return { problem: { code: 'VALUE_TOO_LARGE', message: `${change.n} is ${size} bytes encoded; the limit is ${MAX_VALUE_BYTES}` } };
   }
-  return undefined;
+  return { form };
 }
 
 /** Validates an item write before it is queued or applied; throws the coded error. */
 export function assertValidChange(change: Pick<IncomingChange, 'e' | 'n' | 'val'>): void {
-  const problem = checkChange({ ...change, c: 0, base: 0 });
+  const { problem } = checkChange({ ...change, c: 0, base: 0 });
   if (problem) throw new MfpError(problem.code, problem.message, { item: change.n });
 }
 

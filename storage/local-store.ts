@@ -7,7 +7,7 @@
 import { catalogItem, keepLocalParts, blankLocalParts, parseEntity, type EntityKey } from './catalog.js';
 import type { ChangeOutcome } from './group-store.js';
 import { Keys } from './keys.js';
-import { decodeRecord, valueHash } from './records.js';
+import { decodeRecord, hashAndSize } from './records.js';
 import { Store, type ItemRecord, type ItemState, type StoreOptions, type Tx } from './store.js';
 
 /** A change waiting for the server's acknowledgement. */
@@ -323,7 +323,7 @@ export class LocalStore extends Store {
       const evicted: string[] = [];
       const at = this.now();
       // Each incoming value is hashed once: for the comparison with a replaced value and for its record.
-      const hashes = new Map<RemoteItem, string>();
+      const hashes = new Map<RemoteItem, { h: string; bytes?: Uint8Array }>();
       const byEntity = new Map<EntityKey, Map<string, RemoteItem>>();
       for (const i of items) {
         if (!replaced.has(i.e)) continue;
@@ -346,8 +346,8 @@ export class LocalStore extends Store {
             this.writeItemTx(tx, e, n, { ...decodeRecord<ItemRecord>(record, Keys.item(e, n)), v: winner?.v ?? 0 });
             continue;
           }
-          if (winner) hashes.set(winner, groupHash(winner));
-          if (winner && hashes.get(winner) === state.h) continue;
+          if (winner) hashes.set(winner, groupHashed(winner));
+          if (winner && hashes.get(winner)!.h === state.h) continue;
           this.addConflictTx(tx, {
             at,
             deviceId: update.selfId ?? '',
@@ -464,14 +464,15 @@ export class LocalStore extends Store {
   }
 
   /** Applies one remote item inside a batch, keeping this machine's local parts; false if not newer. */
-  #remoteTx(tx: Tx, item: RemoteItem, localVal: unknown, force: boolean, evicted: string[] = [], hash?: string): boolean {
+  #remoteTx(tx: Tx, item: RemoteItem, localVal: unknown, force: boolean, evicted: string[] = [], hashed?: { h: string; bytes?: Uint8Array }): boolean {
     const cur = this.index.get(item.e)?.get(item.n);
     // An equal version is one this machine has already (the same change can arrive both as a delta and
     // in a login fetch): not a change, no rewrite, no event.
     if (cur && !force && item.v <= cur.v) return false;
     const cat = catalogItem(parseEntity(item.e)!.kind, item.n);
     const val = localVal !== undefined ? keepLocalParts(cat, item.val, localVal) : item.val;
-    this.writeItemTx(tx, item.e, item.n, { v: item.v, h: hash ?? groupHash(item), by: 'server', at: this.now(), val });
+    const { h, bytes } = hashed ?? groupHashed(item);
+    this.writeItemTx(tx, item.e, item.n, { v: item.v, h, by: 'server', at: this.now(), val }, val === item.val ? bytes : undefined);
     const parsed = parseEntity(item.e)!;
     if (parsed.kind === 'user' && !this.userUse.has(parsed.id)) evicted.push(...this.touchUserTx(tx, parsed.id));
     return true;
@@ -480,7 +481,17 @@ export class LocalStore extends Store {
 
 /** Content hash of an item's group form (this machine's local parts blanked), as the server hashes it. */
 function groupHash(item: { e: EntityKey; n: string; val: unknown }): string {
-  return valueHash(blankLocalParts(catalogItem(parseEntity(item.e)!.kind, item.n), item.val));
+  return groupHashed(item).h;
+}
+
+/**
+ * groupHash, with the value's encoding when the hashed bytes encode the value itself (nothing blanked,
+ * keys already sorted, as the group sends them): the record is then written without encoding it again.
+ */
+function groupHashed(item: { e: EntityKey; n: string; val: unknown }): { h: string; bytes?: Uint8Array } {
+  const blank = blankLocalParts(catalogItem(parseEntity(item.e)!.kind, item.n), item.val);
+  const { h, bytes, exact } = hashAndSize(blank);
+  return { h, bytes: exact && blank === item.val ? bytes : undefined };
 }
 
 function conflictOf(selfId: string, q: QueuedChange, serverVersion: number, at: number) {

@@ -68,10 +68,46 @@ export function valueHash(value: unknown): string {
   return sha256hex(canonicalBytes(value)).slice(0, 16);
 }
 
-/** The content hash and the encoded size of a value, from one encoding (key order does not change the size). */
-export function hashAndSize(value: unknown): { h: string; size: number } {
-  const bytes = canonicalBytes(value);
-  return { h: sha256hex(bytes).slice(0, 16), size: bytes.length };
+/** A value's content hash, canonical encoding and its size, from one encoding. */
+export interface HashedValue {
+  h: string;
+  /** Key order does not change the size. */
+  size: number;
+  /** The value in canonical form (the value itself when it was already), and its encoding. */
+  canonical: unknown;
+  bytes: Uint8Array;
+  /** The value was in canonical form already: `bytes` is its own encoding too (encodeItemRecord may use it). */
+  exact: boolean;
+}
+
+/** The content hash, canonical encoding and encoded size of a value, from one encoding. */
+export function hashAndSize(value: unknown): HashedValue {
+  const c = canonical(value);
+  const bytes = packr.pack(c);
+  return { h: sha256hex(bytes).slice(0, 16), size: bytes.length, canonical: c, bytes, exact: c === value };
+}
+
+/** `val` as MessagePack, to be appended to a record's other fields. */
+const VAL_KEY = Uint8Array.from(packr.pack('val'));
+
+/**
+ * Encodes an item record whose value is already encoded (`valBytes` encodes `rec.val`): the bytes
+ * encodeRecord would write, without encoding the value a second time. The other fields are packed as a
+ * map (msgpackr writes a map16 header) whose count is raised by one for the appended `val`.
+ */
+export function encodeItemRecord(rec: { val: unknown }, valBytes: Uint8Array): Uint8Array {
+  const meta: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(rec)) if (k !== 'val') meta[k] = v;
+  const head = packr.pack(meta);
+  const count = head[0] === 0xde ? (head[1]! << 8) | head[2]! : -1;
+  if (count < 0 || count >= 0xffff) return packr.pack(rec);
+  const out = new Uint8Array(head.length + VAL_KEY.length + valBytes.length);
+  out.set(head);
+  out[1] = (count + 1) >> 8;
+  out[2] = (count + 1) & 0xff;
+  out.set(VAL_KEY, head.length);
+  out.set(valBytes, head.length + VAL_KEY.length);
+  return out;
 }
 
 /** Hash of a whole entity from its items' hashes, independent of item order. */

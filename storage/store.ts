@@ -13,7 +13,7 @@ import { MAX_USERS } from '../protocol/limits.js';
 import { parseEntity, type EntityKey } from './catalog.js';
 import { Keys, parseSeqPart } from './keys.js';
 import type { KvOp, KvRange, KvStore } from './kv.js';
-import { decodeRecord, encodeRecord, entityHash } from './records.js';
+import { decodeRecord, encodeItemRecord, encodeRecord, entityHash } from './records.js';
 
 /** What the index keeps of an item. */
 export interface ItemState {
@@ -85,6 +85,10 @@ export class Tx {
   readonly ops: KvOp[] = [];
   put(key: string, value: unknown): void {
     this.ops.push({ type: 'put', key, value: encodeRecord(value) });
+  }
+  /** Puts an item record; with `valBytes` (the encoding of `rec.val`) its value is not encoded again. */
+  putItem(key: string, rec: ItemRecord, valBytes?: Uint8Array): void {
+    this.ops.push({ type: 'put', key, value: valBytes ? encodeItemRecord(rec, valBytes) : encodeRecord(rec) });
   }
   del(key: string): void {
     this.ops.push({ type: 'del', key });
@@ -261,9 +265,9 @@ export class Store {
     items.set(item, state);
   }
 
-  /** Writes an item inside a batch and updates the index. */
-  protected writeItemTx(tx: Tx, entity: EntityKey, item: string, rec: ItemRecord): void {
-    tx.put(Keys.item(entity, item), rec);
+  /** Writes an item inside a batch and updates the index; `valBytes`: rec.val already encoded. */
+  protected writeItemTx(tx: Tx, entity: EntityKey, item: string, rec: ItemRecord, valBytes?: Uint8Array): void {
+    tx.putItem(Keys.item(entity, item), rec, valBytes);
     this.#setIndex(entity, item, { v: rec.v, h: rec.h, by: rec.by, at: rec.at });
   }
 
