@@ -5,13 +5,17 @@
  * baseline, ratio, target, PASS/MISS — or with `--json` one JSON document. PASS/MISS is informational:
  * this is a report, never a timed assertion.
  *
- *   node dist/tools/bench.js [--quick] [--json] [--dir PARENT] [--only NAME,…]
+ *   node dist/tools/bench.js [--quick] [--json] [--dir PARENT] [--only NAME,…] [--profile DIR]
  *
+ * --profile DIR writes a CPU profile of each timed figure into DIR and adds a summary of each to the
+ * report: which parts of the program the time went to (tools/bench/profile.ts).
  * Figures (names for --only): propagation, propagation-os, wire, throughput, join, join-up, memory, crypto.
  * Every temp folder, agent and child process is released at the end, on error and on SIGINT/SIGTERM.
  */
 import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { levelPut, levelSyncBatchRate, wsRoundTrip } from './bench/baselines.js';
 import { Cleanup } from './bench/cleanup.js';
@@ -65,7 +69,7 @@ async function measureBaselines(ctx: Omit<Ctx, 'base'>): Promise<Baselines> {
   return { rtt, fsyncPut, osPut, syncBatchRate: rate.perSecond };
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--json] [--dir PARENT] [--only ${Object.keys(FIGURES).join(',')}]\n`;
+const USAGE = `usage: npm run bench -- [--quick] [--json] [--dir PARENT] [--only ${Object.keys(FIGURES).join(',')}] [--profile DIR]\n`;
 
 async function main(): Promise<number> {
   let values;
@@ -76,6 +80,7 @@ async function main(): Promise<number> {
         json: { type: 'boolean', default: false },
         dir: { type: 'string' },
         only: { type: 'string' },
+        profile: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -122,6 +127,11 @@ async function main(): Promise<number> {
     notes: [],
     errors: [],
   };
+  const profile = values.profile === undefined ? undefined : { dir: resolve(values.profile), summaries: [] };
+  if (profile) {
+    mkdirSync(profile.dir, { recursive: true });
+    report.profiles = profile.summaries;
+  }
   try {
     const tmp = cleanup.tempDir(parent, 'mfpbench-');
     const partial = {
@@ -132,6 +142,7 @@ async function main(): Promise<number> {
       rows: report.rows,
       notes: report.notes,
       baselineLines: report.baselines,
+      profile,
       progress: (m: string) => process.stderr.write(`bench [${fmtMs(now() - started)}] ${m}\n`),
     };
     const base = await measureBaselines(partial);

@@ -1,5 +1,6 @@
 /** What every figure of the benchmark receives, and the baselines measured first. */
 import type { Cleanup } from './cleanup.js';
+import type { Profiling } from './profile.js';
 import type { BaselineLine, Row } from './report.js';
 import type { Summary } from './stats.js';
 
@@ -39,5 +40,7 @@ export interface Ctx {
   rows: Row[];
   notes: string[];
   baselineLines: BaselineLine[];
+  /** With --profile: where profiles go and their summaries. */
+  profile?: Profiling;
   progress(message: string): void;
 }

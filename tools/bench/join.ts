@@ -17,6 +17,7 @@ import { joinAs, openAgent, openServer } from './agents.js';
 import { channelPair } from './crypto.js';
 import { levelBatchWrite, wsTransfer } from './baselines.js';
 import type { Ctx } from './context.js';
+import { profiled } from './profile.js';
 import { userNames, userRecord } from './records.js';
 import { row } from './report.js';
 import { fmtBytes, fmtMs, median, now } from './stats.js';
@@ -115,7 +116,7 @@ export async function joinDown(ctx: Ctx): Promise<void> {
     ];
 
     ctx.progress('join: stale client joins');
-    const { total, handshake } = await timedJoin(client, server.port);
+    const { total, handshake } = await profiled(ctx.profile, 'join down', () => timedJoin(client, server.port));
 
     // The server's copy must have won: a figure of a join that did not happen would be worthless.
     const probe = names[names.length >> 1]!;
@@ -198,7 +199,7 @@ export async function joinUp(ctx: Ctx): Promise<void> {
     ];
 
     ctx.progress('join: client uploads');
-    const { total, handshake } = await timedJoin(client, server.port);
+    const { total, handshake } = await profiled(ctx.profile, 'join up', () => timedJoin(client, server.port));
     const held = server.group!.users().length;
 
     const { bytes } = await reportJoin(ctx, scope, 'up', { users: names.length, frames, items, total, handshake });

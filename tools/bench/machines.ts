@@ -57,9 +57,9 @@ export class Machine {
     });
   }
 
-  /** Forks a machine and opens its agent on a fresh data folder under `parent`. */
-  static async start(cleanup: Cleanup, parent: string, o: { name: string; durability?: string }): Promise<Machine> {
-    const proc = fork(CHILD, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'advanced' });
+  /** Forks a machine (with extra Node options, e.g. a CPU profile) and opens its agent on a fresh data folder under `parent`. */
+  static async start(cleanup: Cleanup, parent: string, o: { name: string; durability?: string; execArgv?: string[] }): Promise<Machine> {
+    const proc = fork(CHILD, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'advanced', execArgv: [...process.execArgv, ...(o.execArgv ?? [])] });
     const m = new Machine(o.name, proc);
     cleanup.defer(`machine ${o.name}`, () => m.stop());
     const { port } = await m.call<{ port: number }>({ op: 'open', parent, name: o.name, durability: o.durability ?? 'fsync' });

@@ -8,6 +8,7 @@ import { cpus } from 'node:os';
 import type { Durability } from '../../storage/store.js';
 import { joinAs, nextAck, openAgent, openServer, remoteChange } from './agents.js';
 import type { Ctx } from './context.js';
+import { profiled } from './profile.js';
 import { row } from './report.js';
 import { fmtMs, now, summarize } from './stats.js';
 
@@ -39,26 +40,28 @@ export async function propagation(ctx: Ctx, durability: Durability): Promise<voi
     const toB: number[] = [];
     const { propagationSamples: samples, propagationWarmup: warmup } = ctx.sizes;
     const langs = [['fr', 'fr-FR'], ['de', 'de-DE'], ['ja', 'ja-JP'], ['it', 'it-IT']] as const;
-    for (let i = 0; i < warmup + samples; i++) {
-      const [display, keyboard] = langs[i % langs.length]!;
-      const arrived = remoteChange(b, user, 'language');
-      const acked = nextAck(a);
-      serverCommitAt = 0;
-      const t0 = now();
-      await a.setItem('user', user, 'language', { display, keyboard, n: i });
-      const t1 = now();
-      await arrived;
-      const t2 = now();
-      // The next change starts only when A has settled its acknowledgement: samples never overlap.
-      await acked;
-      if (i < warmup) continue;
-      total.push(t2 - t0);
-      local.push(t1 - t0);
-      if (serverCommitAt > 0) {
-        toServer.push(serverCommitAt - t0);
-        toB.push(t2 - serverCommitAt);
+    await profiled(ctx.profile, `propagation ${durability}`, async () => {
+      for (let i = 0; i < warmup + samples; i++) {
+        const [display, keyboard] = langs[i % langs.length]!;
+        const arrived = remoteChange(b, user, 'language');
+        const acked = nextAck(a);
+        serverCommitAt = 0;
+        const t0 = now();
+        await a.setItem('user', user, 'language', { display, keyboard, n: i });
+        const t1 = now();
+        await arrived;
+        const t2 = now();
+        // The next change starts only when A has settled its acknowledgement: samples never overlap.
+        await acked;
+        if (i < warmup) continue;
+        total.push(t2 - t0);
+        local.push(t1 - t0);
+        if (serverCommitAt > 0) {
+          toServer.push(serverCommitAt - t0);
+          toB.push(t2 - serverCommitAt);
+        }
       }
-    }
+    });
     off();
     const s = summarize(total);
     const put = durability === 'fsync' ? ctx.base.fsyncPut.p50 : ctx.base.osPut.p50;

@@ -3,6 +3,7 @@
  * target and whether it is met), notes that explain a figure, and the two ways of printing them — a
  * table for people, one JSON document for machines. PASS/MISS is informational: nothing fails a build.
  */
+import { formatProfiles, type ProfileSummary } from './profile.js';
 import { fmtBytes, fmtMs, fmtRate } from './stats.js';
 
 /** Units a value can have. */
@@ -45,6 +46,8 @@ export interface Report {
   rows: Row[];
   notes: string[];
   errors: string[];
+  /** With --profile: where each profiled figure's time went. */
+  profiles?: ProfileSummary[];
 }
 
 /** Fills in ratio and result of a row from its baseline and target. */
@@ -108,6 +111,11 @@ export function formatTable(report: Report): string {
     lines.push('');
     lines.push('Notes');
     for (const n of report.notes) lines.push(`  - ${n}`);
+  }
+  if (report.profiles && report.profiles.length > 0) {
+    lines.push('');
+    lines.push('Profiles (share of the sampled time; self time per function)');
+    lines.push(...formatProfiles(report.profiles));
   }
   if (report.errors.length > 0) {
     lines.push('');

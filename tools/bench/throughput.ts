@@ -8,6 +8,7 @@
  */
 import type { Ctx } from './context.js';
 import { Machine } from './machines.js';
+import { cpuProfArgs, summarizeChildren } from './profile.js';
 import { userNames } from './records.js';
 import { row } from './report.js';
 import { fmtMs, hrNow, summarize } from './stats.js';
@@ -15,14 +16,15 @@ import { fmtMs, hrNow, summarize } from './stats.js';
 const CLIENTS = 9;
 const USERS_PER_CLIENT = 6;
 const ITEMS = ['accessibility', 'list-order'];
+const CLIENT_NAMES = Array.from({ length: CLIENTS }, (_, i) => `tp-c${i}`);
 
 /** Runs figure 7. */
 export async function throughput(ctx: Ctx): Promise<void> {
   const scope = ctx.cleanup.scope();
   try {
-    const server = await Machine.start(scope, ctx.tmp, { name: 'tp-s' });
+    const server = await Machine.start(scope, ctx.tmp, { name: 'tp-s', execArgv: cpuProfArgs(ctx.profile, 'throughput server') });
     await server.serve();
-    const clients = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => Machine.start(scope, ctx.tmp, { name: `tp-c${i}` })));
+    const clients = await Promise.all(CLIENT_NAMES.map((name) => Machine.start(scope, ctx.tmp, { name, execArgv: cpuProfArgs(ctx.profile, `throughput ${name}`) })));
     const owned = clients.map((_, i) => userNames(USERS_PER_CLIENT, `c${i}-`));
     await server.call({ op: 'seed', users: owned.flat(), items: ITEMS }, 120_000);
     for (const c of clients) await c.call({ op: 'join', port: server.port }, 60_000);
@@ -68,4 +70,7 @@ export async function throughput(ctx: Ctx): Promise<void> {
   } finally {
     await scope.run();
   }
+  // The machines wrote their profiles as they exited (the whole run: setup, load and drain).
+  summarizeChildren(ctx.profile, 'throughput, the server process (whole run)', ['throughput server']);
+  summarizeChildren(ctx.profile, `throughput, the ${CLIENTS} client processes together (whole run)`, CLIENT_NAMES.map((n) => `throughput ${n}`));
 }
