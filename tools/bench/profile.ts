@@ -92,7 +92,8 @@ export function summarizeProfiles(label: string, profiles: readonly { file: stri
       total += us;
       const part = partOf(f.url, f.functionName);
       parts.set(part, (parts.get(part) ?? 0) + us);
-      if (part === 'idle (waiting for I/O)' || part === 'garbage collection' || f.functionName.startsWith('(')) continue;
+      // V8's pseudo-frames — (idle), (garbage collector), (program), (root) — are parts, not functions.
+      if (f.functionName.startsWith('(')) continue;
       const where = f.url ? `${basename(f.url)}:${f.lineNumber + 1}` : 'native';
       const key = `${f.functionName || '(anonymous)'} (${where})`;
       fns.set(key, (fns.get(key) ?? 0) + us);
