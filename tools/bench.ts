@@ -17,6 +17,7 @@ import { mkdirSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { keepYoungGenerationSmall } from '../agent/heap.js';
 import { levelPut, levelSyncBatchRate, wsRoundTrip } from './bench/baselines.js';
 import { Cleanup } from './bench/cleanup.js';
 import type { Baselines, Ctx, Sizes } from './bench/context.js';
@@ -72,6 +73,8 @@ async function measureBaselines(ctx: Omit<Ctx, 'base'>): Promise<Baselines> {
 const USAGE = `usage: npm run bench -- [--quick] [--json] [--dir PARENT] [--only ${Object.keys(FIGURES).join(',')}] [--profile DIR]\n`;
 
 async function main(): Promise<number> {
+  // The in-process figures run agents in this process: it gets the heap settings of an agent's process.
+  keepYoungGenerationSmall();
   let values;
   try {
     ({ values } = parseArgs({

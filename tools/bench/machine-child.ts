@@ -6,11 +6,13 @@
  */
 import type { Agent } from '../../agent/agent.js';
 import type { Durability } from '../../storage/store.js';
+import { keepYoungGenerationSmall } from '../../agent/heap.js';
 import { joinAs, openAgent, queueDrained, remoteChanges } from './agents.js';
 import { Cleanup } from './cleanup.js';
 import { hrNow } from './stats.js';
 import type { MachineReply, MachineRequest } from './machines.js';
 
+keepYoungGenerationSmall();
 const cleanup = new Cleanup();
 let agent: Agent | undefined;
 /** Arrival latencies of remote changes stamped by their writer (ms), while tracking. */

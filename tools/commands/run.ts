@@ -5,6 +5,7 @@ import { isInitialized } from '../../agent/agent.js';
 import { dataPaths, initDataDir } from '../../agent/config.js';
 import { offsetClock, systemClock } from '../../agent/clock.js';
 import { startDaemon } from '../../agent/daemon.js';
+import { keepYoungGenerationSmall } from '../../agent/heap.js';
 import { MfpError } from '../../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT } from '../../protocol/limits.js';
 import { action, intOption as int, print, type ShellContext } from '../shell.js';
@@ -30,6 +31,7 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
   if (o.applyDuringLogin !== 'immediate' && o.applyDuringLogin !== 'next-login') {
     throw new MfpError('INVALID_ARGUMENT', 'apply-during-login must be immediate or next-login');
   }
+  keepYoungGenerationSmall();
   const daemon = await startDaemon({
     dataDir: ctx.dataDir,
     ...(o.host !== undefined ? { host: o.host } : {}),

@@ -7,6 +7,7 @@ import { existsSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { keepYoungGenerationSmall } from '../../agent/heap.js';
 import { MfpError } from '../../protocol/errors.js';
 import { action, intOption, type ShellContext } from '../shell.js';
 import type { SimOptions, SimSnapshot, SimSummary } from '../sim/snapshot.js';
@@ -42,6 +43,7 @@ export function collectSimOptions(a: SimArgs): SimOptions {
  */
 export async function runSim(ctx: ShellContext, args: SimArgs): Promise<void> {
   const options = collectSimOptions(args);
+  keepYoungGenerationSmall();
   // Loaded here, not at the top: every shell command (and `run`, the agent) loads this file to register
   // the command, and should not carry the simulator's code.
   const [{ Simulation }, { renderSummary, TerminalView }] = await Promise.all([import('../sim/simulation.js'), import('../sim/view.js')]);
