@@ -17,7 +17,7 @@ import { decodeRecord, encodeRecord } from '../storage/records.js';
 import { assertValidChange, GroupStore } from '../storage/group-store.js';
 import { LevelKv } from '../storage/level-kv.js';
 import { LocalStore, type RemoteItem } from '../storage/local-store.js';
-import type { ConflictEntry, Durability, LogLevel, Store, SyncLogEntry } from '../storage/store.js';
+import type { ConflictEntry, Durability, ItemRecord, LogLevel, Store, SyncLogEntry } from '../storage/store.js';
 import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
 import { formatAddress, SyncClient, type AckSummary, type ClientState, type JoinProgress, type ServerAddress, type SyncClientOptions } from './client.js';
 import { dataPaths, readConfig, SOFTWARE_VERSION, type AgentConfig } from './config.js';
@@ -643,7 +643,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (kind === 'user' && !store.hasEntity(e) && !store.users().some((u) => u.name === id)) {
       throw new MfpError('NOT_FOUND', `no data for user ${JSON.stringify(id)} on this machine`, { user: id });
     }
-    const records = await store.readEntity(e);
+    // One item is one point read; the whole entity is one scan of its items.
+    const records = item !== undefined ? await oneRecord(store, e, names[0]!) : await store.readEntity(e);
     const items: Record<string, { value: unknown; version: number; set: boolean }> = {};
     for (const n of names) {
       const rec = records.get(n);
@@ -1391,6 +1392,12 @@ export function parseAddress(text: string): ServerAddress {
   }
   if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw bad();
   return { host, port };
+}
+
+/** One item's record as `readEntity` lists it (empty when the item is not set): one point read. */
+async function oneRecord(store: Store, e: EntityKey, n: string): Promise<Map<string, ItemRecord>> {
+  const rec = await store.readItem(e, n);
+  return new Map(rec ? [[n, rec]] : []);
 }
 
 /** Whether a directory holds an initialized agent. */
