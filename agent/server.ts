@@ -22,7 +22,7 @@ import {
   AckStatus, Chunker, chunk, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
   type SnapshotItem, type UploadMessage,
 } from '../protocol/sync.js';
-import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog.js';
+import { capabilitiesFor, kindOfKey, parseEntity, type EntityKey } from '../storage/catalog.js';
 import { feedValueSize, type DeviceRecord, type FeedEntry, type GroupStore } from '../storage/group-store.js';
 import { decodeRecord } from '../storage/records.js';
 import type { ItemRecord } from '../storage/store.js';
@@ -562,8 +562,7 @@ export class SyncServer {
 
   /** Whether the client is sent this item from the group's copy: it knows it, and it is shared. */
   #knows(s: Session, e: EntityKey, n: string): boolean {
-    const kind = parseEntity(e)!.kind;
-    return s.capabilities.has(`${kind}:${n}`) && !this.#deviceScoped(e, n);
+    return s.capabilities.has(`${kindOfKey(e)}:${n}`) && !this.#deviceScoped(e, n);
   }
 
   #deviceScoped(e: EntityKey, n: string): boolean {
@@ -575,7 +574,7 @@ export class SyncServer {
     // Tombstones go to every client: holds were dropped with the entity, and a client ignores the unknown.
     if (entry.del) return true;
     if (!this.#knows(s, entry.e, entry.n!)) return false;
-    return parseEntity(entry.e)!.kind !== 'user' || this.#o.store.holds(s.device.id).has(entry.e);
+    return kindOfKey(entry.e) !== 'user' || this.#o.store.holds(s.device.id).has(entry.e);
   }
 
   /** Sends every committed entry after the session's cursor that the client should see. */

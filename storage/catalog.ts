@@ -103,6 +103,14 @@ export function entityKey(kind: ItemKind, id = ''): EntityKey {
   return `${KIND_PREFIX[kind]}:${checkName(id, kind === 'user' ? 'user name' : 'group id')}`;
 }
 
+/**
+ * The kind an entity key names by its prefix, undefined for an unknown one; the rest of the key is not
+ * checked (parseEntity does that). For keys already checked or stored, on the hot paths.
+ */
+export function kindOfKey(key: EntityKey): ItemKind | undefined {
+  return key[1] === ':' ? PREFIX_KIND[key[0]!] : undefined;
+}
+
 /** Parses an entity key, or returns undefined for a malformed one. */
 export function parseEntity(key: string): Entity | undefined {
   if (typeof key !== 'string' || key.length < 2 || key[1] !== ':') return undefined;

@@ -7,7 +7,7 @@ import { MfpError } from '../../protocol/errors.js';
 import { MAX_NAME_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../protocol/limits.js';
 import { ITEM_CODES } from '../../protocol/sync.js';
 import {
-  blankLocalParts, CATALOG, capabilitiesFor, catalogItem, entityKey, itemsOfKind, keepLocalParts, parseEntity,
+  blankLocalParts, CATALOG, capabilitiesFor, catalogItem, entityKey, itemsOfKind, keepLocalParts, kindOfKey, parseEntity,
 } from '../../storage/catalog.js';
 
 const USER_ITEMS = [
@@ -80,8 +80,10 @@ test('entityKey and parseEntity round trip', (t) => {
     const key = entityKey(kind, id);
     t.is(key, `${kind[0]}:${id}`);
     t.deepEqual(parseEntity(key), { kind, id });
+    t.is(kindOfKey(key), kind);
   }
   t.is(entityKey('device'), 'd:');
+  t.is(kindOfKey('d:'), 'device');
   t.deepEqual(parseEntity('d:'), { kind: 'device', id: '' });
 });
 
@@ -103,6 +105,8 @@ test('parseEntity rejects malformed keys', (t) => {
   for (const key of ['', 'u', 'u:', 'g:', 'x:alice', 'ualice', 'U:alice', 'd:x', 'u:a\x00b', 'g:\n', 'u:' + 'x'.repeat(MAX_NAME_BYTES + 1), 'u:' + 'é'.repeat(65)]) {
     t.is(parseEntity(key), undefined, JSON.stringify(key));
   }
+  // kindOfKey reads the prefix only: an unknown or missing one gives no kind.
+  for (const key of ['', 'u', 'x:alice', 'ualice', 'U:alice']) t.is(kindOfKey(key), undefined, JSON.stringify(key));
 });
 
 // ------------------------------------------------------------------------------ machine-local parts
