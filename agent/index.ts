@@ -5,5 +5,6 @@ export { ManualClock, systemClock, type Clock } from './clock.js';
 export { initDataDir, resolveDataDir, type InitOptions } from './config.js';
 export { callControl } from './control.js';
 export { startDaemon, type Daemon } from './daemon.js';
+export { keepYoungGenerationSmall } from './heap.js';
 export { CATALOG, type CatalogItem, type ItemKind } from '../storage/catalog.js';
 export { ERROR_CODES, MfpError, type ErrorCode } from '../protocol/errors.js';
