@@ -81,7 +81,7 @@ export async function propagation(ctx: Ctx, durability: Durability): Promise<voi
     ctx.notes.push(
       `propagation (${durability}) split, p50 / p99: setItem → server committed ${fmtMs(u.p50)} / ${fmtMs(u.p99)}; server commit → B item-changed ${fmtMs(d.p50)} / ${fmtMs(d.p99)}; ` +
         `A's own durable write (setItem resolves; written while the change is sent) ${fmtMs(l.p50)} / ${fmtMs(l.p99)}; mean ${fmtMs(s.mean)}, max ${fmtMs(s.max)}. ` +
-        `The three agents share one event loop, one disk and ${cpus().length} CPU(s): A's fsync and the server's contend for the same ext4 journal, and each machine's JavaScript waits for the others', which separate MFPs do not. ` +
+        `The three agents share one event loop, one disk and ${cpus().length} CPU(s): each machine's JavaScript waits for the others', which separate MFPs do not (the disk is not the limit: with the clients' stores on tmpfs the p50 was the same). ` +
         `Writes on the path: the server's change (${durability}) and B's applied delta (no fsync); their floor is ws RTT p50 + put p50 + unsynced put p50 = ${fmtMs(floor)}, ` +
         `and the measured p50 is ${(s.p50 / floor).toFixed(1)}× that floor.`,
     );
