@@ -300,7 +300,7 @@ export class SyncClient {
   kick(): void {
     if (this.#state !== 'live' || this.#kicked) return;
     this.#kicked = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.#kicked = false;
       void this.#flush();
     });
