@@ -13,7 +13,7 @@ import { MAX_USERS } from '../protocol/limits.js';
 import { parseEntity, type EntityKey } from './catalog.js';
 import { Keys, parseSeqPart } from './keys.js';
 import type { KvOp, KvRange, KvStore } from './kv.js';
-import { decodeRecord, encodeItemRecord, encodeRecord, entityHash } from './records.js';
+import { decodeItemHead, decodeRecord, encodeItemRecord, encodeRecord, entityHash } from './records.js';
 
 /** What the index keeps of an item. */
 export interface ItemState {
@@ -154,8 +154,7 @@ export class Store {
     this.#syncLogKeys = [];
     for await (const [k, bytes] of this.kv.entries(Keys.allItems())) {
       const [, entity, item] = Keys.split(k);
-      const rec = decodeRecord<ItemRecord>(bytes, k);
-      this.#setIndex(entity!, item!, { v: rec.v, h: rec.h, by: rec.by, at: rec.at });
+      this.#setIndex(entity!, item!, decodeItemHead(bytes, k));
     }
     for await (const [k, bytes] of this.kv.entries(Keys.allUsers())) {
       this.userUse.set(Keys.split(k)[1]!, decodeRecord<{ lastUsed: number }>(bytes, k).lastUsed);
