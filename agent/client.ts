@@ -295,7 +295,8 @@ export class SyncClient {
 
   /**
    * A local change was queued: send it if the session is live. Changes queued in the same turn of the
-   * event loop (a burst, an import) go out together in one frame, answered by one acknowledgement.
+   * event loop (a burst, an import) go out together in one frame, answered by one acknowledgement:
+   * sent from a microtask once the current work is done, without waiting for the rest of the turn.
    */
   kick(): void {
     if (this.#state !== 'live' || this.#kicked) return;
