@@ -66,11 +66,12 @@ export async function runChecks(s: Scenario, convergence: { ms: number | null; m
   const ackOf = (w: { client: number; change?: number }): Ack | undefined => (w.change === undefined ? undefined : s.machines[w.client]!.acks.get(w.change));
 
   // (1) Acknowledged changes are on the server: at the acknowledged version with this write's value,
-  // or at a later version (a later write of the item, whose value is itself one of the soak's writes).
+  // or at a later version (a later write of the item, whose value is itself one of the soak's writes,
+  // possibly one whose item.set was cut short by a kill after the change was queued).
   const users = [...new Set(s.writes.map((w) => w.user))];
   const serverItems = new Map<string, Record<string, { value: { soak?: string } | null; version: number }>>();
   for (const u of users) serverItems.set(u, (await server.control<{ items: Record<string, { value: { soak?: string } | null; version: number }> }>('item.get', { kind: 'user', id: u })).items);
-  const tags = new Set(s.writes.map((w) => w.tag));
+  const tags = new Set([...s.writes.map((w) => w.tag), ...s.interrupted]);
   const lost: string[] = [];
   let acked = 0;
   for (const w of s.writes) {

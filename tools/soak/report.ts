@@ -45,7 +45,7 @@ export function buildReport(
     clients: o.clients,
     wallMs: o.wallMs,
     replay: o.replay,
-    changes: { written: s.writes.length, failedWrites: s.failedWrites, acked: count.applied + count.duplicates + count.conflicts + count.rejected, ...count },
+    changes: { written: s.writes.length, failedWrites: s.interrupted.length, acked: count.applied + count.duplicates + count.conflicts + count.rejected, ...count },
     faults: {
       planned: s.o.plan.length,
       injected: s.faults,

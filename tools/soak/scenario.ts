@@ -98,8 +98,11 @@ export class Scenario {
   replica!: AgentProcess;
   machines: Machine[] = [];
   writes: Write[] = [];
-  /** Writes whose item.set failed (the client was killed mid-write or was restarting). */
-  failedWrites = 0;
+  /**
+   * Tags of writes whose item.set failed (the client was killed mid-write or was restarting). Such a
+   * change may still have been queued durably before the kill and reach the server after the restart.
+   */
+  interrupted: string[] = [];
   faults: Record<string, number> = {};
   skipped: Record<string, number> = {};
   restarts = 0;
@@ -237,8 +240,9 @@ export class Scenario {
         if (res.change !== undefined) m.maxChange = Math.max(m.maxChange, res.change);
         this.writes.push(w);
       } catch {
-        // Killed mid-write: the change may or may not have been queued; it is not tracked as acknowledged.
-        this.failedWrites++;
+        // Killed mid-write: the change may or may not have been queued; it is not tracked as acknowledged,
+        // but its value is one of the soak's if it turns up on the server.
+        this.interrupted.push(w.tag);
       } finally {
         m.inflight--;
       }
