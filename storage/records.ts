@@ -52,6 +52,23 @@ const utf8 = new TextDecoder();
  * decodeRecord (exported for its tests: every record this build writes is read here).
  */
 export function readItemHead(b: Uint8Array): ItemHead | undefined {
+  return walkItemRecord(b)?.head;
+}
+
+/**
+ * An item record's index fields and its value's stored encoding (a view into the record), read
+ * without decoding the value: what a server sends on as it is stored (protocol/codec.ts
+ * `EncodedValue`). Where the record is not in the form this build writes (see decodeItemHead), it is
+ * decoded and the value comes decoded instead.
+ */
+export function splitItemRecord(bytes: Uint8Array, key: string): { head: ItemHead; valBytes: Uint8Array } | { head: ItemHead; val: unknown } {
+  const walked = walkItemRecord(bytes);
+  if (walked && walked.valEnd > 0) return { head: walked.head, valBytes: bytes.subarray(walked.valStart, walked.valEnd) };
+  const rec = decodeRecord<ItemHead & { val: unknown }>(bytes, key);
+  return { head: { v: rec.v, h: rec.h, by: rec.by, at: rec.at }, val: rec.val };
+}
+
+function walkItemRecord(b: Uint8Array): { head: ItemHead; valStart: number; valEnd: number } | undefined {
   try {
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     const t = b[0]!;
@@ -73,6 +90,8 @@ export function readItemHead(b: Uint8Array): ItemHead | undefined {
     let h: unknown;
     let by: unknown;
     let at: unknown;
+    let valStart = 0;
+    let valEnd = 0;
     for (let i = 0; i < count; i++) {
       const k = readScalar(b, dv, pos);
       if (!k || typeof k.value !== 'string') return undefined;
@@ -86,12 +105,14 @@ export function readItemHead(b: Uint8Array): ItemHead | undefined {
         else if (k.value === 'by') by = f.value;
         else at = f.value;
       } else {
+        const start = pos;
         pos = skipValue(b, dv, pos);
         if (pos < 0) return undefined;
+        if (k.value === 'val') [valStart, valEnd] = [start, pos];
       }
     }
     if (pos !== b.length || typeof v !== 'number' || typeof h !== 'string' || typeof by !== 'string' || typeof at !== 'number') return undefined;
-    return { v, h, by, at };
+    return { head: { v, h, by, at }, valStart, valEnd };
   } catch {
     // Read past the end (a DataView RangeError): decodeRecord reports it.
     return undefined;
@@ -128,48 +149,57 @@ function str(b: Uint8Array, start: number, length: number): { value: string; end
   return { value: utf8.decode(b.subarray(start, end)), end };
 }
 
+/** Deeper than any stored value can be (values are at most MAX_VALUE_DEPTH deep): left to msgpackr. */
+const MAX_WALK_DEPTH = 64;
+
 /**
  * Where the MessagePack value at `pos` ends, walking nested maps and arrays without building them; -1
- * if it runs past the end, starts with the unused byte 0xc1, or holds an extension type (left to
- * msgpackr, which knows which it accepts).
+ * for whatever it leaves to msgpackr, which knows what it accepts: a value that runs past the end, the
+ * unused byte 0xc1, an extension type, a map key that is not a string, number, boolean or nil (msgpackr
+ * refuses those when it makes maps into objects), or nesting deeper than MAX_WALK_DEPTH.
  */
-function skipValue(b: Uint8Array, dv: DataView, pos: number): number {
-  let pending = 1;
-  while (pending > 0) {
-    const t = b[pos];
-    if (t === undefined) return -1;
-    pending--;
-    if (t <= 0x7f || t >= 0xe0) {
-      pos += 1;
-    } else if (t <= 0x8f) {
-      pending += 2 * (t & 0x0f);
-      pos += 1;
-    } else if (t <= 0x9f) {
-      pending += t & 0x0f;
-      pos += 1;
-    } else if (t <= 0xbf) {
-      pos += 1 + (t & 0x1f);
-    } else {
-      // Maps and arrays add their entries to what is left to walk.
-      switch (t) {
-        case 0xc0: case 0xc2: case 0xc3: pos += 1; break;
-        case 0xc4: case 0xd9: pos += 2 + dv.getUint8(pos + 1); break;
-        case 0xc5: case 0xda: pos += 3 + dv.getUint16(pos + 1); break;
-        case 0xc6: case 0xdb: pos += 5 + dv.getUint32(pos + 1); break;
-        case 0xca: pos += 5; break;
-        case 0xcb: pos += 9; break;
-        case 0xcc: case 0xd0: pos += 2; break;
-        case 0xcd: case 0xd1: pos += 3; break;
-        case 0xce: case 0xd2: pos += 5; break;
-        case 0xcf: case 0xd3: pos += 9; break;
-        case 0xdc: pending += dv.getUint16(pos + 1); pos += 3; break;
-        case 0xdd: pending += dv.getUint32(pos + 1); pos += 5; break;
-        case 0xde: pending += 2 * dv.getUint16(pos + 1); pos += 3; break;
-        case 0xdf: pending += 2 * dv.getUint32(pos + 1); pos += 5; break;
-        default: return -1;
-      }
-    }
+function skipValue(b: Uint8Array, dv: DataView, pos: number, depth = 0): number {
+  const t = b[pos];
+  if (t === undefined || depth > MAX_WALK_DEPTH) return -1;
+  if (t <= 0x7f || t >= 0xe0) return pos + 1;
+  if (t <= 0x8f) return skipEntries(b, dv, pos + 1, t & 0x0f, true, depth);
+  if (t <= 0x9f) return skipEntries(b, dv, pos + 1, t & 0x0f, false, depth);
+  if (t <= 0xbf) return end(b, pos + 1 + (t & 0x1f));
+  switch (t) {
+    case 0xc0: case 0xc2: case 0xc3: return pos + 1;
+    case 0xc4: case 0xd9: return end(b, pos + 2 + dv.getUint8(pos + 1));
+    case 0xc5: case 0xda: return end(b, pos + 3 + dv.getUint16(pos + 1));
+    case 0xc6: case 0xdb: return end(b, pos + 5 + dv.getUint32(pos + 1));
+    case 0xca: return end(b, pos + 5);
+    case 0xcb: return end(b, pos + 9);
+    case 0xcc: case 0xd0: return end(b, pos + 2);
+    case 0xcd: case 0xd1: return end(b, pos + 3);
+    case 0xce: case 0xd2: return end(b, pos + 5);
+    case 0xcf: case 0xd3: return end(b, pos + 9);
+    case 0xdc: return skipEntries(b, dv, pos + 3, dv.getUint16(pos + 1), false, depth);
+    case 0xdd: return skipEntries(b, dv, pos + 5, dv.getUint32(pos + 1), false, depth);
+    case 0xde: return skipEntries(b, dv, pos + 3, dv.getUint16(pos + 1), true, depth);
+    case 0xdf: return skipEntries(b, dv, pos + 5, dv.getUint32(pos + 1), true, depth);
+    default: return -1;
   }
+}
+
+/** Skips `count` array elements or map entries (key and value) from `pos`. */
+function skipEntries(b: Uint8Array, dv: DataView, pos: number, count: number, map: boolean, depth: number): number {
+  for (let i = 0; i < count && pos >= 0; i++) {
+    if (map) {
+      const k = b[pos];
+      // A key msgpackr makes a property of: a string, a number, a boolean or nil; not a map, an array or binary.
+      if (k === undefined || (k >= 0x80 && k <= 0x9f) || (k >= 0xc4 && k <= 0xc6) || (k >= 0xdc && k <= 0xdf)) return -1;
+      pos = skipValue(b, dv, pos, depth + 1);
+      if (pos < 0) return -1;
+    }
+    pos = skipValue(b, dv, pos, depth + 1);
+  }
+  return pos;
+}
+
+function end(b: Uint8Array, pos: number): number {
   return pos <= b.length ? pos : -1;
 }
 
