@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import { encodeMessage, encodeValue, decodeValue, type Message } from '../protocol/codec.js';
+import { encodeMessage, encodeValue, decodeValue, EncodedValue, type Message } from '../protocol/codec.js';
 import { MfpError } from '../protocol/errors.js';
 import { HeartbeatType, type SleepMessage } from '../protocol/heartbeat.js';
 import {
@@ -24,8 +24,7 @@ import {
 } from '../protocol/sync.js';
 import { capabilitiesFor, kindOfKey, parseEntity, type EntityKey } from '../storage/catalog.js';
 import { feedValueSize, type DeviceRecord, type FeedEntry, type GroupStore } from '../storage/group-store.js';
-import { decodeRecord } from '../storage/records.js';
-import type { ItemRecord } from '../storage/store.js';
+import { splitItemRecord } from '../storage/records.js';
 import type { Timer } from './clock.js';
 import { Connection } from './connection.js';
 import { listen, type Listener, type ListeningRoleOptions } from './listener.js';
@@ -496,8 +495,8 @@ export class SyncServer {
     const chunker = new Chunker<SnapshotItem>();
     await store.scanEntities([...plan.replace, ...shared], (e, n, bytes, key) => {
       if (!this.#knows(s, e, n)) return;
-      const rec = decodeRecord<ItemRecord>(bytes, key);
-      const full = chunker.add([e, n, rec.v, rec.val], 32 + bytes.length);
+      const rec = splitItemRecord(bytes, key);
+      const full = chunker.add([e, n, rec.head.v, wireValue(rec)], 32 + bytes.length);
       if (full) send(full, false);
     });
     send(chunker.rest(), true);
@@ -554,9 +553,11 @@ export class SyncServer {
     if (entity.kind === 'user') await store.touchUser(entity.id);
     const have = new Map(m.have);
     const items: SnapshotItem[] = [];
-    for (const [n, rec] of await store.readEntity(m.e)) {
-      if (this.#knows(s, m.e, n) && have.get(n) !== rec.v) items.push([m.e, n, rec.v, rec.val]);
-    }
+    await store.scanEntities([m.e], (e, n, bytes, key) => {
+      if (!this.#knows(s, e, n)) return;
+      const rec = splitItemRecord(bytes, key);
+      if (have.get(n) !== rec.head.v) items.push([e, n, rec.head.v, wireValue(rec)]);
+    });
     s.conn.send({ type: SyncType.Snapshot, reason: 'fetch', items, replace: [], deletes: [], versions: [], copies: [], final: true, seq: store.seq });
   }
 
@@ -633,4 +634,9 @@ export class SyncServer {
       s.conn.send({ type: SyncType.Deltas, list: [], seq: s.cursor });
     }, CURSOR_NOTICE_MS);
   }
+}
+
+/** A stored value as it goes on the wire: its stored bytes as they are, neither decoded nor encoded again. */
+function wireValue(rec: ReturnType<typeof splitItemRecord>): unknown {
+  return 'valBytes' in rec ? new EncodedValue(rec.valBytes) : rec.val;
 }

@@ -5,7 +5,7 @@
  * bytes stand for a tree of 2^depth nodes. Every decoded frame is validated by its family's reader
  * before anyone sees it.
  */
-import { Packr } from 'msgpackr';
+import { addExtension, Packr } from 'msgpackr';
 import { MfpError } from './errors.js';
 import { HeartbeatType, readHeartbeatMessage, type HeartbeatMessage } from './heartbeat.js';
 import { MAX_FRAME_BYTES } from './limits.js';
@@ -20,6 +20,36 @@ export type Message = SessionMessage | SyncMessage | HeartbeatMessage | Replicat
 export type MessageType = Message['type'];
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, int64AsType: 'number' });
+
+/**
+ * A value already encoded as MessagePack (a stored item's value, see storage/records.ts
+ * `storedValueBytes`): packed into a frame as those very bytes, where the value would be, so the peer
+ * decodes it like any other and the wire does not change. A server sends stored values on this way
+ * without decoding them and encoding them again. The bytes must be one complete MessagePack value.
+ */
+export class EncodedValue {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
+/**
+ * msgpackr has no public way to embed encoded bytes, but an extension's `pack` may write into the
+ * frame itself through the `allocate` it is given and return nothing, and then no extension header is
+ * written (msgpackr writes its own typed arrays this way). The extension's type code therefore never
+ * reaches the wire; a frame that carries it anyway is refused like any unknown extension type.
+ */
+const ENCODED_VALUE_TYPE = 0x7e;
+addExtension({
+  Class: EncodedValue,
+  type: ENCODED_VALUE_TYPE,
+  pack(value: EncodedValue, allocate: (size: number) => { target: Uint8Array; position: number }): undefined {
+    const { target, position } = allocate(value.bytes.length);
+    target.set(value.bytes, position);
+    return undefined;
+  },
+  unpack(): never {
+    throw new Error(`Unknown extension type ${ENCODED_VALUE_TYPE}`);
+  },
+} as unknown as Parameters<typeof addExtension>[0]);
 
 const FAMILY = new Map<string, (o: Record<string, unknown>) => Message>([
   ...Object.values(SessionType).map((t) => [t, readSessionMessage] as const),

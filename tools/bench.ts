@@ -30,7 +30,7 @@ import { formatTable, type Report } from './bench/report.js';
 import { fmtMs, now } from './bench/stats.js';
 import { wire } from './bench/wire.js';
 
-const FULL: Sizes = { rttSamples: 2000, putSamples: 500, propagationSamples: 1000, propagationWarmup: 50, users: 1000, startRuns: 5, offeredRate: 5000, loadSeconds: 6, memoryClients: 3 };
+const FULL: Sizes = { rttSamples: 2000, putSamples: 500, propagationSamples: 1000, propagationWarmup: 50, users: 1000, startRuns: 5, offeredRate: 5000, loadSeconds: 6, memoryClients: 9 };
 const QUICK: Sizes = { rttSamples: 500, putSamples: 100, propagationSamples: 200, propagationWarmup: 20, users: 1000, startRuns: 2, offeredRate: 5000, loadSeconds: 3, memoryClients: 1 };
 
 const FIGURES: Record<string, (ctx: Ctx) => Promise<void>> = {

@@ -6,7 +6,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import test, { type ExecutionContext } from 'ava';
-import { decodeMessage, decodeValue, encodeMessage, encodeValue, isMessage, type Message, type MessageType } from '../../protocol/codec.js';
+import { decodeMessage, decodeValue, EncodedValue, encodeMessage, encodeValue, isMessage, type Message, type MessageType } from '../../protocol/codec.js';
 import { MfpError, type ErrorCode } from '../../protocol/errors.js';
 import { HeartbeatType } from '../../protocol/heartbeat.js';
 import { MAX_FRAME_BYTES, MAX_LIST_ENTRIES, MAX_NAME_BYTES, MAX_VALUE_DEPTH, PROTOCOL_VERSION } from '../../protocol/limits.js';
@@ -284,6 +284,24 @@ for (const [name, value] of FOREIGN_VALUES) {
 
 test('undefined (ext 0 / fixext1) as an item value is MESSAGE_INVALID', (t) => {
   coded(t, () => decodeMessage(changeWithRawValue([0xd4, 0x00, 0x00])), 'MESSAGE_INVALID', /^changes\.list holds undefined; item values are plain data$/);
+});
+
+test('a value passed as its encoding (EncodedValue) makes the very frame the value itself makes', (t) => {
+  const { message } = fixture('snapshot');
+  const snapshot = message as Extract<Message, { type: 'snapshot' }>;
+  const values: unknown[] = [...snapshot.items.map((i) => i[3]), new Uint8Array(70_000).fill(7), 'x'.repeat(300), null, -1.5, { a: { b: [1, { c: 'd' }] } }];
+  for (const [codes, val] of values.flatMap((v) => [[false, v], [true, v]] as const)) {
+    const items: typeof snapshot.items = [['u:alice', 'home', 9, val], ...snapshot.items];
+    const direct = encodeMessage({ ...snapshot, items }, codes);
+    const passed = encodeMessage({ ...snapshot, items: [['u:alice', 'home', 9, new EncodedValue(encodeValue(val))], ...snapshot.items.map(([e, n, v, x]) => [e, n, v, new EncodedValue(encodeValue(x))] as typeof items[number])] }, codes);
+    t.deepEqual(Buffer.from(passed), Buffer.from(direct));
+    t.deepEqual(plain((decodeMessage(passed, MAX_FRAME_BYTES, codes) as typeof snapshot).items[0]![3]), plain(val));
+  }
+});
+
+test('the extension type that carries EncodedValue inside the encoder is refused on the wire like any unknown one', (t) => {
+  coded(t, () => decodeMessage(changeWithRawValue([0xd4, 0x7e, 0x00])), 'FRAME_MALFORMED', /extension/i);
+  coded(t, () => decodeValue(Uint8Array.of(0xc7, 0x02, 0x7e, 0x01, 0x02)), 'FRAME_MALFORMED', /extension/i);
 });
 
 // ------------------------------------------------------------------------------------- size limit
