@@ -17,7 +17,7 @@ import { capabilitiesFor } from '../../storage/catalog.js';
 import { GroupStore } from '../../storage/group-store.js';
 import { LevelKv } from '../../storage/level-kv.js';
 import { freePort } from '../helpers/agents.js';
-import { admit, openAgent, syncState } from '../helpers/inprocess.js';
+import { admit, openAgent, openServer, syncState } from '../helpers/inprocess.js';
 import { rng } from '../../tools/bench/records.js';
 import { Mitm } from '../helpers/mitm.js';
 import { MESSAGES } from '../protocol/fixtures.js';
@@ -66,8 +66,7 @@ async function change(client: Agent, mitm: Mitm, n: number): Promise<void> {
 }
 
 test('unknown device without the administrator account: AUTH_INCORRECT', async (t) => {
-  const server = await openAgent(t, 'server');
-  await server.setRole('server');
+  const server = await openServer(t);
   const before = fingerprint(server);
   const intruder = await openAgent(t, 'intruder');
   // The agent's own `role set client` refuses without credentials, so talk to the server directly.
@@ -144,8 +143,7 @@ for (const [name, alter] of [
 }
 
 test('downgrade by a man in the middle: an altered challenge or hello is detected', async (t) => {
-  const server = await openAgent(t, 'server');
-  await server.setRole('server');
+  const server = await openServer(t);
   const mitm = await Mitm.start(server.port);
   t.teardown(() => mitm.close());
   const before = fingerprint(server);
@@ -234,8 +232,7 @@ test('failed administrator logins are rate limited per source and account, acros
 });
 
 test('different authentication settings: AUTH_SETTINGS_MISMATCH names the setting', async (t) => {
-  const server = await openAgent(t, 'server');
-  await server.setRole('server');
+  const server = await openServer(t);
   const before = fingerprint(server);
   const a = await openAgent(t, 'a', { init: { settings: { departmentIds: true } } });
   const err = await t.throwsAsync(admit(a, server.port));
@@ -300,8 +297,7 @@ test('a value with a __proto__ key is refused before it is stored or sent', asyn
 });
 
 test('fuzz over real sockets: 200 connections sending mutated frames leave the server serving and unchanged', async (t) => {
-  const server = await openAgent(t, 'server');
-  await server.setRole('server');
+  const server = await openServer(t);
   const before = fingerprint(server);
   const fixtures = MESSAGES.map((m) => Buffer.from(encodeMessage(m)));
   const random = rng(0x2545f491);

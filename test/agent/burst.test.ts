@@ -5,13 +5,11 @@
  */
 import test from 'ava';
 import type { AckSummary } from '../../agent/client.js';
-import { admit, openAgent } from '../helpers/inprocess.js';
+import { openClient, openServer } from '../helpers/inprocess.js';
 
 test('changes written in one turn go out together: 30 changes, at most 3 acknowledgements', async (t) => {
-  const server = await openAgent(t, 'server');
-  await server.setRole('server');
-  const client = await openAgent(t, 'client');
-  await admit(client, server.port);
+  const server = await openServer(t);
+  const client = await openClient(t, 'client', server);
 
   const acks: AckSummary[] = [];
   const settled = new Promise<void>((resolve) => {

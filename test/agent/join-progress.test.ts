@@ -5,15 +5,14 @@
 import test, { type ExecutionContext } from 'ava';
 import type { JoinProgressEvent } from '../../agent/agent.js';
 import { FaultProxy } from '../../tools/proxy.js';
-import { admit, openAgent } from '../helpers/inprocess.js';
+import { admit, openAgent, openClient, openServer } from '../helpers/inprocess.js';
 
 /** A value big enough that the snapshot spans several 256 KiB frames. */
 const big = (user: string, variant: number) => Array.from({ length: 1200 }, (_, i) => ({ id: `${user}-${i}`, name: `entry ${i} of ${user} #${variant}`, address: `${user}.${i}.${variant}@example.com` }));
 
 /** A server holding 12 users with big address lists, and a standalone client to join it. */
 async function serverWith12Users(t: ExecutionContext) {
-  const server = await openAgent(t, 'server');
-  await server.setRole('server');
+  const server = await openServer(t);
   const users = Array.from({ length: 12 }, (_, i) => `user${i}`);
   for (const u of users) await server.setItem('user', u, 'address-list', big(u, 0));
   return { server, users, client: await openAgent(t, 'client') };
@@ -46,10 +45,8 @@ test('a joining client reports the plan\'s entities received, of the total, up t
 });
 
 test('a client resuming by cursor reports no join progress', async (t) => {
-  const server = await openAgent(t, 'server');
-  await server.setRole('server');
-  const client = await openAgent(t, 'client');
-  await admit(client, server.port);
+  const server = await openServer(t);
+  const client = await openClient(t, 'client', server);
   const events: JoinProgressEvent[] = [];
   client.on('join-progress', (e) => events.push(e));
   const live = new Promise<void>((resolve) => client.on('sync-state', (s) => s.state === 'live' && resolve()));

@@ -4,11 +4,10 @@
  * (found by the benchmark); every one of these must arrive.
  */
 import test from 'ava';
-import { admit, openAgent, remoteChange } from '../helpers/inprocess.js';
+import { admit, openAgent, openServer, remoteChange } from '../helpers/inprocess.js';
 
 test('300 sequential changes on one client each reach the other', async (t) => {
-  const server = await openAgent(t, 'server');
-  await server.setRole('server');
+  const server = await openServer(t);
   const [a, b] = await Promise.all([openAgent(t, 'a'), openAgent(t, 'b')]);
   for (const c of [a, b]) await admit(c, server.port);
   const first = remoteChange(b, 'alice', 'language');

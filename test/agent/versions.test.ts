@@ -4,12 +4,11 @@
  * a protocol-2 client (item names, no codes) and a current one exchange live changes through the server.
  */
 import test, { type ExecutionContext } from 'ava';
-import { admit, openAgent, remoteChange } from '../helpers/inprocess.js';
+import { admit, openAgent, openServer, remoteChange } from '../helpers/inprocess.js';
 
 /** A server, a client of this build and a client speaking an older protocol, both admitted. */
 async function mixedGroup(t: ExecutionContext, protocol: number) {
-  const server = await openAgent(t, 'server');
-  await server.setRole('server');
+  const server = await openServer(t);
   const modern = await openAgent(t, 'modern');
   const old = await openAgent(t, `v${protocol}`, { protocol });
   await admit(modern, server.port);

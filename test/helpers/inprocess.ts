@@ -19,6 +19,20 @@ export async function openAgent(
   return agent;
 }
 
+/** Opens an agent and makes it a server. */
+export async function openServer(t: ExecutionContext, name = 'server', options: Parameters<typeof openAgent>[2] = {}): Promise<Agent> {
+  const server = await openAgent(t, name, options);
+  await server.setRole('server');
+  return server;
+}
+
+/** Opens an agent and admits it as a client of `server`. */
+export async function openClient(t: ExecutionContext, name: string, server: Agent, options: Parameters<typeof openAgent>[2] = {}): Promise<Agent> {
+  const client = await openAgent(t, name, options);
+  await admit(client, server.port);
+  return client;
+}
+
 /** Makes `agent` a client of a server on 127.0.0.1:port with the administrator account. */
 export function admit(agent: Agent, port: number, password = 'pw'): ReturnType<Agent['setRole']> {
   return admitLocal(agent, port, password);
