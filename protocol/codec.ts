@@ -23,7 +23,7 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
 
 /**
  * A value already encoded as MessagePack (a stored item's value, see storage/records.ts
- * `storedValueBytes`): packed into a frame as those very bytes, where the value would be, so the peer
+ * `splitItemRecord`): packed into a frame as those very bytes, where the value would be, so the peer
  * decodes it like any other and the wire does not change. A server sends stored values on this way
  * without decoding them and encoding them again. The bytes must be one complete MessagePack value.
  */

@@ -108,7 +108,10 @@ function walkItemRecord(b: Uint8Array): { head: ItemHead; valStart: number; valE
         const start = pos;
         pos = skipValue(b, dv, pos);
         if (pos < 0) return undefined;
-        if (k.value === 'val') [valStart, valEnd] = [start, pos];
+        if (k.value === 'val') {
+          valStart = start;
+          valEnd = pos;
+        }
       }
     }
     if (pos !== b.length || typeof v !== 'number' || typeof h !== 'string' || typeof by !== 'string' || typeof at !== 'number') return undefined;

@@ -377,8 +377,9 @@ export class Store {
       if (first === undefined || e < first) first = e;
       if (last === undefined || e > last) last = e;
     }
-    let between = 0;
-    for (const e of this.index.keys()) if (e >= first! && e <= last!) between++;
+    // One entity (a login's fetch) is its own range; more are counted against what lies between them.
+    let between = wanted.size === 1 ? 1 : 0;
+    if (wanted.size > 1) for (const e of this.index.keys()) if (e >= first! && e <= last!) between++;
     if (wanted.size * 2 >= between) {
       for await (const [k, bytes] of this.kv.entries(Keys.itemsBetween(first!, last!))) visitEntry(k, bytes);
       return;
