@@ -39,10 +39,13 @@ export interface ItemHead {
  * (STORE_CORRUPT or the decoded fields): the two agree on every record (tested).
  */
 export function decodeItemHead(bytes: Uint8Array, key: string): ItemHead {
-  const head = readItemHead(bytes);
-  if (head) return head;
-  const rec = decodeRecord<ItemHead>(bytes, key);
-  return { v: rec.v, h: rec.h, by: rec.by, at: rec.at };
+  return readItemHead(bytes) ?? decodeItem(bytes, key).head;
+}
+
+/** The full decode both readers fall back on: the index fields and the decoded value. */
+function decodeItem(bytes: Uint8Array, key: string): { head: ItemHead; val: unknown } {
+  const rec = decodeRecord<ItemHead & { val: unknown }>(bytes, key);
+  return { head: { v: rec.v, h: rec.h, by: rec.by, at: rec.at }, val: rec.val };
 }
 
 const utf8 = new TextDecoder();
@@ -64,8 +67,7 @@ export function readItemHead(b: Uint8Array): ItemHead | undefined {
 export function splitItemRecord(bytes: Uint8Array, key: string): { head: ItemHead; valBytes: Uint8Array } | { head: ItemHead; val: unknown } {
   const walked = walkItemRecord(bytes);
   if (walked && walked.valEnd > 0) return { head: walked.head, valBytes: bytes.subarray(walked.valStart, walked.valEnd) };
-  const rec = decodeRecord<ItemHead & { val: unknown }>(bytes, key);
-  return { head: { v: rec.v, h: rec.h, by: rec.by, at: rec.at }, val: rec.val };
+  return decodeItem(bytes, key);
 }
 
 function walkItemRecord(b: Uint8Array): { head: ItemHead; valStart: number; valEnd: number } | undefined {
