@@ -1,5 +1,7 @@
 /** A small tmpfs for disk-full tests: a real file system that runs out of space at a known size. */
 import { execFile } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
 import { tempDir } from './tmp.js';
@@ -28,4 +30,22 @@ export async function mountTmpfs(t: ExecutionContext, sizeBytes: number): Promis
     await run('umount', ['-l', dir]);
   });
   return dir;
+}
+
+/**
+ * Fills the file system holding `dir` with a filler file in it until ENOSPC; returns the file's path
+ * (unlink it to free the space).
+ */
+export async function fillUp(dir: string): Promise<string> {
+  const path = join(dir, 'filler');
+  const fh = await open(path, 'w');
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (;;) await fh.write(chunk);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOSPC') throw err;
+  } finally {
+    await fh.close();
+  }
+  return path;
 }

@@ -5,7 +5,7 @@
  * freed, new changes are acknowledged, and the store opened again (as after a restart) holds every one
  * of them — for the group store, the local store and its outbound queue, in both durability modes.
  */
-import { open as openFile, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { MfpError } from '../../protocol/errors.js';
@@ -13,26 +13,11 @@ import { GroupStore } from '../../storage/group-store.js';
 import { LevelKv } from '../../storage/level-kv.js';
 import { LocalStore } from '../../storage/local-store.js';
 import type { Durability } from '../../storage/store.js';
-import { mountTmpfs } from '../helpers/tmpfs.js';
+import { fillUp, mountTmpfs } from '../helpers/tmpfs.js';
 
 const TMPFS_BYTES = 3 * 1024 * 1024;
 /** Bigger than a page: a write cannot fit in what is left of the log's last page. */
 const BIG = 64 * 1024;
-
-/** Fills the file system with a filler file until ENOSPC; returns its path (unlink it to free the space). */
-async function fill(dir: string): Promise<string> {
-  const path = join(dir, 'filler');
-  const fh = await openFile(path, 'w');
-  const chunk = Buffer.alloc(64 * 1024, 1);
-  try {
-    for (;;) await fh.write(chunk);
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'ENOSPC') throw err;
-  } finally {
-    await fh.close();
-  }
-  return path;
-}
 
 function big(tag: string): { tag: string; pad: string } {
   return { tag, pad: 'x'.repeat(BIG) };
@@ -55,7 +40,7 @@ for (const durability of ['fsync', 'os'] as Durability[]) {
     let c = 0;
     const set = (tag: string, val: unknown = { tag }) => store.applyChanges('A', [{ c: ++c, e: `g:${tag}`, n: 'address-list', val, base: 0 }]);
     for (let i = 0; i < 5; i++) await set(`before-${i}`);
-    const filler = await fill(mount);
+    const filler = await fillUp(mount);
 
     isWriteFailed(t, await t.throwsAsync(set('lost', big('lost'))), /no space left on device/i);
     t.is(store.writeError?.code, 'STORE_WRITE_FAILED');
@@ -89,7 +74,7 @@ for (const durability of ['fsync', 'os'] as Durability[]) {
     let store = await LocalStore.open({ kv: new LevelKv(dir), durability });
     t.teardown(() => store.close());
     await store.setLocal('me', 'u:ann', 'language', 'en', { queue: true });
-    const filler = await fill(mount);
+    const filler = await fillUp(mount);
     isWriteFailed(t, await t.throwsAsync(store.setLocal('me', 'u:ann', 'home', big('lost'), { queue: true })), /no space left on device/i);
     await unlink(filler);
     const counters: number[] = [];
@@ -115,7 +100,7 @@ test('level: a full disk refuses writes but keeps reads; a read under way when t
   t.teardown(() => kv.close());
   const value = (n: number) => new Uint8Array(n).fill(7);
   await kv.write([{ type: 'put', key: 'a', value: value(10) }, { type: 'put', key: 'b', value: value(10) }], { sync: true });
-  const filler = await fill(mount);
+  const filler = await fillUp(mount);
   isWriteFailed(t, await t.throwsAsync(kv.write([{ type: 'put', key: 'c', value: value(BIG) }], { sync: true })), /no space left on device/i);
   isWriteFailed(t, await t.throwsAsync(kv.recover()), /free space/);
   t.is((await kv.get('a'))?.length, 10, 'the handle still reads');
