@@ -54,6 +54,11 @@ export class LevelKv implements KvStore {
       if (code === 'LEVEL_LOCKED') {
         throw new MfpError('AGENT_RUNNING', `the store at ${this.location} is held by another process`, { cause: err });
       }
+      // Opening writes (the log's recovery into a table, a new manifest): on a full disk that is a
+      // failed write, not a damaged store.
+      if (/IO error/.test(messageOf(err))) {
+        throw new MfpError('STORE_WRITE_FAILED', `cannot open the store at ${this.location}: ${messageOf(err)}`, { cause: err });
+      }
       throw new MfpError('STORE_CORRUPT', `cannot open the store at ${this.location}: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -114,11 +119,20 @@ export class LevelKv implements KvStore {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     if (this.#poisoned !== undefined || this.#recovering) await this.#readable();
+    const reopens = this.#reopens;
     try {
       return await this.#db.get(key);
     } catch (err) {
-      throw wrap(err, 'read');
+      throw this.#readFailure(err, reopens);
     }
+  }
+
+  /** A read that failed; one that a reopen cut short (the handle closed under it) says so. */
+  #readFailure(err: unknown, reopensBefore: number): MfpError {
+    if (this.#reopens !== reopensBefore || this.#recovering) {
+      return new MfpError('STORE_CLOSED', `the store at ${this.location} was reopened after a failed write while this read was under way: read again`, { cause: err });
+    }
+    return wrap(err, 'read');
   }
 
   /**
@@ -203,10 +217,7 @@ export class LevelKv implements KvStore {
       for await (const entry of this.#db.iterator(options)) yield entry as [string, Uint8Array];
     } catch (err) {
       // A reopen closes every iterator and snapshot of the handle: the read fails whole, never short.
-      if (this.#reopens !== reopens || this.#recovering) {
-        throw new MfpError('STORE_CLOSED', `the store at ${this.location} was reopened after a failed write while this read was under way: read again`, { cause: err });
-      }
-      throw wrap(err, 'read');
+      throw this.#readFailure(err, reopens);
     }
   }
 }

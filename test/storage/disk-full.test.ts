@@ -116,3 +116,20 @@ test('level: a full disk refuses writes but keeps reads; a read under way when t
   for await (const [k] of kv.entries({})) keys.push(k);
   t.deepEqual(keys, ['a', 'b', 'd']);
 });
+
+test('level: opening a store on a full disk is a failed write, not a damaged store; it opens whole once there is room', async (t) => {
+  const mount = await mountTmpfs(t, TMPFS_BYTES);
+  if (!mount) return;
+  const location = join(mount, 'db');
+  const kv = new LevelKv(location);
+  await kv.open();
+  await kv.write([{ type: 'put', key: 'a', value: new Uint8Array(BIG).fill(1) }], { sync: true });
+  await kv.close();
+  const filler = await fillUp(mount);
+  const again = new LevelKv(location);
+  isWriteFailed(t, await t.throwsAsync(again.open()), /cannot open.*no space left on device/i);
+  await unlink(filler);
+  await again.open();
+  t.teardown(() => again.close());
+  t.is((await again.get('a'))?.length, BIG);
+});
