@@ -277,6 +277,9 @@ export class ReplicaServer {
           await this.#o.local.setMeta({ replicaOf: { groupId, groupKey: Buffer.from(groupKey).toString('base64'), since: this.#o.clock.now() } satisfies ReplicaRelation });
           this.#o.log.info('REPLICA_PAIRED', `replication target of group ${groupId} (server ${hello.name}, ${hello.deviceId})`);
         }
+        // A previous install that failed (a full disk) left the handle to be reopened: the digest the
+        // install is computed against must be of what the reopened store holds.
+        await this.#o.kv.recover();
         current = await ImageDigest.of(this.#o.kv);
       } else {
         if (!verifyParts(hello.publicKey, first.m.sig, challengeBytes, helloBytes)) throw new MfpError('AUTH_INCORRECT', 'the hello is not signed by the device it names');

@@ -41,7 +41,7 @@ export const ERROR_CODES = {
   MESSAGE_UNEXPECTED: 'a message arrived in a session state where it is not allowed',
   PEER_GONE: 'the peer closed the connection or stopped answering',
   // storage
-  STORE_CLOSED: 'the store is closed',
+  STORE_CLOSED: 'the store is closed (or was reopened after a failed write while a read was under way: read again)',
   STORE_WRITE_FAILED: 'the store could not write (disk full or I/O error); nothing was applied',
   STORE_CORRUPT: 'the store holds a record that cannot be decoded',
   SYNC_RESTRICTED: 'import/export of synchronized data is refused while client synchronization runs',

@@ -24,13 +24,26 @@ export interface KvWriteOptions {
   sync: boolean;
 }
 
-/** A sorted key-value store. */
+/**
+ * A sorted key-value store.
+ *
+ * A failed write poisons the open handle: LevelDB that failed to append to its write-ahead log goes on
+ * appending after the damaged record, and its recovery drops everything after it — changes written
+ * (and acknowledged) after a full disk was freed. So a backend writes nothing more on a handle after a
+ * failed write until `recover()` has reopened it (a fresh log); `write()` recovers first by itself.
+ */
 export interface KvStore {
   open(): Promise<void>;
   close(): Promise<void>;
   get(key: string): Promise<Uint8Array | undefined>;
-  /** Applies all ops or none. */
+  /** Applies all ops or none. After a failed write, recovers (see `recover`) before writing. */
   write(ops: readonly KvOp[], options: KvWriteOptions): Promise<void>;
+  /**
+   * After a failed write: reopens the backend, so that what it holds is what a restart would find and
+   * later writes go to a fresh log; a no-op when no write has failed since it was opened. Rejects with
+   * STORE_WRITE_FAILED when it cannot (the disk still full); then it is tried again by the next call.
+   */
+  recover(): Promise<void>;
   /** Entries in key order within the range; the snapshot is taken when iteration starts. */
   entries(range: KvRange): AsyncIterable<[string, Uint8Array]>;
   /** A read-only view of the store as it is now, unaffected by later writes, until closed. */

@@ -1,4 +1,6 @@
 /** LevelDB KvStore (classic-level through `level`): the store of every real agent. */
+import { readdir, stat, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Level } from 'level';
 import { MfpError } from '../protocol/errors.js';
 import type { KvOp, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv.js';
@@ -21,10 +23,23 @@ interface BatchImplementation {
   _batch(ops: readonly KvOp[], options: { sync: boolean }): Promise<void>;
 }
 
+/**
+ * Free space asked for, beyond the write-ahead log's size, before a poisoned handle is closed to be
+ * reopened: LevelDB's recovery writes the log's content as a table and a new manifest.
+ */
+const REOPEN_SPARE_BYTES = 64 * 1024;
+
 /** A KvStore in a LevelDB folder. Only one process may hold it open. */
 export class LevelKv implements KvStore {
   readonly location: string;
   #db: Level<string, Uint8Array>;
+  /** The failure of the last write, until a reopen succeeds: the handle must not be written to. */
+  #poisoned: MfpError | undefined;
+  #recovering: Promise<void> | undefined;
+  /** Reopens so far: an iterator that began before one was cut by it. */
+  #reopens = 0;
+  /** Writes one at a time: a write must not reach a handle that another write has just poisoned. */
+  #writeTail: Promise<void> = Promise.resolve();
 
   constructor(location: string) {
     this.location = location;
@@ -39,20 +54,85 @@ export class LevelKv implements KvStore {
       if (code === 'LEVEL_LOCKED') {
         throw new MfpError('AGENT_RUNNING', `the store at ${this.location} is held by another process`, { cause: err });
       }
+      // Opening writes (the log's recovery into a table, a new manifest): on a full disk that is a
+      // failed write, not a damaged store.
+      if (/IO error/.test(messageOf(err))) {
+        throw new MfpError('STORE_WRITE_FAILED', `cannot open the store at ${this.location}: ${messageOf(err)}`, { cause: err });
+      }
       throw new MfpError('STORE_CORRUPT', `cannot open the store at ${this.location}: ${(err as Error).message}`, { cause: err });
     }
   }
 
   async close(): Promise<void> {
+    await this.#recovering?.catch(() => undefined);
+    // A poisoned handle closes as it is: the next open recovers, dropping the damaged record's block only.
+    this.#poisoned = undefined;
     await this.#db.close();
   }
 
+  /**
+   * Closes and reopens the LevelDB after a failed write: its recovery replays the log up to the damaged
+   * record (nothing after it was written: writes wait for this) and starts a fresh log. While the disk
+   * lacks the room the reopen needs, the handle is kept — reads go on — and this rejects.
+   */
+  recover(): Promise<void> {
+    if (this.#poisoned === undefined) return Promise.resolve();
+    this.#recovering ??= this.#reopen().finally(() => (this.#recovering = undefined));
+    return this.#recovering;
+  }
+
+  async #reopen(): Promise<void> {
+    const failure = this.#poisoned!;
+    if (this.#db.status === 'open') {
+      const short = await this.#reopenShortfall();
+      if (short > 0) {
+        throw new MfpError('STORE_WRITE_FAILED', `the store at ${this.location} takes no write after a failed one (${failure.message}) until it is reopened, which needs ${short} more bytes of free space`, { cause: failure });
+      }
+      await this.#db.close();
+    }
+    try {
+      await this.#db.open();
+    } catch (err) {
+      throw new MfpError('STORE_WRITE_FAILED', `cannot reopen the store at ${this.location} after a failed write: ${messageOf(err)}`, { cause: err });
+    }
+    this.#reopens++;
+    this.#poisoned = undefined;
+  }
+
+  /** Bytes missing for a reopen to succeed (0 when there seems to be room, or it cannot be told). */
+  async #reopenShortfall(): Promise<number> {
+    try {
+      let logBytes = 0;
+      for (const name of await readdir(this.location)) if (name.endsWith('.log')) logBytes += (await stat(join(this.location, name))).size;
+      const fs = await statfs(this.location);
+      return Math.max(0, logBytes + REOPEN_SPARE_BYTES - fs.bavail * fs.bsize);
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Before a read: waits for a reopen under way; reopens a handle that a failed reopen left closed. */
+  async #readable(): Promise<void> {
+    await this.#recovering?.catch(() => undefined);
+    if (this.#poisoned !== undefined && this.#db.status !== 'open') await this.recover();
+  }
+
   async get(key: string): Promise<Uint8Array | undefined> {
+    if (this.#poisoned !== undefined || this.#recovering) await this.#readable();
+    const reopens = this.#reopens;
     try {
       return await this.#db.get(key);
     } catch (err) {
-      throw wrap(err, 'read');
+      throw this.#readFailure(err, reopens);
     }
+  }
+
+  /** A read that failed; one that a reopen cut short (the handle closed under it) says so. */
+  #readFailure(err: unknown, reopensBefore: number): MfpError {
+    if (this.#reopens !== reopensBefore || this.#recovering) {
+      return new MfpError('STORE_CLOSED', `the store at ${this.location} was reopened after a failed write while this read was under way: read again`, { cause: err });
+    }
+    return wrap(err, 'read');
   }
 
   /**
@@ -64,6 +144,19 @@ export class LevelKv implements KvStore {
    */
   async write(ops: readonly KvOp[], options: KvWriteOptions): Promise<void> {
     if (ops.length === 0) return;
+    const previous = this.#writeTail;
+    let done!: () => void;
+    this.#writeTail = new Promise((resolve) => (done = resolve));
+    try {
+      await previous;
+      await this.recover();
+      await this.#write(ops, options);
+    } finally {
+      done();
+    }
+  }
+
+  async #write(ops: readonly KvOp[], options: KvWriteOptions): Promise<void> {
     try {
       // classic-level honours `sync` on batches: the write is fsync'ed before it resolves.
       let bytes = 0;
@@ -89,7 +182,10 @@ export class LevelKv implements KvStore {
       }
       await batch.write({ sync: options.sync } as never);
     } catch (err) {
-      throw wrap(err, 'write');
+      const failure = wrap(err, 'write');
+      // Whatever failed, the log may now end in a damaged record: nothing more goes to this handle.
+      if (failure.code === 'STORE_WRITE_FAILED') this.#poisoned = failure;
+      throw failure;
     }
   }
 
@@ -102,6 +198,7 @@ export class LevelKv implements KvStore {
     try {
       snapshot = this.#db.snapshot();
     } catch (err) {
+      if (this.#poisoned !== undefined) throw new MfpError('STORE_WRITE_FAILED', `the store at ${this.location} is being reopened after a failed write (${this.#poisoned.message})`, { cause: err });
       throw wrap(err, 'read');
     }
     return {
@@ -114,10 +211,13 @@ export class LevelKv implements KvStore {
     const options: Record<string, unknown> = { ...range };
     if (range.limit === undefined) delete options.limit;
     if (snapshot !== undefined) options.snapshot = snapshot;
+    else if (this.#poisoned !== undefined || this.#recovering) await this.#readable();
+    const reopens = this.#reopens;
     try {
       for await (const entry of this.#db.iterator(options)) yield entry as [string, Uint8Array];
     } catch (err) {
-      throw wrap(err, 'read');
+      // A reopen closes every iterator and snapshot of the handle: the read fails whole, never short.
+      throw this.#readFailure(err, reopens);
     }
   }
 }
@@ -131,5 +231,12 @@ function wrap(err: unknown, what: string): MfpError {
   if (err instanceof MfpError) return err;
   const code = (err as { code?: string }).code;
   if (code === 'LEVEL_DATABASE_NOT_OPEN') return new MfpError('STORE_CLOSED', 'the store is closed', { cause: err });
-  return new MfpError('STORE_WRITE_FAILED', `store ${what} failed: ${(err as Error).message}`, { cause: err });
+  return new MfpError('STORE_WRITE_FAILED', `store ${what} failed: ${messageOf(err)}`, { cause: err });
+}
+
+/** The most telling message of a LevelDB error: the native cause (`IO error: …: No space left on device`) when there is one. */
+function messageOf(err: unknown): string {
+  const cause = (err as { cause?: { message?: string } }).cause?.message;
+  const message = (err as Error).message;
+  return cause && !message.includes(cause) ? `${message}: ${cause}` : message;
 }

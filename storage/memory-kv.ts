@@ -19,6 +19,11 @@ export class MemoryKv implements KvStore {
     this.#open = false;
   }
 
+  /** Nothing to recover: a failed write (an invalid op) wrote nothing and damaged nothing. */
+  async recover(): Promise<void> {
+    this.#check();
+  }
+
   async get(key: string): Promise<Uint8Array | undefined> {
     this.#check();
     return this.#values.get(key);

@@ -7,6 +7,11 @@
  * Invariant: the in-memory index mirrors what is on disk after the last successful batch. Builders run
  * synchronously in submission order and update the index as they go; if a batch fails, the index is
  * reloaded from disk and every job of that batch is rejected with STORE_WRITE_FAILED.
+ *
+ * After a failed batch nothing more is acknowledged until the backend has been reopened (`recover`: a
+ * LevelDB that failed to append to its log would otherwise go on writing after the damaged record, and
+ * a restart would drop what followed it) and the index reloaded from what the reopened store holds.
+ * Until that succeeds — the disk still full — every job is rejected with STORE_WRITE_FAILED.
  */
 import { MfpError } from '../protocol/errors.js';
 import { MAX_USERS } from '../protocol/limits.js';
@@ -130,6 +135,8 @@ export class Store {
   #syncLogKeys: string[] = [];
   #conflictKeys: string[] = [];
   #writeError: MfpError | undefined;
+  /** A batch failed: the backend is reopened and the index reloaded before the next one is built. */
+  #mustRecover = false;
   /** Batches written and jobs they carried, for the benchmark's group-commit figure. */
   readonly stats = { batches: 0, jobs: 0 };
 
@@ -176,7 +183,8 @@ export class Store {
   /** Closes the store after pending writes. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.flush();
+    // A pending write that fails (a full disk) is reported to its caller; the store closes all the same.
+    await this.flush().catch(() => undefined);
     this.#closed = true;
     await this.kv.close();
   }
@@ -202,6 +210,7 @@ export class Store {
   async #drain(): Promise<void> {
     this.#writing = true;
     while (this.#jobs.length > 0) {
+      if (this.#mustRecover && !(await this.#recover())) continue;
       const jobs = this.#jobs.splice(0);
       const tx = new Tx();
       const done: { job: Job; result: unknown }[] = [];
@@ -229,6 +238,7 @@ export class Store {
             ? err
             : new MfpError('STORE_WRITE_FAILED', `write failed, nothing was applied: ${(err as Error).message}`, { cause: err });
         this.#writeError = failure;
+        this.#mustRecover = failure.code === 'STORE_WRITE_FAILED';
         this.afterCommit(false);
         try {
           await this.reloadIndex();
@@ -239,6 +249,27 @@ export class Store {
       }
     }
     this.#writing = false;
+  }
+
+  /**
+   * Reopens the backend after a failed batch and reloads the index from it; false (every queued job
+   * rejected, the failure kept for `status`) when it cannot yet.
+   */
+  async #recover(): Promise<boolean> {
+    try {
+      await this.kv.recover();
+      await this.reloadIndex();
+      this.#mustRecover = false;
+      return true;
+    } catch (err) {
+      const failure =
+        err instanceof MfpError && err.code === 'STORE_WRITE_FAILED'
+          ? err
+          : new MfpError('STORE_WRITE_FAILED', `the store cannot be reopened after a failed write: ${(err as Error).message}`, { cause: err });
+      this.#writeError = failure;
+      for (const job of this.#jobs.splice(0)) job.reject(failure);
+      return false;
+    }
   }
 
   /** The last batch's failure (a full disk, an I/O error), until a batch is written again: for `status`. */

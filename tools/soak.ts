@@ -8,9 +8,10 @@
  */
 import { Command } from 'commander';
 import { converge, runChecks, type CheckResult } from './soak/checks.js';
-import { FAULT_KINDS, parseDuration, planFaults } from './soak/plan.js';
+import { parseDuration, planFaults, plannedKinds } from './soak/plan.js';
 import { buildReport, printReport } from './soak/report.js';
 import { Scenario } from './soak/scenario.js';
+import { tmpfsUnavailable } from './tmpfs.js';
 
 interface Cli {
   seed?: string;
@@ -43,14 +44,18 @@ async function main(): Promise<number> {
   const clients = Number(cli.clients);
   if (!Number.isInteger(clients) || clients < 1 || clients > 9) throw new TypeError('--clients must be 1-9');
   const replay = `replay: npm run soak -- --seed ${seed} --duration ${cli.duration} --clients ${clients}`;
-  const plan = planFaults({ seed, durationMs, clients });
+  // Disk-full faults need a tmpfs, which needs root: where none can be mounted, none is planned.
+  const noTmpfs = await tmpfsUnavailable();
+  const diskFull = noTmpfs === undefined ? { planned: true } : { planned: false, reason: `cannot mount a tmpfs here (${noTmpfs})` };
+  const plan = planFaults({ seed, durationMs, clients, diskFull: diskFull.planned });
   if (cli.planOnly) {
-    process.stdout.write(JSON.stringify({ seed, durationMs, clients, plan }) + '\n');
+    process.stdout.write(JSON.stringify({ seed, durationMs, clients, diskFull, plan }) + '\n');
     return 0;
   }
   const log = (line: string) => process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
   log(`seed ${seed}, ${cli.duration}, ${clients} clients, ${plan.length} faults planned (${replay})`);
-  const s = new Scenario({ seed, durationMs, clients, plan, log });
+  if (!diskFull.planned) log(`no disk-full fault planned: ${diskFull.reason}`);
+  const s = new Scenario({ seed, durationMs, clients, plan, diskFull: diskFull.planned, log });
   const stopOnSignal = () => void s.close().then(() => process.exit(130));
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
@@ -68,9 +73,9 @@ async function main(): Promise<number> {
   } catch (err) {
     checks.push({ name: 'scenario ran to the end', pass: false, detail: (err as Error).stack ?? String(err) });
   }
-  const report = buildReport(s, { seed, durationMs, clients, replay, wallMs: Date.now() - started, convergence, checks, rssLimit: rssLimit(durationMs) });
+  const report = buildReport(s, { seed, durationMs, clients, replay, wallMs: Date.now() - started, convergence, checks, rssLimit: rssLimit(durationMs), diskFull });
   await s.close();
-  const missingKinds = FAULT_KINDS.filter((k) => !report.faults.injected[k]);
+  const missingKinds = plannedKinds({ diskFull: diskFull.planned }).filter((k) => !report.faults.injected[k]);
   if (missingKinds.length > 0) log(`note: not injected this run: ${missingKinds.join(', ')}`);
   if (cli.json) process.stdout.write(JSON.stringify(report) + '\n');
   else printReport(report, (line) => process.stdout.write(line + '\n'));

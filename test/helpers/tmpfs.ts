@@ -1,10 +1,9 @@
 /** A small tmpfs for disk-full tests: a real file system that runs out of space at a known size. */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
+import { mountTmpfs as mount, unmountTmpfs } from '../../tools/tmpfs.js';
 import { tempDir } from './tmp.js';
 
-const run = promisify(execFile);
+export { fillUp } from '../../tools/tmpfs.js';
 
 /**
  * Mounts a fresh tmpfs of `sizeBytes` on a temp dir and returns its path; it is unmounted (lazily, so
@@ -13,19 +12,16 @@ const run = promisify(execFile);
  * returns undefined: `const dir = await mountTmpfs(t, …); if (!dir) return;`.
  */
 export async function mountTmpfs(t: ExecutionContext, sizeBytes: number): Promise<string | undefined> {
-  if (!Number.isInteger(sizeBytes) || sizeBytes <= 0) throw new TypeError('sizeBytes must be a positive integer');
   const dir = tempDir(t, 'mfp-tmpfs-');
   try {
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes},mode=0755`, 'tmpfs', dir]);
+    await mount(dir, sizeBytes);
   } catch (err) {
-    const why = ((err as { stderr?: string }).stderr ?? '').trim() || (err as Error).message;
-    t.log(`cannot mount tmpfs here (${why}): skipping the disk-full case`);
+    if (err instanceof TypeError) throw err;
+    t.log(`cannot mount tmpfs here (${(err as Error).message}): skipping the disk-full case`);
     t.pass();
     return undefined;
   }
   // Registered after tempDir's removal, so it runs before it (ava runs teardowns last-in, first-out).
-  t.teardown(async () => {
-    await run('umount', ['-l', dir]);
-  });
+  t.teardown(() => unmountTmpfs(dir));
   return dir;
 }

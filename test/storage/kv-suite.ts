@@ -268,6 +268,21 @@ export function kvSuite(name: string, make: MakeKv): void {
     t.is(text(await kv.get('k5')), 'changed');
   });
 
+  test(`${name}: recover with no failed write changes nothing: reads, snapshots and writes go on`, async (t) => {
+    const kv = await open(t);
+    await kv.write([put('a'), put('b')], { sync: true });
+    const snap = kv.snapshot();
+    t.teardown(() => snap.close());
+    await kv.recover();
+    await kv.recover();
+    t.is(text(await kv.get('a')), 'v:a');
+    const seen: string[] = [];
+    for await (const [k] of snap.entries({})) seen.push(k);
+    t.deepEqual(seen, ['a', 'b'], 'a snapshot taken before is still open');
+    await kv.write([put('c')], { sync: false });
+    t.deepEqual(await keysOf(kv, {}), ['a', 'b', 'c']);
+  });
+
   test(`${name}: reads and writes after close reject with STORE_CLOSED`, async (t) => {
     const kv = await open(t);
     await kv.write([put('k')], { sync: true });

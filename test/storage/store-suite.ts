@@ -21,10 +21,23 @@ export type MakeKv = (t: ExecutionContext) => KvStore;
 /** A second handle on the data of a closed backend (a LevelDB folder opened again). */
 export type ReopenKv = (kv: KvStore) => KvStore;
 
-/** A backend whose writes fail while `failWrites` is set, as a full disk would make them. */
+/**
+ * A backend whose writes fail while `failWrites` is set, as a full disk would make them, and whose
+ * recovery fails while `failRecover` is (the disk still full); `calls` lists what reached it.
+ */
 class FlakyKv implements KvStore {
   failWrites = false;
+  failRecover = false;
+  readonly calls: string[] = [];
   constructor(readonly inner: KvStore) {}
+  async recover(): Promise<void> {
+    if (this.failRecover) {
+      this.calls.push('recover failed');
+      throw Object.assign(new Error('injected: cannot reopen, no space left on device'), { code: 'ENOSPC' });
+    }
+    this.calls.push('recover');
+    await this.inner.recover();
+  }
   open(): Promise<void> {
     return this.inner.open();
   }
@@ -35,7 +48,11 @@ class FlakyKv implements KvStore {
     return this.inner.get(key);
   }
   async write(ops: readonly KvOp[], options: KvWriteOptions): Promise<void> {
-    if (this.failWrites) throw Object.assign(new Error('injected: no space left on device'), { code: 'ENOSPC' });
+    if (this.failWrites) {
+      this.calls.push('write failed');
+      throw Object.assign(new Error('injected: no space left on device'), { code: 'ENOSPC' });
+    }
+    this.calls.push('write');
     await this.inner.write(ops, options);
   }
   entries(range: KvRange): AsyncIterable<[string, Uint8Array]> {
@@ -997,6 +1014,31 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.deepEqual(seqs(announced), [3, 4, 5]);
     t.deepEqual(announced.at(-1), { seq: 5, e: 'u:bob', del: true, by: 'bound' });
     t.is(store.device('A')?.lastCounter, 4);
+  });
+
+  test(`${name}: core: after a failed batch nothing is written until the backend is recovered and the index reloaded from it`, async (t) => {
+    const kv = new FlakyKv(makeKv(t));
+    const { store } = await groupWithDevices(t, { kv });
+    await store.applyChanges('A', [change(1, 'u:ann', 'home', { n: 1 })]);
+    kv.calls.length = 0;
+    kv.failWrites = true;
+    await t.throwsAsync(store.applyChanges('A', [change(2, 'u:ann', 'home', { n: 2 })]));
+    kv.failWrites = false;
+    // The disk is still full: the reopen fails, so no write reaches the backend and nothing is acknowledged.
+    kv.failRecover = true;
+    const refused = await t.throwsAsync(store.applyChanges('A', [change(2, 'u:ann', 'home', { n: 2 })]));
+    assertCoded(t, refused, 'STORE_WRITE_FAILED', /cannot reopen, no space left on device/);
+    t.is(store.writeError?.code, 'STORE_WRITE_FAILED', 'health stays red');
+    t.like(await store.readItem('u:ann', 'home'), { v: 1, val: { n: 1 } }, 'reads go on');
+    t.is(store.seq, 1);
+    kv.failRecover = false;
+    const res = await store.applyChanges('A', [change(2, 'u:ann', 'home', { n: 2 })]);
+    t.deepEqual(res.outcomes, [{ c: 2, status: 'applied', v: 2 }]);
+    t.deepEqual(kv.calls, ['write failed', 'recover failed', 'recover', 'write']);
+    t.is(store.writeError, undefined);
+    kv.calls.length = 0;
+    await store.applyChanges('A', [change(3, 'u:ann', 'home', { n: 3 })]);
+    t.deepEqual(kv.calls, ['write'], 'recovered once: the next batches go straight to the backend');
   });
 
   test(`${name}: core: a local change that fails to write leaves neither the item nor its queue entry`, async (t) => {

@@ -84,7 +84,11 @@ export async function runChecks(s: Scenario, convergence: { ms: number | null; m
     const ok = cur !== undefined && (cur.version > v ? tag !== undefined && tags.has(tag) : cur.version === v && (a.status === 'duplicate' || tag === w.tag));
     if (!ok) lost.push(`${w.tag} ${w.user}/${w.item} acked ${a.status} v${v}, server v${cur?.version ?? '-'} ${tag ?? '-'}`);
   }
-  results.push({ name: 'acknowledged changes on the server', pass: lost.length === 0, detail: lost.length ? `${lost.length} of ${acked}: ${lost.slice(0, 5).join('; ')}` : `${acked} acknowledged changes, each at its version or superseded by a later write` });
+  // A disk-full episode ends with a server restart after changes were acknowledged on the freed disk:
+  // this check is what finds them (or not) after it.
+  const afterFree = s.diskFull.reduce((n, d) => n + d.ackedAfterFree, 0);
+  const episodes = s.diskFull.length > 0 ? ` (${afterFree} of them acknowledged after ${s.diskFull.length} full disk(s) were freed, before the restart that followed)` : '';
+  results.push({ name: 'acknowledged changes on the server', pass: lost.length === 0, detail: lost.length ? `${lost.length} of ${acked}: ${lost.slice(0, 5).join('; ')}` : `${acked} acknowledged changes, each at its version or superseded by a later write${episodes}` });
 
   // (2) Convergence.
   results.push({

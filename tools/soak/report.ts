@@ -1,6 +1,6 @@
 /** The soak's report: counts, faults, recoveries, convergence, memory and the checks, as JSON or text. */
 import { rssGrowth, type CheckResult } from './checks.js';
-import type { Scenario } from './scenario.js';
+import type { DiskFullEpisode, Scenario } from './scenario.js';
 
 /** Everything a run reports. */
 export interface SoakReport {
@@ -13,6 +13,8 @@ export interface SoakReport {
   faults: { planned: number; injected: Record<string, number>; skipped: Record<string, number>; cutsFired: number; skews: { client: string; planned: number; observed: number | null }[] };
   recoveries: { reconnects: number; restarts: number };
   switched: Scenario['switched'] | null;
+  /** Disk-full faults: whether they were planned (a tmpfs could be mounted), why not, and each episode. */
+  diskFull: { planned: boolean; reason?: string; episodes: DiskFullEpisode[] };
   conflicts: number;
   /** From the end of activity (all faults healed) to every checksum equal. */
   convergeMs: number | null;
@@ -27,7 +29,7 @@ export interface SoakReport {
 /** Builds the report of a finished (or failed) run. */
 export function buildReport(
   s: Scenario,
-  o: { seed: number; durationMs: number; clients: number; replay: string; wallMs: number; convergence: { ms: number | null }; checks: CheckResult[]; rssLimit: number },
+  o: { seed: number; durationMs: number; clients: number; replay: string; wallMs: number; convergence: { ms: number | null }; checks: CheckResult[]; rssLimit: number; diskFull: { planned: boolean; reason?: string } },
 ): SoakReport {
   const count = { applied: 0, duplicates: 0, conflicts: 0, rejected: 0, unacked: 0 };
   for (const w of s.writes) {
@@ -55,6 +57,7 @@ export function buildReport(
     },
     recoveries: { reconnects: s.machines.reduce((n, m) => n + Math.max(0, m.reconnects - 1), 0), restarts: s.restarts },
     switched: s.switched ?? null,
+    diskFull: { ...o.diskFull, episodes: s.diskFull },
     conflicts: count.conflicts,
     convergeMs: o.convergence.ms,
     quietMs: Math.max(0, o.durationMs - s.lastHealAt),
@@ -76,6 +79,10 @@ export function printReport(r: SoakReport, out: (line: string) => void): void {
   if (Object.keys(r.faults.skipped).length > 0) out(`skipped: ${JSON.stringify(r.faults.skipped)}`);
   for (const k of r.faults.skews) out(`skew: ${k.client} ran ${k.planned} ms off; the server reported ${k.observed ?? 'nothing yet'}`);
   if (r.switched) out(`switch to the replica at ${(r.switched.at / 1000).toFixed(1)} s: copy at seq ${r.switched.copySeq} (server at ${r.switched.serverSeq}), last ack before the copy: ${r.switched.lastAckBeforeCopy}`);
+  if (!r.diskFull.planned) out(`disk-full: none planned: ${r.diskFull.reason}`);
+  for (const d of r.diskFull.episodes) {
+    out(`disk-full at ${(d.at / 1000).toFixed(1)} s: the server's disk full for ${(d.holdMs / 1000).toFixed(1)} s (${d.refused ? 'STORE_WRITE_FAILED shown' : 'no write refused'}), ${d.ackedAfterFree} changes acknowledged after it was freed, then ${d.signal}`);
+  }
   out(`recoveries: ${r.recoveries.reconnects} reconnects, ${r.recoveries.restarts} process restarts; conflicts: ${r.conflicts}`);
   out(`time to converge after activity stopped: ${r.convergeMs === null ? 'did not converge' : `${r.convergeMs} ms`} (the last fault was healed ${(r.quietMs / 1000).toFixed(1)} s before activity stopped)`);
   out(`rss (warm-up → end, limit +${Math.round(r.rssLimit * 100)} %): ${r.rss.map((x) => `${x.process} ${x.warmMb}→${x.endMb}`).join(', ')}`);

@@ -5,7 +5,8 @@
  * time; then quiet, convergence and the end checks (checks.ts). Every write is tracked from `item.set`
  * (its change counter) to its acknowledgement (changes-acked names each change's outcome and version).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { memoryOf } from '../bench/children.js';
@@ -13,6 +14,7 @@ import { Cleanup } from '../bench/cleanup.js';
 import { rng, userRecord } from '../bench/records.js';
 import { AgentProcess, freePort, type AgentEvent } from '../fleet.js';
 import { FaultProxy } from '../proxy.js';
+import { fillUp, mountTmpfs, unmountTmpfs } from '../tmpfs.js';
 import type { FaultKind, PlannedFault } from './plan.js';
 
 const PASSWORD = 'soak-admin-pw';
@@ -21,6 +23,13 @@ const ITEMS = ['language', 'accessibility', 'screen-after-login', 'home', 'perso
 /** Each client works on this many users of a pool of 2 × clients + 2: neighbours share users. */
 const USERS_PER_CLIENT = 6;
 const HEARTBEAT_SECONDS = 1;
+/**
+ * The tmpfs under the server's and the replica's data directories (the replica becomes the server at
+ * the switch): far more than a run's store needs, filled up by a filler file for a disk-full fault.
+ */
+const DATA_TMPFS_BYTES = 128 * 1024 * 1024;
+/** Changes acknowledged after a full disk is freed before the server restarts: what check 1 then finds. */
+const ACKS_AFTER_FREE = 10;
 
 /** One tracked write. */
 export interface Write {
@@ -59,6 +68,18 @@ export interface Machine {
   skews: { planned: number; observed: number | null }[];
 }
 
+/** One disk-full episode on the server. */
+export interface DiskFullEpisode {
+  /** ms after the activity started. */
+  at: number;
+  holdMs: number;
+  /** Whether the server showed STORE_WRITE_FAILED (health red) while its disk was full. */
+  refused: boolean;
+  /** Changes acknowledged `applied` between freeing the space and the restart. */
+  ackedAfterFree: number;
+  signal: NodeJS.Signals;
+}
+
 /** One RSS sample of a process incarnation. */
 export interface RssSample {
   process: string;
@@ -73,6 +94,8 @@ export interface ScenarioOptions {
   durationMs: number;
   clients: number;
   plan: PlannedFault[];
+  /** Whether the server's and the replica's data directories go on a tmpfs (disk-full faults; needs root). */
+  diskFull: boolean;
   /** Progress lines (stderr). */
   log: (line: string) => void;
 }
@@ -109,6 +132,11 @@ export class Scenario {
   cutsFired = 0;
   switched: { at: number; copySeq: number; serverSeq: number; lastAckBeforeCopy: boolean } | undefined;
   rss: RssSample[] = [];
+  diskFull: DiskFullEpisode[] = [];
+  /** Data directory name → the tmpfs it is on. */
+  #mounts = new Map<string, string>();
+  /** Changes acknowledged `applied`, by every client so far. */
+  #applied = 0;
   /** When the last fault was healed, ms after the activity started. */
   lastHealAt = 0;
   #stopped = false;
@@ -135,6 +163,16 @@ export class Scenario {
   async setup(): Promise<void> {
     const spawn = async (name: string, port?: number) =>
       AgentProcess.launch(this.cleanup, { name, dataDir: join(this.dir, name), adminPassword: PASSWORD, heartbeat: HEARTBEAT_SECONDS, keepEvents: false, ...(port ? { port } : {}) });
+    // Mounted before the agents start, so that they are stopped before the unmount (cleanup is LIFO).
+    if (this.o.diskFull) {
+      for (const name of ['server', 'replica']) {
+        const dir = join(this.dir, name);
+        mkdirSync(dir, { mode: 0o700 });
+        await mountTmpfs(dir, DATA_TMPFS_BYTES);
+        this.cleanup.defer(`umount ${dir}`, () => unmountTmpfs(dir));
+        this.#mounts.set(name, dir);
+      }
+    }
     [this.server, this.replica] = await Promise.all([spawn('server', await freePort()), spawn('replica', await freePort())]);
     await this.server.control('role.set', { role: 'server' });
     await this.replica.control('role.set', { role: 'replica' });
@@ -167,6 +205,7 @@ export class Scenario {
     if (e.event === 'changes-acked') {
       this.#lastAckAt = Date.now();
       for (const ch of e.changes as { c: number; status: Ack['status']; v?: number }[]) {
+        if (ch.status === 'applied') this.#applied++;
         const prev = m.acks.get(ch.c);
         // The first outcome is the one that counts; a later duplicate is a re-send of a lost ack.
         if (!prev || prev.status === 'duplicate') m.acks.set(ch.c, ch.status === 'duplicate' && prev ? prev : { status: ch.status, ...(ch.v !== undefined ? { v: ch.v } : {}) });
@@ -352,6 +391,12 @@ export class Scenario {
       this.lastHealAt = Math.max(this.lastHealAt, this.elapsed);
       return;
     }
+    if (f.kind === 'disk-full') {
+      await this.#diskFull(f);
+      this.#count(f.kind);
+      this.lastHealAt = Math.max(this.lastHealAt, this.elapsed);
+      return;
+    }
     if (this.server === this.replica || this.switched) {
       this.#count(f.kind, false);
       return;
@@ -359,6 +404,35 @@ export class Scenario {
     await this.#switchToReplica();
     this.#count(f.kind);
     this.lastHealAt = Math.max(this.lastHealAt, this.elapsed);
+  }
+
+  /**
+   * The server's data directory fills up (a filler file on its tmpfs) while the group works: the server
+   * refuses what it cannot write. The space is freed, new changes are acknowledged, and the server is
+   * restarted (SIGTERM or SIGKILL): check 1 then finds every change acknowledged after the space came back.
+   */
+  async #diskFull(f: PlannedFault): Promise<void> {
+    const server = this.server;
+    const mount = this.#mounts.get(server.options.name);
+    if (!mount) throw new Error(`disk-full: the data directory of ${server.options.name} is not on a tmpfs`);
+    const at = this.elapsed;
+    const until0 = Date.now() + f.holdMs;
+    const filler = await fillUp(mount);
+    const refused = await until(async () => {
+      const st = await server.control<{ healthReasons: { code: string }[] }>('status');
+      return st.healthReasons.some((r) => r.code === 'STORE_WRITE_FAILED');
+    }, f.holdMs + 5000, 100);
+    const rest = until0 - Date.now();
+    if (rest > 0) await sleep(rest);
+    await unlink(filler);
+    const before = this.#applied;
+    await until(async () => this.#applied >= before + ACKS_AFTER_FREE, 15_000, 50);
+    const signal = f.param2 === 1 ? 'SIGKILL' : 'SIGTERM';
+    const ackedAfterFree = this.#applied - before;
+    await server.kill(signal);
+    await server.start();
+    this.restarts++;
+    this.diskFull.push({ at, holdMs: f.holdMs, refused, ackedAfterFree, signal });
   }
 
   /**
