@@ -19,7 +19,7 @@ import { LevelKv } from '../storage/level-kv.js';
 import { LocalStore, type RemoteItem } from '../storage/local-store.js';
 import type { ConflictEntry, Durability, ItemRecord, LogLevel, Store, SyncLogEntry } from '../storage/store.js';
 import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
-import { formatAddress, SyncClient, type AckSummary, type ClientState, type JoinProgress, type ServerAddress, type SyncClientOptions } from './client.js';
+import { formatAddress, readPin, SyncClient, type AckSummary, type ClientState, type JoinProgress, type ServerAddress, type SyncClientOptions } from './client.js';
 import { dataPaths, readConfig, SOFTWARE_VERSION, type AgentConfig } from './config.js';
 import {
   describeCounts, ExportWindow, isOwnServer, outside, PREPARE_MAX_GROUPS, PREPARE_MAX_USERS, PREPARE_TIMEOUT_MS, PREPARE_WARNING,
@@ -444,8 +444,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.status();
   }
 
+  /** Whether a join of this machine completed (it holds a pin): only then may it connect without a password. */
   async #knowsGroup(): Promise<boolean> {
-    return (await this.local.getMeta('pin')) !== undefined;
+    return (await readPin(this.local)) !== undefined;
   }
 
   async #startServer(takeOver = false): Promise<void> {
@@ -555,6 +556,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       profile: { name: this.#config.name, serial: this.#config.serial, location: this.#config.location, software: SOFTWARE_VERSION },
       heartbeatSeconds: this.#o.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS,
       protocol: this.#o.protocol,
+      // A server-client's own client trusts the group this agent serves, whose key it holds itself.
+      ...(this.#groupKey && address.host === 'localhost' && address.port === this.port
+        ? { trust: { groupId: this.#groupId, groupKey: this.#groupKey.publicKey } }
+        : {}),
       ...callbacks,
     });
     await client.loadPin();
@@ -1230,7 +1235,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   async restore(options: { from: string; user?: string; password?: string }): Promise<{ source: string; seq: number; createdAt: number; counts: { users: number; groups: number; devices: number } }> {
     this.#quietServer('restore');
     // A directory holds one file per group: a machine that was a client of the group restores its file.
-    const pin = await this.local.getMeta<{ groupId: string; groupKey: string }>('pin');
+    const pin = await readPin(this.local);
     const place = parsePlace(options.from, { deviceDir: this.backupDir, groupId: pin?.groupId ?? this.#groupId, ...options });
     this.#busy('restore');
     const at = this.clock.now();
