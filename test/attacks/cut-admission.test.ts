@@ -7,7 +7,8 @@
  * admitted only when its first join completes, so until then it holds no pin and gets no
  * password-less connection anywhere; after a completed join every connection, to any address, must
  * present the pinned group (id and key) and is refused otherwise (GROUP_MISMATCH, GROUP_KEY_CHANGED)
- * with nothing of the users sent and nothing applied.
+ * with nothing of the users sent and nothing applied. The same holds for a replica: a first push cut
+ * part-way pairs it with no group.
  */
 import test from 'ava';
 import { FaultProxy } from '../../tools/proxy.js';
@@ -95,4 +96,32 @@ test('after a completed join, a server of another group or with another key is r
   t.is(status.role, 'client');
   t.is(status.client.server, `127.0.0.1:${port}`);
   t.is(status.client.groupId, pinned);
+});
+
+test('a first replication cut part-way leaves the replica unpaired: no group holds it until a copy completes', async (t) => {
+  const { server } = await startServer(t);
+  const replica = await AgentProcess.spawn(t, { name: 'replica' });
+  const { port: replicaPort } = await replica.ok<{ port: number }>('role', 'set', 'replica');
+  await server.ok('user', 'set', 'alice', 'language', JSON.stringify({ display: 'fr', keyboard: 'fr-FR' }));
+  const proxy = await FaultProxy.start({ targetPort: replicaPort });
+  t.teardown(() => proxy.close());
+  // Up go the HTTP upgrade (0), the push's hello (1), then — after the replica's welcome — the image (2).
+  let cuts = 0;
+  proxy.on('chunk', (dir, index) => {
+    if (dir === 'up' && index === 2 && cuts++ === 0) proxy.cutOnceAfter('up', 0);
+  });
+  const first = await server.sh('replication', 'start', '--to', `127.0.0.1:${proxy.port}`, '--user', 'admin', '--password', 'secret-pw');
+  t.is(cuts, 1);
+  t.not(first.code, 0);
+  const status = await replica.ok<{ relation: unknown; last: unknown; message: string }>('replication', 'status');
+  t.is(status.relation, null, 'not paired with a group whose first copy never arrived');
+  t.is(status.last, null);
+  t.regex(status.message, /Waiting for a server to start replication/);
+  // Another group's server pairs with the administrator account; the first one is now refused.
+  const { server: other } = await startServer(t, { name: 'other' });
+  await other.ok('replication', 'start', '--to', `127.0.0.1:${replicaPort}`, '--user', 'admin', '--password', 'secret-pw');
+  const paired = await replica.ok<{ relation: { groupId: string } }>('replication', 'status');
+  t.is(paired.relation.groupId, (await other.ok<{ group: { groupId: string } }>('status')).group.groupId);
+  const late = await server.sh('replication', 'start', '--to', `127.0.0.1:${replicaPort}`, '--user', 'admin', '--password', 'secret-pw');
+  t.regex(late.stderr, /^error DEST_UNSUPPORTED: .*already the replication target/);
 });
