@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { MfpError } from '../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, MISSED_HEARTBEATS, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { CATALOG, catalogItem, checkName, entityKey, itemsOfKind, parseEntity, type EntityKey, type ItemKind } from '../storage/catalog.js';
-import { decodeBackupFile, encodeBackupFile } from '../storage/backup-file.js';
+import { BACKUP_FORMAT, decodeBackupFile, encodeBackupFile } from '../storage/backup-file.js';
 import { changesOf, countsOf, encodeExportFile, readExportFile, writeExportFile } from '../storage/export-file.js';
 import { imageEntries, installImage } from '../storage/image.js';
 import { Keys } from '../storage/keys.js';
@@ -19,13 +19,13 @@ import { LevelKv } from '../storage/level-kv.js';
 import { LocalStore, type RemoteItem } from '../storage/local-store.js';
 import type { ConflictEntry, Durability, ItemRecord, LogLevel, Store, SyncLogEntry } from '../storage/store.js';
 import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
-import { formatAddress, SyncClient, type AckSummary, type ClientState, type JoinProgress, type ServerAddress, type SyncClientOptions } from './client.js';
+import { formatAddress, readPin, SyncClient, type AckSummary, type ClientState, type JoinProgress, type ServerAddress, type SyncClientOptions } from './client.js';
 import { dataPaths, readConfig, SOFTWARE_VERSION, type AgentConfig } from './config.js';
 import {
   describeCounts, ExportWindow, isOwnServer, outside, PREPARE_MAX_GROUPS, PREPARE_MAX_USERS, PREPARE_TIMEOUT_MS, PREPARE_WARNING,
   readExportBody, type ExportResult, type ImportResult, type PrepareResult,
 } from './export.js';
-import { createIdentity, fingerprintOf, identityFromSecret, type Identity } from './identity.js';
+import { createIdentity, fingerprintOf, identityFromSecret, serverKeyOf, type Identity } from './identity.js';
 import { assessHealth, type HealthFacts } from './health.js';
 import { createLogger, SyncLog, type Logger } from './logger.js';
 import type { ClientPower, DeepSleepState, PowerState } from './power.js';
@@ -444,8 +444,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.status();
   }
 
+  /** Whether a join of this machine completed (it holds a pin): only then may it connect without a password. */
   async #knowsGroup(): Promise<boolean> {
-    return (await this.local.getMeta('pin')) !== undefined;
+    return (await readPin(this.local)) !== undefined;
   }
 
   async #startServer(takeOver = false): Promise<void> {
@@ -555,6 +556,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       profile: { name: this.#config.name, serial: this.#config.serial, location: this.#config.location, software: SOFTWARE_VERSION },
       heartbeatSeconds: this.#o.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS,
       protocol: this.#o.protocol,
+      // A server-client's own client trusts the group this agent serves, whose key it holds itself.
+      ...(this.#groupKey && address.host === 'localhost' && address.port === this.port
+        ? { trust: { groupId: this.#groupId, groupKey: this.#groupKey.publicKey } }
+        : {}),
       ...callbacks,
     });
     await client.loadPin();
@@ -1200,7 +1205,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           epoch,
           seq,
           counts: { ...counts, items },
-          recipients: group.devices().map((d) => ({ deviceId: d.id, publicKey: Buffer.from(d.publicKey, 'base64') })),
+          admin: this.#adminKey(),
           entries,
         });
       } catch (err) {
@@ -1209,7 +1214,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       } finally {
         await snap.close();
       }
-      const opener = { deviceId: this.identity.deviceId, secretKey: this.identity.secretKey, trustedGroupKeys: [groupKey.publicKey] };
+      const opener = this.#backupOpener([groupKey.publicKey]);
       const where = await storeBackup(place, bytes, this.dataDir, (b) => void decodeBackupFile(b, opener));
       await this.#logRun({ at, op: 'backup', place: describePlace(place), result: 'ok', message: `seq ${seq}, ${counts.users} users, ${bytes.length} bytes`, bytes: bytes.length, seq });
       return { destination: where, ...(place.kind === 'device' ? { path: where } : {}), bytes: bytes.length, seq, counts };
@@ -1222,21 +1227,49 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
+  /** The group administrator's account as this server keeps it: what a backup's group key is sealed for. */
+  #adminKey(): { user: string; salt: Uint8Array; serverKey: Uint8Array } {
+    const { user, salt, serverKey } = this.#config.admin;
+    return { user, salt: Buffer.from(salt, 'base64'), serverKey: Buffer.from(serverKey, 'base64') };
+  }
+
   /**
-   * `restore --from device|smb://…`: verifies the whole file (signature by a group key this machine
-   * knows, checksum, its own sealed copy of the group key) before anything changes, then installs it
-   * atomically and serves it as a new epoch. For a server with no client connected.
+   * Who opens a backup here: the administrator account given (its password, with the salt the file
+   * names), else this server's own account when the file was sealed for it as it is now; for a
+   * format-1 file, this device's key and the group keys it trusts.
    */
-  async restore(options: { from: string; user?: string; password?: string }): Promise<{ source: string; seq: number; createdAt: number; counts: { users: number; groups: number; devices: number } }> {
+  #backupOpener(trustedGroupKeys: Uint8Array[], account?: { user: string; password: string }): Parameters<typeof decodeBackupFile>[1] {
+    const own = this.#adminKey();
+    return {
+      adminKey: (user, salt) => {
+        if (account) return account.user === user ? serverKeyOf(account.password, salt) : undefined;
+        return own.user === user && Buffer.from(own.salt).equals(salt) ? own.serverKey : undefined;
+      },
+      deviceId: this.identity.deviceId,
+      secretKey: this.identity.secretKey,
+      trustedGroupKeys,
+    };
+  }
+
+  /**
+   * `restore --from device|smb://… [--user ID --password PW]`: verifies the whole file (checksum,
+   * signature by its group key, the group key opened with the administrator account) before anything
+   * changes, then installs it atomically and serves it as a new epoch. For a server with no client
+   * connected. `--user/--password` are the group administrator's (as they were at the backup); without
+   * them, only the server whose account sealed the file opens it. A network share's credentials are
+   * `shareUser/sharePassword`.
+   */
+  async restore(options: { from: string; user?: string; password?: string; shareUser?: string; sharePassword?: string }): Promise<{ source: string; seq: number; createdAt: number; counts: { users: number; groups: number; devices: number }; format: number }> {
     this.#quietServer('restore');
     // A directory holds one file per group: a machine that was a client of the group restores its file.
-    const pin = await this.local.getMeta<{ groupId: string; groupKey: string }>('pin');
-    const place = parsePlace(options.from, { deviceDir: this.backupDir, groupId: pin?.groupId ?? this.#groupId, ...options });
+    const pin = await readPin(this.local);
+    const place = parsePlace(options.from, { deviceDir: this.backupDir, groupId: pin?.groupId ?? this.#groupId, user: options.shareUser, password: options.sharePassword });
     this.#busy('restore');
     const at = this.clock.now();
     try {
       const trusted = [this.#groupKey!.publicKey, ...(pin?.groupKey ? [Buffer.from(pin.groupKey, 'base64')] : [])];
-      const file = await loadBackup(place, this.dataDir, { deviceId: this.identity.deviceId, secretKey: this.identity.secretKey, trustedGroupKeys: trusted });
+      const account = options.user !== undefined ? { user: options.user, password: options.password ?? '' } : undefined;
+      const file = await loadBackup(place, this.dataDir, this.#backupOpener(trusted, account));
       const groupKeyRecord: [string, Uint8Array] = [
         Keys.meta('groupKey'),
         encodeRecord({ groupId: file.header.groupId, secretKey: Buffer.from(file.groupSecretKey).toString('base64') }),
@@ -1249,7 +1282,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       await clearDeviceSlot(this.backupDir);
       const { header } = file;
       await this.#logRun({ at, op: 'restore', place: describePlace(place), result: 'ok', message: `backup of ${new Date(header.createdAt).toISOString()}, seq ${header.seq}, ${header.counts.users} users`, seq: header.seq });
-      return { source: describePlace(place), seq: header.seq, createdAt: header.createdAt, counts: header.counts };
+      if (file.format < BACKUP_FORMAT) {
+        this.log.warning('BACKUP_FORMAT_OLD', `the restored backup is of format ${file.format}: its group key is sealed to every member machine, so any of them opens it; make a new backup now and destroy the old files`);
+      }
+      return { source: describePlace(place), seq: header.seq, createdAt: header.createdAt, counts: header.counts, format: file.format };
     } catch (err) {
       const e = err instanceof MfpError ? err : new MfpError(place.kind === 'device' ? 'DBRS01' : 'DBRS02', (err as Error).message, { cause: err });
       await this.#logRun({ at, op: 'restore', place: describePlace(place), result: e.code, message: e.message });

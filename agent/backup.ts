@@ -41,7 +41,7 @@ export interface BackupLogEntry {
 export function parsePlace(text: string, options: { deviceDir: string; groupId: string; user?: string; password?: string }): BackupPlace {
   if (text === 'device') return { kind: 'device', dir: options.deviceDir, path: join(options.deviceDir, DEVICE_BACKUP_NAME) };
   if (!text.startsWith('smb://')) throw new MfpError('INVALID_ARGUMENT', `a backup goes to "device" or smb://HOST/SHARE/DIR, not ${JSON.stringify(text)}`);
-  if (options.user === undefined || options.password === undefined) throw new MfpError('USAGE', 'a network backup needs the share\'s credentials: --user ID --password PW');
+  if (options.user === undefined || options.password === undefined) throw new MfpError('USAGE', 'a network backup or restore needs the share\'s credentials: backup --user ID --password PW, restore --share-user ID --share-password PW');
   const fileGiven = text.endsWith('.mfpb');
   const cut = fileGiven ? text.lastIndexOf('/') : text.length;
   const dirUrl = text.slice(0, cut);

@@ -26,7 +26,7 @@ import { decodeRecord, encodedSize } from '../storage/records.js';
 import type { ItemRecord } from '../storage/store.js';
 import type { Clock, Timer } from './clock.js';
 import { Connection } from './connection.js';
-import { admissionProof, checkServerProof, signParts, verifyParts, type Identity } from './identity.js';
+import { admissionProof, checkServerProof, deviceIdOf, signParts, verifyParts, type Identity } from './identity.js';
 import type { SyncLog } from './logger.js';
 
 /** Where a client connects. */
@@ -35,12 +35,30 @@ export interface ServerAddress {
   port: number;
 }
 
-/** What the client's pinned view of its group is (kept in the local store). */
+/**
+ * What the client's pinned view of its group is (kept in the local store). Written only when a join
+ * completes: a machine holds a pin once it is admitted, never before (SPEC §6).
+ */
 export interface ClientPin {
   groupId: string;
   groupKey: string;
   epoch: string;
   joined: boolean;
+}
+
+/** A group a client trusts: its id and Ed25519 public key. */
+export interface TrustedGroup {
+  groupId: string;
+  groupKey: Uint8Array;
+}
+
+/**
+ * The pin of a completed join in `store`, or undefined. Older builds saved a pin at the welcome
+ * (`joined: false`) before the join it rested on completed; such a pin admits nothing and is ignored.
+ */
+export async function readPin(store: Pick<LocalStore, 'getMeta'>): Promise<ClientPin | undefined> {
+  const pin = await store.getMeta<ClientPin>('pin');
+  return pin?.joined === true ? pin : undefined;
 }
 
 /** Connection state of a client. `sleeping`: the machine sleeps; no session, no heartbeat, no timer. */
@@ -59,6 +77,11 @@ export interface SyncClientOptions {
   server: ServerAddress;
   profile: { name: string; serial: string; location: string; software: string };
   heartbeatSeconds: number;
+  /**
+   * A group trusted without a pin or an admission: a server-client's own server, whose key this agent
+   * holds itself. Only that group is accepted, and the pin follows it.
+   */
+  trust?: TrustedGroup;
   /** Protocol version to speak (older values simulate older firmware). */
   protocol?: number;
   onRemote?: (applied: readonly RemoteItem[], deleted: readonly EntityKey[]) => void;
@@ -421,6 +444,13 @@ export class SyncClient {
       throw new MfpError('PROTOCOL_UNSUPPORTED', `server speaks ${challenge.minProtocol}-${challenge.protocol}`);
     }
     const pin = this.#pin;
+    // Without the administrator account, only the group this machine trusts may answer: refused here,
+    // before the hello, when the challenge already names another group (nothing about this machine is sent).
+    if (!this.#admission) {
+      const expected = this.#expectedGroup();
+      if (!expected) throw new MfpError('AUTH_INCORRECT', 'this machine was never admitted to a group: the first connection needs the administrator account (`mfpsync role set client --server HOST --user ID --password PW`)');
+      if (challenge.groupId !== expected.groupId) throw groupMismatch(expected.groupId, challenge.groupId);
+    }
     const id = this.#o.identity;
     const body: HelloBody = {
       protocol,
@@ -463,7 +493,14 @@ export class SyncClient {
   /** Loads the pinned group from the store; call before start. */
   async loadPin(): Promise<void> {
     this.#sharingApplied = await this.#o.store.getMeta<SharingState>('sharing');
-    this.#pin = await this.#o.store.getMeta<ClientPin>('pin');
+    this.#pin = await readPin(this.#o.store);
+  }
+
+  /** The group a session without the administrator account must present: the trusted one, else the pin's. */
+  #expectedGroup(): TrustedGroup | undefined {
+    if (this.#o.trust) return this.#o.trust;
+    const pin = this.#pin;
+    return pin ? { groupId: pin.groupId, groupKey: Buffer.from(pin.groupKey, 'base64') } : undefined;
   }
 
   async #onWelcome(
@@ -484,19 +521,17 @@ export class SyncClient {
     if (expect && !(welcome.adminProof && checkServerProof(expect.serverKey, welcome.adminProof, expect.nonce, this.#o.identity.deviceId, welcome.groupKey))) {
       throw new MfpError('AUTH_INCORRECT', 'the server could not prove it holds this group\'s administrator account: it is not the server it claims to be');
     }
-    const pin = this.#pin;
-    const key = Buffer.from(welcome.groupKey).toString('base64');
-    if (pin && pin.groupId === welcome.groupId && pin.groupKey !== key && !this.#admission) {
-      throw new MfpError('GROUP_KEY_CHANGED', `the server presents another group key than the one pinned for group ${pin.groupId}: if the server was replaced without its backup, run \`mfpsync role set client\` again with the administrator account`);
+    // Without the administrator account, the group trusted (the pin of a completed join) must answer:
+    // any address, any session. With it, the server's proof above is the trust, and the pin changes only
+    // when the join completes (#onSnapshot).
+    const expected = this.#admission ? undefined : this.#expectedGroup();
+    if (expected && expected.groupId !== welcome.groupId) throw groupMismatch(expected.groupId, welcome.groupId);
+    if (expected && !Buffer.from(expected.groupKey).equals(welcome.groupKey)) {
+      throw new MfpError('GROUP_KEY_CHANGED', `the server presents another group key than the one pinned for group ${expected.groupId}: if the server was replaced without its backup, run \`mfpsync role set client\` again with the administrator account`);
     }
-    if (pin && pin.joined && pin.groupId !== welcome.groupId && !this.#admission) {
-      throw new MfpError('GROUP_MISMATCH', `the server belongs to group ${welcome.groupId}, this client to ${pin.groupId}: run \`mfpsync role set client\` again to join it`);
-    }
-    if (this.#admission && (!pin || pin.groupId !== welcome.groupId || pin.groupKey !== key)) {
-      // The technician admitted this client with the administrator account: trust this group from now on.
-      this.#pin = { groupId: welcome.groupId, groupKey: key, epoch: pin?.groupId === welcome.groupId ? pin.epoch : '', joined: pin?.groupId === welcome.groupId && pin.joined };
-      await this.#o.store.setMeta({ pin: this.#pin });
-    }
+    // A group id is its key's device id: a welcome that pairs them otherwise is no group's
+    // (an admission would pin it).
+    if (deviceIdOf(welcome.groupKey) !== welcome.groupId) throw new MfpError('MESSAGE_INVALID', `the welcome names group ${welcome.groupId} with a key that is not that group's`);
     // From here on every frame is sealed with keys only these two ephemeral key pairs can derive.
     conn.secure(
       SecureChannel.derive('client', ephemeral, challenge.message.ephemeral, [challenge.bytes, helloBytes]),
@@ -657,6 +692,8 @@ export class SyncClient {
     const { items } = snap;
     const replace = [...snap.replace].filter((e) => !snap.done.has(e));
     this.#snapshot = emptySnapshot();
+    const welcome = this.#welcome!;
+    const pin: ClientPin = { groupId: welcome.groupId, groupKey: Buffer.from(welcome.groupKey).toString('base64'), epoch: welcome.epoch, joined: true };
     const { applied, evicted } = await store.applyRemote({
       items: items.map(toRemote),
       replace,
@@ -666,12 +703,13 @@ export class SyncClient {
       reason,
       keep,
       fill: m.copies.map(([e, n, val]) => ({ e, n, val })),
-      sharing: this.#welcome!.sharing,
+      sharing: welcome.sharing,
+      // The join completes with this batch, and only then is the group pinned: an admission cut short
+      // leaves no pin, so nothing connects without the administrator account again (SPEC §6).
+      meta: { pin },
     });
-    this.#sharingApplied = this.#welcome!.sharing;
-    const welcome = this.#welcome!;
-    this.#pin = { groupId: welcome.groupId, groupKey: Buffer.from(welcome.groupKey).toString('base64'), epoch: welcome.epoch, joined: true };
-    await store.setMeta({ pin: this.#pin });
+    this.#sharingApplied = welcome.sharing;
+    this.#pin = pin;
     this.#o.log.info('JOINED', `synchronized with ${formatAddress(this.#o.server)}: ${snap.replace.size} entities replaced by the server's copy`);
     this.#o.onRemote?.(applied, []);
     if (evicted.length > 0) this.#o.onEvicted?.(evicted);
@@ -781,6 +819,10 @@ export class SyncClient {
     }
     this.#pendingFetch.clear();
   }
+}
+
+function groupMismatch(pinned: string, presented: string): MfpError {
+  return new MfpError('GROUP_MISMATCH', `the server belongs to group ${presented}, this client to ${pinned}: run \`mfpsync role set client\` again with the administrator account to join it`);
 }
 
 function emptySnapshot(): { items: SnapshotItem[]; replace: Set<EntityKey>; done: Set<EntityKey> } {

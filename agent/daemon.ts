@@ -112,7 +112,7 @@ export function controlMethods(agent: Agent): Record<string, (p: Params) => Prom
     'replication.stop': () => agent.replicationStop(),
     'replication.status': () => agent.replicationStatus(),
     backup: (p) => agent.backup({ to: req(p, 'to'), user: opt(p, 'user'), password: opt(p, 'password') }),
-    restore: (p) => agent.restore({ from: req(p, 'from'), user: opt(p, 'user'), password: opt(p, 'password') }),
+    restore: (p) => agent.restore({ from: req(p, 'from'), user: opt(p, 'user'), password: opt(p, 'password'), shareUser: opt(p, 'shareUser'), sharePassword: opt(p, 'sharePassword') }),
     'backup.log': () => agent.backupLogList(),
     recover: (p) => agent.recover({ from: req(p, 'from'), user: req(p, 'user'), password: req(p, 'password'), confirm: p.confirm === true }),
     'power.status': () => agent.power(),

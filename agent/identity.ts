@@ -101,6 +101,14 @@ export function makeAdminSecret(user: string, password: string): AdminSecret {
   return { user, salt: salt.toString('base64'), storedKey: storedKey.toString('base64'), serverKey: serverKey.toString('base64') };
 }
 
+/**
+ * The account's server key for a password and salt: what the server keeps (AdminSecret.serverKey),
+ * recomputed by whoever knows the password. It never crosses the wire; backups seal the group key with it.
+ */
+export function serverKeyOf(password: string, salt: Uint8Array): Uint8Array {
+  return keysOf(password, salt).serverKey;
+}
+
 /** The client's side of an admission: its proof, and the server proof it must receive back. */
 export function admissionProof(password: string, salt: Uint8Array, nonce: Uint8Array, deviceId: string): { proof: Uint8Array; serverKey: Uint8Array } {
   const { clientKey, serverKey } = keysOf(password, salt);

@@ -4,8 +4,10 @@
  * images, digests and the all-or-nothing install in storage/image.ts.
  *
  * Trust: the first push is admitted with the replica's administrator account (SCRAM both ways, as a
- * client's admission); the replica then pins the group (its id is bound to the group key, which signs
- * every push) and the server pins the replica's device key (which signs every welcome). A replica
+ * client's admission); once that push is installed the replica pins the group (its id is bound to the
+ * group key, which signs every push) and the server pins the replica's device key (which signs every
+ * welcome). Neither side pins before the first copy completed: a first push cut part-way leaves both
+ * unpaired, and the next needs the administrator account again. A replica
  * pinned to one group refuses every other (DEST_UNSUPPORTED). A pull always needs the replica's
  * administrator account: whoever recovers gets the group's key.
  */
@@ -273,10 +275,6 @@ export class ReplicaServer {
         }
         if (!relation && !hello.admission) throw new MfpError('AUTH_INCORRECT', 'the first replication to this machine needs its administrator account');
         if (hello.admission) await attempt(hello.admission);
-        if (!relation) {
-          await this.#o.local.setMeta({ replicaOf: { groupId, groupKey: Buffer.from(groupKey).toString('base64'), since: this.#o.clock.now() } satisfies ReplicaRelation });
-          this.#o.log.info('REPLICA_PAIRED', `replication target of group ${groupId} (server ${hello.name}, ${hello.deviceId})`);
-        }
         // A previous install that failed (a full disk) left the handle to be reopened: the digest the
         // install is computed against must be of what the reopened store holds.
         await this.#o.kv.recover();
@@ -300,7 +298,7 @@ export class ReplicaServer {
       handshaking = false;
       this.#pending--;
       deadline.cancel();
-      if (hello.purpose === 'push') await this.#receivePush(conn, inbox, hello, current!);
+      if (hello.purpose === 'push') await this.#receivePush(conn, inbox, hello, current!, relation === undefined);
       else await this.#servePull(conn, inbox, hello, last);
       conn.close();
     } catch (err) {
@@ -315,7 +313,8 @@ export class ReplicaServer {
     }
   }
 
-  async #receivePush(conn: Connection, inbox: Inbox, hello: ReplHelloBody, current: ImageDigest): Promise<void> {
+  /** Receives and installs a push; the first one (`pairing`) pins its group once the image is installed. */
+  async #receivePush(conn: Connection, inbox: Inbox, hello: ReplHelloBody, current: ImageDigest, pairing: boolean): Promise<void> {
     const theirs = new Map(hello.tags);
     const buckets = current.bucketsDifferingFrom(theirs);
     for (let i = 0; i < buckets.length || i === 0; i += 4096) {
@@ -334,6 +333,11 @@ export class ReplicaServer {
       source: { deviceId: hello.deviceId, name: hello.name },
     };
     await this.#o.kv.write([...ops, { type: 'put', key: REPLICATED_KEY, value: encodeRecord(rec) }], { sync: true });
+    if (pairing) {
+      // Paired only now that the first copy is whole: a cut first push leaves this machine unpaired.
+      await this.#o.local.setMeta({ replicaOf: { groupId: hello.groupId!, groupKey: Buffer.from(hello.groupKey!).toString('base64'), since: this.#o.clock.now() } satisfies ReplicaRelation });
+      this.#o.log.info('REPLICA_PAIRED', `replication target of group ${hello.groupId} (server ${hello.name}, ${hello.deviceId})`);
+    }
     conn.send({ type: ReplicationType.Done, entries: commit.entries });
     this.#o.log.info('REPLICATED', `image of group ${commit.groupId} at seq ${commit.seq} installed: ${commit.buckets.length} bucket(s), ${receiver.bytes} bytes received`);
     this.#o.onInstalled?.(rec);

@@ -1,14 +1,15 @@
 /**
  * The server's backup file (SPEC §10): the group database whole, as the store's raw key/value pairs,
- * and the group's Ed25519 secret key sealed to each machine that may restore it — never in clear.
- * Framed as the export file is (framed-file.ts). Layout (integers big-endian):
+ * and the group's Ed25519 secret key sealed for the group's administrator — never in clear, and never
+ * openable with a member device's key. Framed as the export file is (framed-file.ts). Layout (integers
+ * big-endian):
  *
  *   magic     8 bytes   89 4D 46 50 42 0D 0A 1A — "\x89MFPB\r\n\x1a" (an export file's fifth byte is X)
- *   format    u16       BACKUP_FORMAT (1); everything after this field may change with the format
+ *   format    u16       BACKUP_FORMAT (2); everything after this field may change with the format
  *   hlen      u32       length of the header
  *   header    MessagePack map: software, createdAt (ms), groupId, groupKey (the group's Ed25519 public
  *                       key, 32 bytes), epoch, seq, counts {users, groups, devices, items, entries},
- *                       sealed {ephemeral (32 bytes), keys [{deviceId, nonce (24 bytes), box}]}, bodyBytes
+ *                       admin {user, salt (16 bytes), nonce (24 bytes), box}, bodyBytes
  *   body      MessagePack array of [key, value] pairs: keys strings, strictly increasing in UTF-8 byte
  *                       order (the store's order), values bin — the stored bytes, not decoded
  *   checksum  32 bytes  SHA-256 of everything before it
@@ -19,20 +20,32 @@
  * twice and hash it in JavaScript (about 13 s). The magic begins the signed bytes, so a backup's
  * signature cannot pass for a handshake's, whose signed bytes begin with a MessagePack frame.
  *
- * Sealing: each recipient's device (Ed25519) public key is converted to X25519 (ed2curve), and the
- * group's 64-byte secret key is boxed to it (nacl.box) from one ephemeral key pair per file, whose
- * public half is `sealed.ephemeral`, with a fresh nonce per recipient. A machine opens its box with its
- * own device secret key, converted the same way.
+ * Sealing (format 2): the administrator account's SCRAM server key — serverKey = HMAC(scrypt(password,
+ * salt), "server"), agent/identity.ts — which the server keeps and the administrator recomputes from
+ * the password and the `admin.salt` written here, but which never crosses the wire (the handshake sends
+ * only HMACs keyed with it) and which no client holds. The sealing key is HKDF-SHA256(serverKey, salt,
+ * "mfpsync backup group key" ‖ user ‖ groupId ‖ group public key), so a seal opens only for that account
+ * and that group; the 64-byte group secret key is boxed with it (nacl.secretbox, a fresh nonce per file).
+ * A backup needs no password to be written; the server that wrote it opens it with the server key it
+ * keeps; any other machine, with the administrator's user id and password as they were at the backup.
+ *
+ * Format 1 (still read, no longer written) sealed the group secret key to every member device: each
+ * recipient's Ed25519 public key converted to X25519 (ed2curve), boxed (nacl.box) from one ephemeral
+ * key pair per file (`sealed.ephemeral`), a fresh nonce per recipient. Such a file is restored only by
+ * a machine it was sealed to and that trusts its group key, as before.
  *
  * Reading verifies everything before it returns anything, in this order, each a BackupFileError with
  * its reason: magic ('foreign-program'), format ('format'), lengths ('truncated'; trailing bytes
- * 'damaged'), checksum ('damaged'), the signature by the header's group key ('signature'), that key
- * among the trusted ones ('foreign-group'), a box for this device that opens ('not-a-recipient'), the
- * opened secret being the group key's ('signature'), the body's shape and counts ('shape').
+ * 'damaged'), checksum ('damaged'), the signature by the header's group key ('signature'); then format
+ * 2: an administrator key for the sealed account ('no-account'), that opens the seal ('wrong-password')
+ * — an opened seal is the trust: only the server and its administrator make one — or format 1: that
+ * key among the trusted ones ('foreign-group'), a box for this device that opens ('not-a-recipient');
+ * the opened secret being the group key's ('signature'), the body's shape and counts ('shape').
  */
+import { hkdfSync } from 'node:crypto';
 import ed2curve from 'ed2curve';
 import nacl from 'tweetnacl';
-import { deviceIdOf, fingerprintOf, signParts, verifyParts } from '../agent/identity.js';
+import { fingerprintOf, signParts, verifyParts } from '../agent/identity.js';
 import { MfpError } from '../protocol/errors.js';
 import { MAX_GROUP_DEVICES } from '../protocol/limits.js';
 import { bin, fields, int, invalid as invalidField, isFields, list, str, type Fields } from '../protocol/validate.js';
@@ -45,8 +58,10 @@ import { compareKeys } from './kv.js';
 
 /** The file's first 8 bytes. */
 export const BACKUP_MAGIC: Uint8Array = Uint8Array.from([0x89, 0x4d, 0x46, 0x50, 0x42, 0x0d, 0x0a, 0x1a]);
-/** The format this build writes and the only one it reads. */
-export const BACKUP_FORMAT = 1;
+/** The format this build writes. */
+export const BACKUP_FORMAT = 2;
+/** The oldest format this build reads: 1, whose group key is sealed to member devices. */
+export const OLDEST_BACKUP_FORMAT = 1;
 /** Largest header accepted: a few short strings, counts and at most 10 sealed keys. */
 export const MAX_BACKUP_HEADER_BYTES = 64 * 1024;
 /** Largest backup file written or read (read whole into memory). */
@@ -56,12 +71,16 @@ const SIGNATURE_BYTES = nacl.sign.signatureLength;
 const KEY_BYTES = nacl.sign.publicKeyLength;
 const SECRET_KEY_BYTES = nacl.sign.secretKeyLength;
 const SEALED_BYTES = SECRET_KEY_BYTES + nacl.box.overheadLength;
+const SALT_BYTES = 16;
 const MAX_LABEL_BYTES = 256;
 /** What MessagePack adds to an entry at least: array, string and bin headers. */
 const MIN_ENTRY_OVERHEAD_BYTES = 1 + 1 + 2;
 
-/** Why a backup file was refused. */
-export type BackupFault = FileFault | 'signature' | 'foreign-group' | 'not-a-recipient';
+/**
+ * Why a backup file was refused. `no-account`: no administrator key was given for the account the
+ * group key is sealed for; `wrong-password`: the one given does not open it.
+ */
+export type BackupFault = FileFault | 'signature' | 'foreign-group' | 'not-a-recipient' | 'no-account' | 'wrong-password';
 
 /** A backup file that is not to be restored, and why; nothing of such a file is returned. */
 export class BackupFileError extends Error {
@@ -83,7 +102,16 @@ export interface BackupCounts {
   entries: number;
 }
 
-/** The group secret key sealed to one machine. */
+/** The group secret key sealed for the administrator account (format 2). */
+export interface AdminSeal {
+  user: string;
+  /** The account's SCRAM salt when the backup was made. */
+  salt: Uint8Array;
+  nonce: Uint8Array;
+  box: Uint8Array;
+}
+
+/** The group secret key sealed to one machine (format 1). */
 export interface SealedKey {
   deviceId: string;
   nonce: Uint8Array;
@@ -100,7 +128,10 @@ export interface BackupHeader {
   epoch: string;
   seq: number;
   counts: BackupCounts;
-  sealed: { ephemeral: Uint8Array; keys: SealedKey[] };
+  /** Format 2: the group secret key sealed for the administrator. */
+  admin?: AdminSeal;
+  /** Format 1: the group secret key sealed to each member device. */
+  sealed?: { ephemeral: Uint8Array; keys: SealedKey[] };
 }
 
 /** A verified backup. */
@@ -109,14 +140,15 @@ export interface BackupFile {
   header: BackupHeader;
   /** The store's pairs in key order; the values are views into the bytes that were decoded. */
   entries: [string, Uint8Array][];
-  /** The group's Ed25519 secret key (64 bytes), opened with this device's key. */
+  /** The group's Ed25519 secret key (64 bytes), opened with the administrator's key (format 1: this device's). */
   groupSecretKey: Uint8Array;
 }
 
-/** A machine the group key is sealed to: its device id and device (Ed25519) public key. */
-export interface BackupRecipient {
-  deviceId: string;
-  publicKey: Uint8Array;
+/** The administrator account a backup's group key is sealed for: its user id, SCRAM salt and server key. */
+export interface AdminKey {
+  user: string;
+  salt: Uint8Array;
+  serverKey: Uint8Array;
 }
 
 /** What a backup is made of. */
@@ -128,13 +160,20 @@ export interface BackupInput {
   epoch: string;
   seq: number;
   counts: Omit<BackupCounts, 'entries'>;
-  recipients: readonly BackupRecipient[];
+  /** The group administrator's account, as the server keeps it. */
+  admin: AdminKey;
   /** The store's pairs, keys strictly increasing in the store's (UTF-8 byte) order. */
   entries: readonly (readonly [string, Uint8Array])[];
 }
 
-/** Who opens a backup: this device's id and Ed25519 secret key (64 bytes), and the group keys it trusts. */
+/** Who opens a backup. */
 export interface BackupOpener {
+  /**
+   * Format 2: the server key of the account the file names, with the salt it names — the server's own,
+   * when it is that account; else recomputed from a password — or undefined when there is none.
+   */
+  adminKey: (user: string, salt: Uint8Array) => Uint8Array | undefined;
+  /** Format 1: this device's id and Ed25519 secret key (64 bytes), and the group keys it trusts. */
   deviceId: string;
   secretKey: Uint8Array;
   trustedGroupKeys: readonly Uint8Array[];
@@ -145,6 +184,7 @@ const BACKUP: FileKind = {
   use: 'restore it',
   magic: BACKUP_MAGIC,
   format: BACKUP_FORMAT,
+  oldestFormat: OLDEST_BACKUP_FORMAT,
   maxHeaderBytes: MAX_BACKUP_HEADER_BYTES,
   maxBytes: MAX_BACKUP_BYTES,
   trailerBytes: SIGNATURE_BYTES,
@@ -153,9 +193,9 @@ const BACKUP: FileKind = {
 };
 
 /**
- * Encodes and signs a backup. Misuse is a TypeError (keys not strictly increasing, no recipient, a
- * group secret key that is not the public key's, a header that would not read back); a file over
- * MAX_BACKUP_BYTES is DBBU06.
+ * Encodes and signs a backup. Misuse is a TypeError (keys not strictly increasing, a malformed
+ * administrator key, a group secret key that is not the public key's, a header that would not read
+ * back); a file over MAX_BACKUP_BYTES is DBBU06.
  */
 export function encodeBackupFile(input: BackupInput): Uint8Array {
   const { groupKey } = input;
@@ -172,10 +212,10 @@ export function encodeBackupFile(input: BackupInput): Uint8Array {
     epoch: input.epoch,
     seq: input.seq,
     counts: { users, groups, devices, items, entries: input.entries.length },
-    sealed: seal(groupKey.secretKey, input.recipients),
+    admin: seal(groupKey, input.groupId, input.admin),
   };
   try {
-    readHeader(header);
+    readHeader(header, BACKUP_FORMAT);
   } catch (err) {
     throw new TypeError(`the backup header would not read back: ${(err as Error).message}`, { cause: err });
   }
@@ -190,6 +230,7 @@ export function encodeBackupFile(input: BackupInput): Uint8Array {
  * the file is a BackupFileError (see the reasons above); a malformed opener is a TypeError.
  */
 export function decodeBackupFile(bytes: Uint8Array, opener: BackupOpener): BackupFile {
+  if (typeof opener.adminKey !== 'function') throw new TypeError('opener.adminKey must be a function');
   if (!(opener.secretKey instanceof Uint8Array) || opener.secretKey.length !== SECRET_KEY_BYTES) throw new TypeError(`opener.secretKey must be a ${SECRET_KEY_BYTES}-byte Ed25519 secret key`);
   if (!Array.isArray(opener.trustedGroupKeys)) throw new TypeError('opener.trustedGroupKeys must be an array');
   const buf = asBuffer(bytes);
@@ -198,10 +239,12 @@ export function decodeBackupFile(bytes: Uint8Array, opener: BackupOpener): Backu
   if (!verifyParts(header.groupKey, buf.subarray(signedEnd), buf.subarray(0, signedEnd))) {
     throw invalid('signature', `the signature is not by the group key the header names (${fingerprintOf(header.groupKey)})`);
   }
-  if (!opener.trustedGroupKeys.some((k) => sameBytes(k, header.groupKey))) {
-    throw invalid('foreign-group', `it is signed by group key ${fingerprintOf(header.groupKey)}, which is not this group's`);
+  const secret = header.admin ? openAdminSeal(header, header.admin, opener) : openMemberSeal(header, opener);
+  if (!isKeyPair(secret, header.groupKey)) {
+    secret.fill(0);
+    throw invalid('signature', 'the sealed group secret key is not that of the group key that signed the file');
   }
-  const groupSecretKey = openGroupKey(header, opener);
+  const groupSecretKey = secret;
   try {
     const entries = shaped(BACKUP, () => readEntries(unpack(BACKUP, body, 'body'), header.counts.entries));
     return { format, header, entries, groupSecretKey };
@@ -267,27 +310,23 @@ function checkEntries(entries: BackupInput['entries']): number {
   return bytes;
 }
 
-/** Seals the group secret key to each recipient. */
-function seal(secretKey: Uint8Array, recipients: readonly BackupRecipient[]): BackupHeader['sealed'] {
-  if (recipients.length === 0) throw new TypeError('a backup needs at least one recipient: nobody could restore it');
-  if (recipients.length > MAX_GROUP_DEVICES) throw new TypeError(`${recipients.length} recipients; a group has at most ${MAX_GROUP_DEVICES} machines`);
-  const ephemeral = nacl.box.keyPair();
+/** The key a group's secret is sealed with: bound to the account, its salt and the group. */
+function sealKey(serverKey: Uint8Array, salt: Uint8Array, user: string, groupId: string, groupKey: Uint8Array): Uint8Array {
+  const info = Buffer.concat([Buffer.from('mfpsync backup group key\0'), Buffer.from(`${user}\0${groupId}\0`), groupKey]);
+  return new Uint8Array(hkdfSync('sha256', serverKey, salt, info, nacl.secretbox.keyLength));
+}
+
+/** Seals the group secret key for the administrator account. */
+function seal(groupKey: { publicKey: Uint8Array; secretKey: Uint8Array }, groupId: string, admin: AdminKey): AdminSeal {
+  if (typeof admin?.user !== 'string' || admin.user === '') throw new TypeError('admin.user must be the administrator\'s user id');
+  if (!(admin.salt instanceof Uint8Array) || admin.salt.length !== SALT_BYTES) throw new TypeError(`admin.salt must be the account's ${SALT_BYTES}-byte salt`);
+  if (!(admin.serverKey instanceof Uint8Array) || admin.serverKey.length !== 32) throw new TypeError('admin.serverKey must be the account\'s 32-byte server key');
+  const key = sealKey(admin.serverKey, admin.salt, admin.user, groupId, groupKey.publicKey);
   try {
-    const seen = new Set<string>();
-    const keys = recipients.map(({ deviceId, publicKey }) => {
-      if (seen.has(deviceId)) throw new TypeError(`recipient ${deviceId} appears twice`);
-      seen.add(deviceId);
-      if (!(publicKey instanceof Uint8Array) || publicKey.length !== KEY_BYTES || deviceIdOf(publicKey) !== deviceId) {
-        throw new TypeError(`recipient ${deviceId}: its public key is not the ${KEY_BYTES}-byte device key of that id`);
-      }
-      const x25519 = ed2curve.convertPublicKey(publicKey);
-      if (x25519 === null) throw new TypeError(`recipient ${deviceId}: its public key is not a valid Ed25519 point`);
-      const nonce = nacl.randomBytes(nacl.box.nonceLength);
-      return { deviceId, nonce, box: nacl.box(secretKey, nonce, x25519, ephemeral.secretKey) };
-    });
-    return { ephemeral: ephemeral.publicKey, keys };
+    const nonce = nacl.randomBytes(nacl.secretbox.nonceLength);
+    return { user: admin.user, salt: Uint8Array.from(admin.salt), nonce, box: nacl.secretbox(groupKey.secretKey, nonce, key) };
   } finally {
-    ephemeral.secretKey.fill(0);
+    key.fill(0);
   }
 }
 
@@ -297,22 +336,10 @@ function invalid(reason: BackupFault, why: string, cause?: unknown): BackupFileE
   return new BackupFileError(reason, `not a valid backup file: ${why}`, cause === undefined ? {} : { cause });
 }
 
-function readHeader(o: Fields): BackupHeader {
+function readHeader(o: Fields, format: number): BackupHeader {
   const t = 'header';
   const counts = fields(t, o, 'counts');
-  const sealed = fields(t, o, 'sealed');
   const c = 'header.counts';
-  const s = 'header.sealed';
-  const seen = new Set<string>();
-  const keys = list(s, sealed, 'keys', MAX_GROUP_DEVICES).map((x, i) => {
-    const k = `${s}.keys[${i}]`;
-    if (!isFields(x)) return invalidField(s, `keys[${i}]`, 'must be a map');
-    const deviceId = str(k, x, 'deviceId');
-    if (seen.has(deviceId)) invalidField(k, 'deviceId', `${deviceId} appears twice`);
-    seen.add(deviceId);
-    return { deviceId, nonce: copy(bin(k, x, 'nonce', nacl.box.nonceLength)), box: copy(bin(k, x, 'box', SEALED_BYTES)) };
-  });
-  if (keys.length === 0) invalidField(s, 'keys', 'names no machine');
   return {
     software: str(t, o, 'software', MAX_LABEL_BYTES),
     createdAt: int(t, o, 'createdAt'),
@@ -327,24 +354,64 @@ function readHeader(o: Fields): BackupHeader {
       items: int(c, counts, 'items'),
       entries: int(c, counts, 'entries'),
     },
-    sealed: { ephemeral: copy(bin(s, sealed, 'ephemeral', nacl.box.publicKeyLength)), keys },
+    ...(format >= 2 ? { admin: readAdminSeal(fields(t, o, 'admin')) } : { sealed: readMemberSeal(fields(t, o, 'sealed')) }),
   };
 }
 
-/** Opens the group secret key sealed to this device; it must be the secret half of the header's key. */
-function openGroupKey(header: BackupHeader, opener: BackupOpener): Uint8Array {
-  const sealed = header.sealed.keys.find((k) => k.deviceId === opener.deviceId);
+function readAdminSeal(o: Fields): AdminSeal {
+  const a = 'header.admin';
+  return {
+    user: str(a, o, 'user', MAX_LABEL_BYTES),
+    salt: copy(bin(a, o, 'salt', SALT_BYTES)),
+    nonce: copy(bin(a, o, 'nonce', nacl.secretbox.nonceLength)),
+    box: copy(bin(a, o, 'box', SECRET_KEY_BYTES + nacl.secretbox.overheadLength)),
+  };
+}
+
+function readMemberSeal(sealed: Fields): NonNullable<BackupHeader['sealed']> {
+  const s = 'header.sealed';
+  const seen = new Set<string>();
+  const keys = list(s, sealed, 'keys', MAX_GROUP_DEVICES).map((x, i) => {
+    const k = `${s}.keys[${i}]`;
+    if (!isFields(x)) return invalidField(s, `keys[${i}]`, 'must be a map');
+    const deviceId = str(k, x, 'deviceId');
+    if (seen.has(deviceId)) invalidField(k, 'deviceId', `${deviceId} appears twice`);
+    seen.add(deviceId);
+    return { deviceId, nonce: copy(bin(k, x, 'nonce', nacl.box.nonceLength)), box: copy(bin(k, x, 'box', SEALED_BYTES)) };
+  });
+  if (keys.length === 0) invalidField(s, 'keys', 'names no machine');
+  return { ephemeral: copy(bin(s, sealed, 'ephemeral', nacl.box.publicKeyLength)), keys };
+}
+
+/** Format 2: opens the seal with the administrator's server key; one that opens is the file's trust. */
+function openAdminSeal(header: BackupHeader, seal: AdminSeal, opener: BackupOpener): Uint8Array {
+  const serverKey = opener.adminKey(seal.user, seal.salt);
+  if (serverKey === undefined) {
+    throw invalid('no-account', `its group key is sealed for the administrator account "${seal.user}" of group ${header.groupId}: give that account (--user ID --password PW)`);
+  }
+  const key = sealKey(serverKey, seal.salt, seal.user, header.groupId, header.groupKey);
+  const secret = nacl.secretbox.open(seal.box, seal.nonce, key);
+  key.fill(0);
+  if (secret === null) {
+    throw invalid('wrong-password', `the administrator account given does not open its group key (sealed for "${seal.user}" of group ${header.groupId}, with the password it had when the backup was made)`);
+  }
+  return secret;
+}
+
+/** Format 1: the group key must be trusted, and the box sealed to this device must open. */
+function openMemberSeal(header: BackupHeader, opener: BackupOpener): Uint8Array {
+  if (!opener.trustedGroupKeys.some((k) => sameBytes(k, header.groupKey))) {
+    throw invalid('foreign-group', `it is signed by group key ${fingerprintOf(header.groupKey)}, which is not this group's`);
+  }
+  const keys = header.sealed!.keys;
+  const sealed = keys.find((k) => k.deviceId === opener.deviceId);
   if (sealed === undefined) {
-    throw invalid('not-a-recipient', `it is sealed to ${header.sealed.keys.map((k) => k.deviceId).join(', ')}, not to this device (${opener.deviceId})`);
+    throw invalid('not-a-recipient', `it is sealed to ${keys.map((k) => k.deviceId).join(', ')}, not to this device (${opener.deviceId})`);
   }
   const x25519 = ed2curve.convertSecretKey(opener.secretKey);
-  const secret = nacl.box.open(sealed.box, sealed.nonce, header.sealed.ephemeral, x25519);
+  const secret = nacl.box.open(sealed.box, sealed.nonce, header.sealed!.ephemeral, x25519);
   x25519.fill(0);
   if (secret === null) throw invalid('not-a-recipient', `the group key sealed to ${opener.deviceId} does not open with this device's key`);
-  if (!isKeyPair(secret, header.groupKey)) {
-    secret.fill(0);
-    throw invalid('signature', 'the sealed group secret key is not that of the group key that signed the file');
-  }
   return secret;
 }
 

@@ -33,8 +33,10 @@ export interface FileKind {
   /** What to do with a file of a newer format, for the message: `import it`, `restore it`. */
   use: string;
   magic: Uint8Array;
-  /** The format this build writes and the only one it reads. */
+  /** The format this build writes (and the newest it reads). */
   format: number;
+  /** The oldest format it still reads (default: only `format`); the kind's header reader gets the format. */
+  oldestFormat?: number;
   maxHeaderBytes: number;
   maxBytes: number;
   /** Fixed length of what follows the checksum. */
@@ -106,7 +108,7 @@ export function readPreamble(kind: FileKind, buf: Buffer): { format: number; hea
   }
   if (buf.length < PREAMBLE_BYTES) throw kind.invalid('truncated', `truncated: ${buf.length} bytes, not even the file's preamble`);
   const format = buf.readUInt16BE(kind.magic.length);
-  if (format !== kind.format) {
+  if (format > kind.format || format < (kind.oldestFormat ?? kind.format)) {
     throw kind.invalid('format', format > kind.format
       ? `format version ${format} is newer than this build reads (${kind.format}): ${kind.use} with a newer mfpsync`
       : `unknown format version ${format}`);
@@ -121,7 +123,7 @@ export function readPreamble(kind: FileKind, buf: Buffer): { format: number; hea
  * header. With `whole` (buf is meant to be the whole file), a header that cannot be read is put down to
  * damage unless the checksum at the end of buf holds — then the writer made it so, and it is 'shape'.
  */
-export function readHead<H>(kind: FileKind, buf: Buffer, read: (header: Fields) => H, { whole }: { whole: boolean }): FileHead<H> {
+export function readHead<H>(kind: FileKind, buf: Buffer, read: (header: Fields, format: number) => H, { whole }: { whole: boolean }): FileHead<H> {
   const { format, headerLength } = readPreamble(kind, buf);
   const bodyStart = PREAMBLE_BYTES + headerLength;
   if (buf.length < bodyStart) throw kind.invalid('truncated', `truncated: ${buf.length} bytes end inside the header`);
@@ -129,7 +131,7 @@ export function readHead<H>(kind: FileKind, buf: Buffer, read: (header: Fields) 
     const o = unpack(kind, buf.subarray(PREAMBLE_BYTES, bodyStart), 'header');
     return shaped(kind, () => {
       if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'the header must be a map');
-      return { format, header: read(o), bodyStart, bodyBytes: int('header', o, 'bodyBytes', 0, kind.maxBytes) };
+      return { format, header: read(o, format), bodyStart, bodyBytes: int('header', o, 'bodyBytes', 0, kind.maxBytes) };
     });
   } catch (err) {
     if (whole && !checksumHolds(kind, buf, buf.length - kind.trailerBytes - CHECKSUM_BYTES)) throw damaged(kind, err);
@@ -141,7 +143,7 @@ export function readHead<H>(kind: FileKind, buf: Buffer, read: (header: Fields) 
  * Reads a whole file's head and checks its length and checksum; returns the head and the body's bytes
  * (still encoded: the kind may check its trailer before it decodes them).
  */
-export function readFramed<H>(kind: FileKind, buf: Buffer, read: (header: Fields) => H): FileHead<H> & { body: Buffer } {
+export function readFramed<H>(kind: FileKind, buf: Buffer, read: (header: Fields, format: number) => H): FileHead<H> & { body: Buffer } {
   const head = readHead(kind, buf, read, { whole: true });
   const contentEnd = head.bodyStart + head.bodyBytes;
   const expected = contentEnd + CHECKSUM_BYTES + kind.trailerBytes;

@@ -1,5 +1,5 @@
 /** LevelDB KvStore (classic-level through `level`): the store of every real agent. */
-import { readdir, stat, statfs } from 'node:fs/promises';
+import { chmod, readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { MfpError } from '../protocol/errors.js';
@@ -29,6 +29,25 @@ interface BatchImplementation {
  */
 const REOPEN_SPARE_BYTES = 64 * 1024;
 
+/**
+ * LevelDB creates its files (tables, logs, MANIFEST, LOG) with the process umask and has no mode of its
+ * own, and it makes new ones at any time (every flush and compaction). The stores hold secrets — the
+ * group's secret key, users' data — so before one is opened the process umask is tightened to 077:
+ * every file made from then on is 0600, every folder 0700. Only tightened: bits the process already
+ * masks stay masked. The umask is process-wide: an embedding process that needs looser modes for its
+ * own files gives them explicitly.
+ */
+function privateFiles(): void {
+  const previous = process.umask(0o077);
+  process.umask(previous | 0o077);
+}
+
+/** Files an older build left with the default umask (0644) are made 0600 when the store opens. */
+async function privateFolder(location: string): Promise<void> {
+  await chmod(location, 0o700);
+  for (const entry of await readdir(location, { withFileTypes: true })) if (entry.isFile()) await chmod(join(location, entry.name), 0o600);
+}
+
 /** A KvStore in a LevelDB folder. Only one process may hold it open. */
 export class LevelKv implements KvStore {
   readonly location: string;
@@ -47,8 +66,10 @@ export class LevelKv implements KvStore {
   }
 
   async open(): Promise<void> {
+    privateFiles();
     try {
       await this.#db.open();
+      await privateFolder(this.location);
     } catch (err) {
       const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
       if (code === 'LEVEL_LOCKED') {

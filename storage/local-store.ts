@@ -284,6 +284,8 @@ export class LocalStore extends Store {
     fill?: readonly { e: EntityKey; n: string; val: unknown }[];
     /** Sharing scopes applied with this update (persisted in the same batch). */
     sharing?: { version: number; device: string[] };
+    /** More meta records written in the same batch (the pin of the join this update completes). */
+    meta?: Record<string, unknown>;
     cursor?: number;
     selfId?: string;
     reason?: 'join' | 'resync';
@@ -377,6 +379,7 @@ export class LocalStore extends Store {
         applied.push({ e: f.e, n: f.n, v: 0, val: f.val });
       }
       if (update.sharing) tx.put(Keys.meta('sharing'), update.sharing);
+      for (const [k, v] of Object.entries(update.meta ?? {})) tx.put(Keys.meta(k), v);
       for (const e of update.deletes ?? []) {
         if (!this.hasEntity(e) && !this.#isUser(e)) continue;
         this.deleteEntityTx(tx, e);

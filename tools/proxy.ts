@@ -24,6 +24,12 @@ interface Pair {
 export interface FaultProxyEvents {
   connection: [];
   cut: [];
+  /**
+   * A chunk arrived, before any fault applies to it: its direction and its index among that
+   * connection's chunks in that direction (0 first). A listener may arm a fault for this very chunk
+   * (e.g. `cutOnceAfter(dir, 0)`: cut before it is forwarded) — how a test cuts at a protocol step.
+   */
+  chunk: [dir: 'up' | 'down', index: number, bytes: number];
 }
 
 /** A TCP proxy with fault injection. */
@@ -167,7 +173,9 @@ export class FaultProxy extends EventEmitter<FaultProxyEvents> {
 
   #pipe(pair: Pair, from: Socket, to: Socket, dir: 'up' | 'down', seen: { up: number; down: number }): void {
     let chain = Promise.resolve();
+    let index = 0;
     from.on('data', (data: Buffer) => {
+      this.emit('chunk', dir, index++, data.length);
       const limit = this.#cutAfter[dir];
       let chunk = data;
       let cutNow = false;

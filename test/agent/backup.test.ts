@@ -95,6 +95,8 @@ test('network backup and restore on a real Samba share; DBBU02-05 and DBRS02-04 
   if (!smb) return;
   const url = `smb://${smb.host}:${smb.port}/backups`;
   const creds = ['--user', smb.user, '--password', smb.password];
+  // restore's --user/--password are the group administrator's; the share's are --share-user/--share-password.
+  const shareCreds = ['--share-user', smb.user, '--share-password', smb.password];
   const { server } = await startServer(t);
   await seedUsers(server, 30);
   const done = await server.ok<{ destination: string; bytes: number }>('backup', '--to', url, ...creds);
@@ -102,20 +104,20 @@ test('network backup and restore on a real Samba share; DBBU02-05 and DBRS02-04 
   t.false(done.destination.includes(smb.password));
   const original = await server.value('user', 'user2', 'job-defaults');
   await server.ok('user', 'set', 'user2', 'job-defaults', '{"copy":{"copies":9}}');
-  await server.ok('restore', '--from', url, ...creds);
+  await server.ok('restore', '--from', url, ...shareCreds);
   t.deepEqual(await server.value('user', 'user2', 'job-defaults'), original);
 
   await refused(server, 'DBBU04', 'backup', '--to', 'smb://no-such-host.invalid/backups', ...creds);
   await refused(server, 'DBBU05', 'backup', '--to', url, '--user', smb.user, '--password', 'wrong');
   await refused(server, 'DBBU05', 'backup', '--to', `smb://${smb.host}:${smb.port}/readonly`, ...creds);
   await refused(server, 'DBBU04', 'backup', '--to', `smb://${smb.host}:${smb.port}/no-such-share`, ...creds);
-  await refused(server, 'DBRS03', 'restore', '--from', `smb://${smb.host}:${smb.port}/readonly`, ...creds);
-  await refused(server, 'DBRS04', 'restore', '--from', url, '--user', smb.user, '--password', 'wrong');
+  await refused(server, 'DBRS03', 'restore', '--from', `smb://${smb.host}:${smb.port}/readonly`, ...shareCreds);
+  await refused(server, 'DBRS04', 'restore', '--from', url, '--share-user', smb.user, '--share-password', 'wrong');
   // A file damaged on the share: DBRS02, nothing changed.
   const file = join(smb.dir('backups'), done.destination.split('/').at(-1)!);
   appendFileSync(file, 'junk');
   await server.ok('user', 'set', 'user2', 'language', '{"display":"ja","keyboard":"ja-JP"}');
-  t.regex(await refused(server, 'DBRS02', 'restore', '--from', url, ...creds), /bytes after|damaged|truncated/);
+  t.regex(await refused(server, 'DBRS02', 'restore', '--from', url, ...shareCreds), /bytes after|damaged|truncated/);
   t.deepEqual(await server.value('user', 'user2', 'language'), { display: 'ja', keyboard: 'ja-JP' });
   const log = await server.ok<{ runs: { op: string; result: string; place: string }[] }>('backup', 'log');
   t.deepEqual(log.runs.map((r) => `${r.op} ${r.result}`), [

@@ -65,7 +65,8 @@ test('procedure 1: the server is replaced by one of its clients through a backup
   // 4. start the first client as the new server; 5. restore.
   await c1.start();
   const promoted = await c1.ok<{ port: number }>('role', 'set', 'server');
-  await c1.ok('restore', '--from', url, '--user', smb.user, '--password', smb.password);
+  // The group administrator's account opens the backup's group key on the machine that was a client.
+  await c1.ok('restore', '--from', url, '--share-user', smb.user, '--share-password', smb.password, '--user', 'admin', '--password', 'secret-pw');
   t.deepEqual(await snapshotOf(c1, all), expected, 'every user\'s data is intact on the new server');
   // 6. start the clients: the other one, repointed to the new address, resumes by checksum.
   const counter = await FaultProxy.start({ targetPort: promoted.port });

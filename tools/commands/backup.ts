@@ -12,6 +12,9 @@ interface PlaceOptions {
   from?: string;
   user?: string;
   password?: string;
+  /** restore: the SMB share's credentials (its --user/--password are the group administrator's). */
+  shareUser?: string;
+  sharePassword?: string;
 }
 
 interface Counts {
@@ -30,8 +33,8 @@ export async function collectBackup(ctx: ShellContext, o: PlaceOptions): Promise
 
 /** Runs a restore through the agent. */
 export async function collectRestore(ctx: ShellContext, o: PlaceOptions): Promise<unknown> {
-  if (!o.from) throw new MfpError('USAGE', 'restore needs --from device or --from smb://HOST/SHARE/DIR --user ID --password PW');
-  return control(ctx, 'restore', { from: o.from, user: o.user, password: o.password });
+  if (!o.from) throw new MfpError('USAGE', 'restore needs --from device or --from smb://HOST/SHARE/DIR --share-user ID --share-password PW, and on another machine than the one that made the backup the group administrator\'s --user ID --password PW');
+  return control(ctx, 'restore', { from: o.from, user: o.user, password: o.password, shareUser: o.shareUser, sharePassword: o.sharePassword });
 }
 
 function formatLog(r: { runs: BackupLogEntry[] }): string {
@@ -59,8 +62,10 @@ export function register(program: Command): void {
     .command('restore')
     .description('restore a backup onto this server (no client may be connected); verified whole before anything changes')
     .option('--from <place>', 'device | smb://HOST[:PORT]/SHARE/DIR[/FILE.mfpb]')
-    .option('--user <id>', 'the share\'s user')
-    .option('--password <pw>', 'the share\'s password')
+    .option('--user <id>', 'the group administrator\'s user id (opens the backup\'s group key)')
+    .option('--password <pw>', 'the group administrator\'s password when the backup was made')
+    .option('--share-user <id>', 'the SMB share\'s user')
+    .option('--share-password <pw>', 'the SMB share\'s password')
     .action(
       action(async (ctx, o: PlaceOptions) =>
         print(ctx, await collectRestore(ctx, o), (r: { source: string; seq: number; createdAt: number; counts: Counts }) => `restored ${counted(r.counts)} (seq ${r.seq}, backup of ${formatTime(r.createdAt)}) from ${r.source}; clients resync by checksum when they connect`),
