@@ -99,6 +99,11 @@ export class SyncServer {
   #sessions = new Set<Session>();
   #joinLock: Promise<void> = Promise.resolve();
   #unsubscribe: (() => void) | undefined;
+  /**
+   * New devices past the GROUP_FULL check whose record is not written yet, by id: counted as members,
+   * so that admissions checked at once cannot together exceed the bound.
+   */
+  readonly #admitting = new Map<string, number>();
   /** The group's sharing scopes; device-scope items never travel from the shared copy. */
   #sharing: SharingState = { version: 0, device: [] };
   readonly #power: PowerMonitor;
@@ -317,12 +322,14 @@ export class SyncServer {
         if (store.isRemoved(hello.deviceId)) throw new MfpError('DEVICE_REMOVED', 'this device was removed from the group; re-admit it with the administrator account', { deviceId: hello.deviceId });
         throw new MfpError('AUTH_INCORRECT', 'unknown device: the first connection needs the administrator account', { deviceId: hello.deviceId });
       }
-      const members = store.devices().filter((d) => !d.self).length + 1;
-      if (members >= MAX_GROUP_DEVICES) {
+      const others = new Set([...store.devices().filter((d) => !d.self).map((d) => d.id), ...this.#admitting.keys()]);
+      others.delete(hello.deviceId);
+      if (others.size + 1 >= MAX_GROUP_DEVICES) {
         this.#o.log.error('GROUP_FULL', `device ${hello.name} (${hello.deviceId}) refused: the group has ${MAX_GROUP_DEVICES} machines`, { deviceId: hello.deviceId });
         throw new MfpError('GROUP_FULL', `the group already has ${MAX_GROUP_DEVICES} machines, the server included; remove one with \`mfpsync devices remove\``, { deviceId: hello.deviceId });
       }
       admitted = true;
+      this.#admitting.set(hello.deviceId, (this.#admitting.get(hello.deviceId) ?? 0) + 1);
     }
     const now = this.#o.clock.now();
     device = {
@@ -340,7 +347,11 @@ export class SyncServer {
       cursor: hello.cursor,
       ...(self ? { self: true } : {}),
     };
-    await store.putDevice(device);
+    try {
+      await store.putDevice(device);
+    } finally {
+      if (admitted) this.#doneAdmitting(hello.deviceId);
+    }
     if (s.conn.closed) return;
     // One session per device: a reconnect replaces a half-dead older one.
     for (const other of this.#sessions) {
@@ -392,6 +403,13 @@ export class SyncServer {
     );
     if (s.phase === 'live') void this.#pump(s);
     if (!device.self) this.#o.onSession?.(device.id, resume);
+  }
+
+  /** A new device's record is written (or failed to be): it no longer needs its place among the admitting. */
+  #doneAdmitting(deviceId: string): void {
+    const n = this.#admitting.get(deviceId)! - 1;
+    if (n === 0) this.#admitting.delete(deviceId);
+    else this.#admitting.set(deviceId, n);
   }
 
   /** Checks administrator credentials under the agent's rate limit; throws AUTH_LOCKED or AUTH_INCORRECT. */

@@ -8,7 +8,8 @@
  * reconnects while the flood holds; no more handshakes than the limit are ever held open at once.
  * A real server process and real client processes; the attacker is this test process.
  */
-import { connect, type Socket } from 'node:net';
+import type { EventEmitter } from 'node:events';
+import { connect } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { WebSocket } from 'ws';
 import { createIdentity } from '../../agent/identity.js';
@@ -26,16 +27,14 @@ class Flood {
   /** Connections the server cut (each was opened again). */
   cuts = 0;
 
-  private constructor(readonly port: number) {}
-
   /** Opens every connection once and resolves when each has had its first outcome (up, or cut). */
   static async start(t: ExecutionContext, port: number, plan: { from: string; idle: number; silent: number }[]): Promise<Flood> {
-    const flood = new Flood(port);
+    const flood = new Flood();
     t.teardown(() => flood.stop());
     const first: Promise<void>[] = [];
-    for (const { from, idle, silent } of plan) {
-      for (let i = 0; i < idle; i++) first.push(new Promise((resolve) => flood.#idle(from, resolve)));
-      for (let i = 0; i < silent; i++) first.push(new Promise((resolve) => flood.#silent(from, resolve)));
+    for (const { from, idle: plain, silent: upgraded } of plan) {
+      for (let i = 0; i < plain; i++) first.push(new Promise((resolve) => flood.#keep(() => idle(port, from), resolve)));
+      for (let i = 0; i < upgraded; i++) first.push(new Promise((resolve) => flood.#keep(() => silent(port, from), resolve)));
     }
     await Promise.all(first);
     return flood;
@@ -47,40 +46,42 @@ class Flood {
     this.#open.clear();
   }
 
-  #again(open: () => void): void {
-    if (this.#stopped) return;
-    this.cuts++;
-    setImmediate(open);
-  }
-
-  #idle(from: string, settled: () => void = () => undefined): void {
-    const socket: Socket = connect({ host: '127.0.0.1', port: this.port, localAddress: from });
-    socket.on('error', () => undefined);
-    socket.once('connect', () => {
-      this.#open.add(socket);
-      settled();
-    });
-    socket.once('close', () => {
-      settled();
-      this.#open.delete(socket);
-      this.#again(() => this.#idle(from));
-    });
-  }
-
-  #silent(from: string, settled: () => void = () => undefined): void {
-    const ws = new WebSocket(`ws://127.0.0.1:${this.port}/`, { perMessageDeflate: false, localAddress: from });
-    const handle = { destroy: () => ws.terminate() };
-    ws.on('error', () => undefined);
-    ws.once('open', () => {
+  /** Keeps one connection open: dialled again whenever it is cut. */
+  #keep(dial: () => Dialled, settled: () => void = () => undefined): void {
+    const { conn, up, destroy } = dial();
+    const handle = { destroy };
+    conn.on('error', () => undefined);
+    conn.once(up, () => {
       this.#open.add(handle);
       settled();
     });
-    ws.once('close', () => {
+    conn.once('close', () => {
       settled();
       this.#open.delete(handle);
-      this.#again(() => this.#silent(from));
+      if (this.#stopped) return;
+      this.cuts++;
+      setImmediate(() => this.#keep(dial));
     });
   }
+}
+
+/** A connection being opened: its emitter, the event that says it is up, and how to drop it. */
+interface Dialled {
+  conn: EventEmitter;
+  up: string;
+  destroy: () => void;
+}
+
+/** A TCP connection that never sends a byte. */
+function idle(port: number, from: string): Dialled {
+  const socket = connect({ host: '127.0.0.1', port, localAddress: from });
+  return { conn: socket, up: 'connect', destroy: () => socket.destroy() };
+}
+
+/** A WebSocket that takes the challenge and never says hello. */
+function silent(port: number, from: string): Dialled {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false, localAddress: from });
+  return { conn: ws, up: 'open', destroy: () => ws.terminate() };
 }
 
 /** Restarts an admitted client; resolves with the milliseconds from its ready line to its session being live. */
