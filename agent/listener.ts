@@ -51,8 +51,6 @@ export interface ListenerOptions {
 export interface Listener {
   /** The port actually bound (for port 0). */
   readonly port: number;
-  /** Connections and handshakes in progress held now. */
-  stats(): ReturnType<SourceCaps['stats']>;
   close(): Promise<void>;
 }
 
@@ -96,7 +94,6 @@ export async function listen(o: ListenerOptions): Promise<Listener> {
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
   return {
     port,
-    stats: () => caps.stats(),
     async close() {
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       http.closeAllConnections();
