@@ -29,6 +29,7 @@ import { createIdentity, fingerprintOf, identityFromSecret, serverKeyOf, type Id
 import { assessHealth, type HealthFacts } from './health.js';
 import { createLogger, SyncLog, type Logger } from './logger.js';
 import type { ClientPower, DeepSleepState, PowerState } from './power.js';
+import { LoginLimiter } from './rate-limit.js';
 import { SyncServer } from './server.js';
 import { BackupLog, clearDeviceSlot, describePlace, loadBackup, parsePlace, storeBackup, type BackupLogEntry } from './backup.js';
 import { countImage, pullImage, pushImage, ReplicaServer, type ReplicaInfo, type ReplicaRelation, type ReplicatedRecord } from './replication.js';
@@ -201,6 +202,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   #replica: ReplicaServer | undefined;
   #mirror: LevelKv | undefined;
   readonly #replicator: Replicator;
+  /** Failed administrator logins, one limit for every surface that checks the password (server, replica). */
+  readonly #logins: LoginLimiter;
   readonly #backupLog: BackupLog;
   /** The port a restarted server binds again (after a restore or recovery). */
   #rebind: number | undefined;
@@ -224,6 +227,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.log = new SyncLog(logger, clock);
     this.log.attach(local);
     this.#backupLog = new BackupLog(local);
+    this.#logins = new LoginLimiter({ store: local, clock, log: this.log });
     this.#replicator = new Replicator({
       local,
       log: this.log,
@@ -497,6 +501,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         groupKey,
         groupId: key.groupId,
         admin: this.#config.admin,
+        limiter: this.#logins,
         settings: this.#config.settings,
         clock: this.clock,
         log: this.log,
@@ -1010,6 +1015,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       local: this.local,
       identity: this.identity,
       admin: this.#config.admin,
+      limiter: this.#logins,
       settings: this.#config.settings,
       clock: this.clock,
       log: this.log,

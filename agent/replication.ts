@@ -16,7 +16,7 @@ import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
 import { decodeValue, encodeMessage, encodeValue, type Message } from '../protocol/codec.js';
 import { MfpError } from '../protocol/errors.js';
-import { CHUNK_BYTES, HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES, MAX_PENDING_HANDSHAKES } from '../protocol/limits.js';
+import { CHUNK_BYTES, HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES } from '../protocol/limits.js';
 import {
   readReplHelloBody, readReplWelcomeBody, REPLICATION_PROTOCOL, ReplicationType,
   type DigestEntry, type ImageCounts, type ReplChallengeMessage, type ReplCommitMessage, type ReplHelloBody, type ReplWelcomeBody,
@@ -31,8 +31,7 @@ import type { Store } from '../storage/store.js';
 import type { ServerAddress } from './client.js';
 import { Connection } from './connection.js';
 import { admissionProof, checkServerProof, deviceIdOf, serverProof, signParts, verifyParts, type Identity } from './identity.js';
-import { listen, type Listener, type ListeningRoleOptions } from './listener.js';
-import { checkAdminLogin } from './rate-limit.js';
+import { listen, type Listener, type ListeningRoleOptions, type Place } from './listener.js';
 
 /** Largest image a replica or a recovering server stages in memory. */
 export const MAX_IMAGE_BYTES = 512 * 1024 * 1024;
@@ -160,7 +159,7 @@ export async function countImage(source: EntrySource): Promise<ImageCounts> {
 export interface ReplicaServerOptions extends ListeningRoleOptions {
   /** The mirrored image (the group store's folder, opened raw). */
   kv: KvStore;
-  /** Failed-login records and the relation. */
+  /** The relation to the group it replicates (the agent's local store). */
   local: Store;
   /** A run completed: the image was installed. */
   onInstalled?: (rec: ReplicatedRecord) => void;
@@ -170,7 +169,6 @@ export interface ReplicaServerOptions extends ListeningRoleOptions {
 export class ReplicaServer {
   readonly #o: ReplicaServerOptions;
   #listener: Listener | undefined;
-  #pending = 0;
   /** One transfer at a time: the image must not change while a push computes against it. */
   #busy = false;
   #conns = new Set<Connection>();
@@ -194,7 +192,7 @@ export class ReplicaServer {
       port: this.#o.port,
       ...(this.#o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#o.handshakeTimeoutMs } : {}),
       log: this.#o.log,
-      onConnection: (ws, req) => void this.#accept(ws, req),
+      onConnection: (ws, req, place) => void this.#accept(ws, req, place),
     });
   }
 
@@ -216,17 +214,13 @@ export class ReplicaServer {
     return bytes ? decodeRecord<ReplicatedRecord>(bytes, REPLICATED_KEY) : undefined;
   }
 
-  async #accept(ws: WebSocket, req: IncomingMessage): Promise<void> {
-    if (this.#pending >= MAX_PENDING_HANDSHAKES) {
-      ws.terminate();
-      return;
-    }
-    const address = req.socket.remoteAddress ?? '?';
-    const remote = `${address}:${req.socket.remotePort ?? '?'}`;
+  /** A WebSocket the listener let in: its handshake counts there (per source and in total) until the welcome. */
+  async #accept(ws: WebSocket, req: IncomingMessage, place: Place): Promise<void> {
+    const address = place.source;
+    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const inbox = new Inbox();
     const conn = wire(ws, inbox);
     this.#conns.add(conn);
-    this.#pending++;
     let handshaking = true;
     const timeout = this.#o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     const deadline = this.#o.clock.setTimeout(() => {
@@ -264,7 +258,7 @@ export class ReplicaServer {
       this.#busy = true;
       holding = true;
       const attempt = (admission: { user: string; proof: Uint8Array }) =>
-        checkAdminLogin({ store: this.#o.local, admin: this.#o.admin, address, remote, deviceId: hello.deviceId, admission, nonce, now: this.#o.clock.now(), log: this.#o.log });
+        this.#o.limiter.admit({ admin: this.#o.admin, address, remote, deviceId: hello.deviceId, admission, nonce });
       let current: ImageDigest | undefined;
       if (hello.purpose === 'push') {
         const { groupId, groupKey } = hello;
@@ -296,7 +290,7 @@ export class ReplicaServer {
       conn.sendBytes(encodeMessage({ type: ReplicationType.Welcome, body, sig: signParts(this.#o.identity.secretKey, challengeBytes, helloBytes, body) }));
       conn.secure(SecureChannel.derive('server', ephemeral, hello.ephemeral, [challengeBytes, helloBytes]), MAX_FRAME_BYTES);
       handshaking = false;
-      this.#pending--;
+      place.authenticated();
       deadline.cancel();
       if (hello.purpose === 'push') await this.#receivePush(conn, inbox, hello, current!, relation === undefined);
       else await this.#servePull(conn, inbox, hello, last);
@@ -306,7 +300,6 @@ export class ReplicaServer {
       if (e.code !== 'PEER_GONE') this.#o.log.warning(e.code, `replication session from ${remote} ended: ${e.message}`);
       conn.refuse(e.code, e.message);
     } finally {
-      if (handshaking) this.#pending--;
       deadline.cancel();
       if (holding) this.#busy = false;
       this.#conns.delete(conn);

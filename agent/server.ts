@@ -13,8 +13,8 @@ import { encodeMessage, encodeValue, decodeValue, EncodedValue, type Message } f
 import { MfpError } from '../protocol/errors.js';
 import { HeartbeatType, type SleepMessage } from '../protocol/heartbeat.js';
 import {
-  HANDSHAKE_TIMEOUT_MS, MAX_CLOCK_SKEW_MS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MAX_PENDING_HANDSHAKES,
-  MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS, PROTOCOL_VERSION,
+  HANDSHAKE_TIMEOUT_MS, MAX_CLOCK_SKEW_MS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS,
+  PROTOCOL_VERSION,
 } from '../protocol/limits.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
 import { readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
@@ -27,10 +27,9 @@ import { feedValueSize, type DeviceRecord, type FeedEntry, type GroupStore } fro
 import { splitItemRecord } from '../storage/records.js';
 import type { Timer } from './clock.js';
 import { Connection } from './connection.js';
-import { listen, type Listener, type ListeningRoleOptions } from './listener.js';
+import { listen, type Listener, type ListeningRoleOptions, type Place } from './listener.js';
 import { deviceIdOf, serverProof, signParts, verifyParts, type Identity } from './identity.js';
 import { PowerMonitor, type ClientPower, type DeepSleepState } from './power.js';
-import { checkAdminLogin } from './rate-limit.js';
 
 /** Options of a server. */
 export interface SyncServerOptions extends ListeningRoleOptions {
@@ -38,8 +37,6 @@ export interface SyncServerOptions extends ListeningRoleOptions {
   /** The group's signing key. */
   groupKey: Identity;
   groupId: string;
-  /** Most connections still in their handshake at once. */
-  maxPending?: number;
   /** A client became operating, sleeping or offline (SPEC §5). */
   onPower?: (deviceId: string, power: ClientPower) => void;
   /** A client (not the server's own) completed its handshake: it started, woke or reconnected. */
@@ -89,7 +86,8 @@ class Session {
     readonly nonce: Uint8Array,
     readonly challenge: Uint8Array,
     readonly ephemeral: ReturnType<typeof ephemeralKeyPair>,
-    readonly address: string,
+    /** The connection's place in the listener: a handshake in progress until the welcome. */
+    readonly place: Place,
     readonly remote: string,
   ) {}
 }
@@ -101,7 +99,11 @@ export class SyncServer {
   #sessions = new Set<Session>();
   #joinLock: Promise<void> = Promise.resolve();
   #unsubscribe: (() => void) | undefined;
-  #pending = 0;
+  /**
+   * New devices past the GROUP_FULL check whose record is not written yet, by id: counted as members,
+   * so that admissions checked at once cannot together exceed the bound.
+   */
+  readonly #admitting = new Map<string, number>();
   /** The group's sharing scopes; device-scope items never travel from the shared copy. */
   #sharing: SharingState = { version: 0, device: [] };
   readonly #power: PowerMonitor;
@@ -131,7 +133,7 @@ export class SyncServer {
       port: this.#o.port,
       ...(this.#o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#o.handshakeTimeoutMs } : {}),
       log: this.#o.log,
-      onConnection: (ws, req) => this.#accept(ws, req),
+      onConnection: (ws, req, place) => this.#accept(ws, req, place),
     });
     this.#unsubscribe = this.#o.store.onCommit(() => {
       for (const s of this.#sessions) if (s.phase === 'live') void this.#pump(s);
@@ -178,14 +180,9 @@ export class SyncServer {
 
   // ---- handshake -----------------------------------------------------------------------------------
 
-  #accept(ws: WebSocket, req: IncomingMessage): void {
-    const address = req.socket.remoteAddress ?? '?';
-    const remote = `${address}:${req.socket.remotePort ?? '?'}`;
-    if (this.#pending >= (this.#o.maxPending ?? MAX_PENDING_HANDSHAKES)) {
-      ws.terminate();
-      return;
-    }
-    this.#pending++;
+  /** A WebSocket the listener let in: its handshake counts there (per source and in total) until the welcome. */
+  #accept(ws: WebSocket, req: IncomingMessage, place: Place): void {
+    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     const nonce = randomBytes(32);
     const ephemeral = ephemeralKeyPair();
     const challenge: ChallengeMessage = {
@@ -206,7 +203,7 @@ export class SyncServer {
       onMessage: (m) => this.#onMessage(session, m),
       onClose: (reason) => this.#onClose(session, reason),
     });
-    session = new Session(conn, nonce, challengeBytes, ephemeral, address, remote);
+    session = new Session(conn, nonce, challengeBytes, ephemeral, place, remote);
     const timeout = this.#o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     session.deadline = this.#o.clock.setTimeout(() => {
       if (session.phase === 'handshake') conn.refuse('HANDSHAKE_TIMEOUT', `no hello within ${timeout} ms`);
@@ -216,7 +213,6 @@ export class SyncServer {
   }
 
   #onClose(s: Session, reason: MfpError | undefined): void {
-    if (s.phase === 'handshake') this.#pending--;
     s.deadline?.cancel();
     s.cursorTimer?.cancel();
     s.releaseJoinLock?.();
@@ -319,17 +315,21 @@ export class SyncServer {
     }
     // Administrator credentials, whenever given, are checked (and rate limited), even for a known device.
     if (hello.admission) await this.#admit(s, hello.deviceId, hello.admission);
+    // The peer may be gone by now: its session was closed and forgotten, and must not come back to life.
+    if (s.conn.closed) return;
     if (!device && !self) {
       if (!hello.admission) {
         if (store.isRemoved(hello.deviceId)) throw new MfpError('DEVICE_REMOVED', 'this device was removed from the group; re-admit it with the administrator account', { deviceId: hello.deviceId });
         throw new MfpError('AUTH_INCORRECT', 'unknown device: the first connection needs the administrator account', { deviceId: hello.deviceId });
       }
-      const members = store.devices().filter((d) => !d.self).length + 1;
-      if (members >= MAX_GROUP_DEVICES) {
+      const others = new Set([...store.devices().filter((d) => !d.self).map((d) => d.id), ...this.#admitting.keys()]);
+      others.delete(hello.deviceId);
+      if (others.size + 1 >= MAX_GROUP_DEVICES) {
         this.#o.log.error('GROUP_FULL', `device ${hello.name} (${hello.deviceId}) refused: the group has ${MAX_GROUP_DEVICES} machines`, { deviceId: hello.deviceId });
         throw new MfpError('GROUP_FULL', `the group already has ${MAX_GROUP_DEVICES} machines, the server included; remove one with \`mfpsync devices remove\``, { deviceId: hello.deviceId });
       }
       admitted = true;
+      this.#admitting.set(hello.deviceId, (this.#admitting.get(hello.deviceId) ?? 0) + 1);
     }
     const now = this.#o.clock.now();
     device = {
@@ -347,7 +347,12 @@ export class SyncServer {
       cursor: hello.cursor,
       ...(self ? { self: true } : {}),
     };
-    await store.putDevice(device);
+    try {
+      await store.putDevice(device);
+    } finally {
+      if (admitted) this.#doneAdmitting(hello.deviceId);
+    }
+    if (s.conn.closed) return;
     // One session per device: a reconnect replaces a half-dead older one.
     for (const other of this.#sessions) {
       if (other !== s && other.phase !== 'handshake' && other.device.id === device.id) other.conn.terminate(new MfpError('PEER_GONE', 'replaced by a new session'));
@@ -383,7 +388,7 @@ export class SyncServer {
     const body = encodeValue(welcome);
     const wsig = signParts(this.#o.groupKey.secretKey, s.challenge, bodyBytes, body);
     const channel = SecureChannel.derive('server', s.ephemeral, hello.ephemeral, [s.challenge, bodyBytes]);
-    this.#pending--;
+    s.place.authenticated();
     s.phase = resume === 'cursor' ? 'live' : 'join-offer';
     s.cursor = hello.cursor;
     s.toldCursor = hello.cursor;
@@ -400,10 +405,16 @@ export class SyncServer {
     if (!device.self) this.#o.onSession?.(device.id, resume);
   }
 
-  /** Checks administrator credentials under the rate limit; throws AUTH_LOCKED or AUTH_INCORRECT. */
+  /** A new device's record is written (or failed to be): it no longer needs its place among the admitting. */
+  #doneAdmitting(deviceId: string): void {
+    const n = this.#admitting.get(deviceId)! - 1;
+    if (n === 0) this.#admitting.delete(deviceId);
+    else this.#admitting.set(deviceId, n);
+  }
+
+  /** Checks administrator credentials under the agent's rate limit; throws AUTH_LOCKED or AUTH_INCORRECT. */
   #admit(s: Session, deviceId: string, admission: { user: string; proof: Uint8Array }): Promise<void> {
-    const o = this.#o;
-    return checkAdminLogin({ store: o.store, admin: o.admin, address: s.address, remote: s.remote, deviceId, admission, nonce: s.nonce, now: o.clock.now(), log: o.log });
+    return this.#o.limiter.admit({ admin: this.#o.admin, address: s.place.source, remote: s.remote, deviceId, admission, nonce: s.nonce });
   }
 
   // ---- join ----------------------------------------------------------------------------------------

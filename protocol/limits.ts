@@ -32,10 +32,21 @@ export const MAX_VALUE_DEPTH = 32;
 
 /** Handshake deadline (also the HTTP upgrade's header deadline). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** Connections a server keeps open at once (10 machines, reconnects overlapping, and slack). */
+/** TCP connections a listener keeps open at once (10 machines, reconnects overlapping, and slack). */
 export const MAX_CONNECTIONS = 64;
-/** Connections still in their handshake at once. */
+/** TCP connections from one source address (a whole group behind one NAT, each reconnect overlapping). */
+export const MAX_CONNECTIONS_PER_SOURCE = 2 * MAX_GROUP_DEVICES;
+/**
+ * Connections still in their handshake at once (from TCP accept to the welcome), from addresses no
+ * device has authenticated from since the listener started.
+ */
 export const MAX_PENDING_HANDSHAKES = 16;
+/** Handshakes in progress from one source address (a whole group behind one NAT, reconnecting at once). */
+export const MAX_PENDING_HANDSHAKES_PER_SOURCE = MAX_GROUP_DEVICES;
+/** Handshakes in progress reserved for addresses a device has authenticated from: strangers cannot take them. */
+export const RESERVED_HANDSHAKES = MAX_GROUP_DEVICES;
+/** Addresses remembered as ones devices authenticated from (most recent first). */
+export const MAX_KNOWN_SOURCES = 4 * MAX_GROUP_DEVICES;
 
 /** Failed administrator logins (per source address, per account) before a lock. */
 export const AUTH_FAILURES_BEFORE_LOCK = 5;
