@@ -582,6 +582,21 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.deepEqual([...store.holds('A')], []);
   });
 
+  test(`${name}: group: a device's copies of device-scope items are checked like changes and bounded by the user bound`, async (t) => {
+    const { store, clock } = await groupWithDevices(t, { maxUsers: 2 });
+    clock.t = 1000;
+    t.deepEqual(await store.putCopies('A', [{ user: 'u1', item: 'job-defaults', val: { copy: 1 } }, { user: 'u1', item: 'timeline', val: [] }]), []);
+    clock.t = 2000;
+    const refused = await store.putCopies('A', [{ user: 'u2', item: 'no-such-item', val: 1 }, { user: 'u2', item: 'job-defaults', val: undefined }, { user: 'u2', item: 'job-defaults', val: {} }]);
+    t.deepEqual(refused.map((r) => [r.i, r.code]), [[0, 'UNKNOWN_ITEM'], [1, 'INVALID_ARGUMENT']]);
+    await store.putCopies('B', [{ user: 'u9', item: 'job-defaults', val: {} }]);
+    clock.t = 3000;
+    await store.putCopies('A', [{ user: 'u3', item: 'job-defaults', val: { copy: 3 } }]);
+    const users = (copies: { user: string }[]) => [...new Set(copies.map((c) => c.user))].sort();
+    t.deepEqual(users(await store.copiesOf('A')), ['u2', 'u3'], 'the copies of the user written longest ago go first');
+    t.deepEqual(users(await store.copiesOf('B')), ['u9'], 'another device keeps its own');
+  });
+
   test(`${name}: group: a user wanted before it exists is held once created, and wanted users are bounded`, async (t) => {
     const { store } = await groupWithDevices(t, { maxUsers: 3 });
     await store.updateHolds('A', ['u:w1', 'u:w2', 'u:w3', 'u:w4']);
