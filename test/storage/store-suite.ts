@@ -1033,6 +1033,17 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     );
   });
 
+  test(`${name}: core: the conflict log keeps at most maxLogBytes of records, dropping the oldest`, async (t) => {
+    const { store } = await groupWithDevices(t, { maxLogBytes: 4096 });
+    // A member's changes that lose, each with a 1 KiB value: kept within the byte bound, newest last.
+    await store.applyChanges('B', [change(1, 'u:ann', 'home', { n: 0 })]);
+    const big = 'x'.repeat(1024);
+    for (let c = 1; c <= 8; c++) await store.applyChanges('A', [change(c, 'u:ann', 'home', { big, c }, 0)]);
+    const kept = await store.conflicts();
+    t.true(kept.length >= 2 && kept.length <= 4, `${kept.length} entries kept`);
+    t.is((kept.at(-1)!.value as { c: number }).c, 8);
+  });
+
   test(`${name}: core: a failed batch rejects with STORE_WRITE_FAILED, leaves the index as on disk, and the next write succeeds`, async (t) => {
     const kv = new FlakyKv(makeKv(t));
     const { store, clock } = await groupWithDevices(t, { kv, maxUsers: 2 });
