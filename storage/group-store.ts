@@ -363,7 +363,13 @@ export class GroupStore extends Store {
     const parsed = parseEntity(e)!;
     if (parsed.kind !== 'user') return [];
     const isNew = !this.userUse.has(parsed.id);
-    const evicted = this.touchUserTx(tx, parsed.id, at).map((u) => this.#lastTombstone.get(u)!);
+    // Taken out as read: the map only carries a tombstone from evictUserTx to here (else it would keep
+    // one entry per user ever evicted).
+    const evicted = this.touchUserTx(tx, parsed.id, at).map((u) => {
+      const tombstone = this.#lastTombstone.get(u)!;
+      this.#lastTombstone.delete(u);
+      return tombstone;
+    });
     // A user the group now has: the devices that asked for it hold it.
     if (isNew) {
       for (const [device, wanted] of this.#wanted) {
