@@ -108,14 +108,14 @@ export interface CrowdedOut {
 }
 
 /**
+ * The server's store.
+ *
  * Holds (which client gets which user's changes) live on disk only for users the group has: a hold is
- * written with the user's first accepted item, or when a client logs in or offers a user that exists.
- * A client that logs in (or offers) a user the group does not have is kept in memory only, at most the
- * user bound per device, oldest dropped first, until the user is created, when it becomes a hold in the
- * same batch: so refused input and logins of unknown users leave nothing on disk and bounded memory.
+ * written with an accepted change of the user, or when a client logs in or offers a user that exists.
+ * A client that logs in (or offers) a user the group does not have is *wanted*, in memory only, at most
+ * the user bound per device, oldest dropped first, until the user is created, when it becomes a hold in
+ * the same batch: so refused input and logins of unknown users leave nothing on disk and bounded memory.
  */
-
-/** The server's store. */
 export class GroupStore extends Store {
   #seq = 0;
   #epoch = '';
@@ -133,7 +133,7 @@ export class GroupStore extends Store {
   /** Keys of the per-device copies (SPEC §4), so batch builders can drop them without reading. */
   #copyKeys = new Set<string>();
   /** Per device, the users it has copies of and when it last wrote one (the copies' bound). */
-  #copyUsers = new Map<string, Map<string, { at: number; n: number }>>();
+  #copyUsers = new Map<string, Map<string, { at: number; items: Set<string> }>>();
   /** Entries of the batch being built; published when it is on disk. */
   #pendingFeed: FeedEntry[] = [];
   /** Recent committed entries, in seq order without gaps, so live fan-out needs no disk read. */
@@ -575,7 +575,13 @@ export class GroupStore extends Store {
           let oldestAt = Infinity;
           for (const [u, { at: written }] of users) if (u !== c.user && written < oldestAt) [oldest, oldestAt] = [u, written];
           if (oldest === undefined) break;
-          this.#dropCopiesTx(tx, (d, u) => d === device && u === oldest);
+          // Its keys are known: no walk over every copy of the group.
+          for (const item of users.get(oldest)!.items) {
+            const old = Keys.copy(device, oldest, item);
+            tx.del(old);
+            this.#copyKeys.delete(old);
+          }
+          users.delete(oldest);
         }
       });
       return refused;
@@ -584,12 +590,12 @@ export class GroupStore extends Store {
 
   /** Notes a copy's key and when its user's copies were last written. */
   #addCopy(k: string, at: number): void {
-    const [, device, user] = Keys.split(k) as [string, string, string];
+    const [, device, user, item] = Keys.split(k) as [string, string, string, string];
     let users = this.#copyUsers.get(device);
     if (!users) this.#copyUsers.set(device, (users = new Map()));
-    const u = users.get(user) ?? { at, n: 0 };
+    const u = users.get(user) ?? { at, items: new Set<string>() };
     u.at = Math.max(u.at, at);
-    if (!this.#copyKeys.has(k)) u.n++;
+    u.items.add(item);
     users.set(user, u);
     this.#copyKeys.add(k);
   }
@@ -604,7 +610,7 @@ export class GroupStore extends Store {
         // The user's other copies on this device may remain: its entry goes with its last copy.
         const users = this.#copyUsers.get(device!);
         const u = users?.get(user!);
-        if (u && --u.n === 0) users!.delete(user!);
+        if (u && u.items.delete(item!) && u.items.size === 0) users!.delete(user!);
       }
     }
   }
