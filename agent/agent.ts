@@ -1411,6 +1411,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (server && group) {
       facts.users!.push({ store: 'group', count: group.users().length, max: group.maxUsers });
       facts.clients = server.sessions().map((s) => ({ deviceId: s.deviceId, name: group.device(s.deviceId)?.name ?? '', skewMs: s.skewMs }));
+      facts.crowdedOut = group.crowdedOut().map((d) => ({ ...d, name: group.device(d.deviceId)?.name ?? '' }));
     }
     return facts;
   }

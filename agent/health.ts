@@ -3,7 +3,7 @@
  * function of facts the agent gathers, so every rule is tested without staging the fault.
  *
  * Red: the machine cannot synchronize until someone acts (the server refused it, its store cannot
- * write, its clock is not set). Yellow: it works but needs watching (offline and queueing, a clock far
+ * write, its clock is not set, a device's new users are refused for want of room under the user bound). Yellow: it works but needs watching (offline and queueing, a clock far
  * from the server's, the user bound near). Green otherwise. A sleeping client is green: it was told to.
  */
 import { MAX_CLOCK_SKEW_MS } from '../protocol/limits.js';
@@ -31,6 +31,8 @@ export interface HealthFacts {
   storeErrors?: { store: string; code: string; message: string }[];
   /** User counts against their bound, per store. */
   users?: { store: string; count: number; max: number }[];
+  /** On a server: devices whose new users were refused because the full group had no user idle for a day. */
+  crowdedOut?: { deviceId: string; name: string; refused: number; since: number; users: string[] }[];
 }
 
 /** Share of the user bound from which it is "near". */
@@ -45,6 +47,15 @@ export function assessHealth(f: HealthFacts): { health: Health; reasons: HealthR
   }
   for (const e of f.storeErrors ?? []) {
     red.push({ level: 'red', code: e.code, message: `the ${e.store} store cannot write: ${e.message}` });
+  }
+  for (const d of f.crowdedOut ?? []) {
+    const who = d.name ? `${d.name} (${d.deviceId})` : d.deviceId;
+    const sample = d.users.map((u) => JSON.stringify(u)).join(', ');
+    red.push({
+      level: 'red',
+      code: 'USER_LIMIT_REACHED',
+      message: `${who} tried to add ${d.refused} new user(s) since ${new Date(d.since).toISOString()} (${sample}${d.refused > d.users.length ? ', …' : ''}) while every user of the full group was used within the last day: refused, nobody was deleted; delete users on the server or remove the device`,
+    });
   }
   const c = f.client;
   if (c?.state === 'refused') {

@@ -23,7 +23,7 @@ import {
   type SnapshotItem, type UploadMessage,
 } from '../protocol/sync.js';
 import { capabilitiesFor, kindOfKey, parseEntity, type EntityKey } from '../storage/catalog.js';
-import { feedValueSize, type DeviceRecord, type FeedEntry, type GroupStore } from '../storage/group-store.js';
+import { feedValueSize, type ChangeOutcome, type DeviceRecord, type FeedEntry, type GroupStore } from '../storage/group-store.js';
 import { splitItemRecord } from '../storage/records.js';
 import type { Timer } from './clock.js';
 import { Connection } from './connection.js';
@@ -461,11 +461,16 @@ export class SyncServer {
       }
       return { e: u.e, items };
     });
+    // A copy refused (its value does not match the item) is not kept; the shared items still go up.
     if (copies.length > 0) await this.#o.store.putCopies(s.device.id, copies);
-    const { created, skipped } = await this.#o.store.createEntities(s.device.id, shared);
+    const { created, skipped, refused } = await this.#o.store.createEntities(s.device.id, shared);
     for (const e of skipped) s.plan.replace.add(e);
     s.conn.send({ type: SyncType.UploadAck, created, skipped });
     if (created.length > 0) this.#o.log.info('JOIN_UPLOAD', `${s.device.name} uploaded ${created.length} entities`, { deviceId: s.device.id });
+    if (refused.length > 0) {
+      const more = refused.length > 1 ? ` (${refused.length} users of this upload refused; the client keeps them and offers them at its next join)` : '';
+      this.#o.log.error('USER_LIMIT_REACHED', `${s.device.name} (${s.device.id}): upload refused: ${refused[0]!.message}${more}`, { deviceId: s.device.id });
+    }
     if (m.final) await this.#finishJoin(s);
   }
 
@@ -526,15 +531,16 @@ export class SyncServer {
   async #changes(s: Session, list: readonly [number, string, string, number, unknown][]): Promise<void> {
     if (s.phase !== 'live') throw new MfpError('MESSAGE_UNEXPECTED', 'changes before the session is live');
     const all = list.map(([c, e, n, base, val]) => ({ c, e, n, base, val }));
-    // A client writing a user's item holds that user from now on (it has the user's data).
-    const users = [...new Set(all.map((c) => c.e).filter((e) => parseEntity(e)?.kind === 'user'))];
-    await this.#o.store.updateHolds(s.device.id, users);
+    // Holds are not recorded here: the store records one with each accepted change, in its batch, so a
+    // refused change leaves nothing behind (SPEC §6).
     // Changes of device-scope items are this device's own (SPEC §4): kept as its copies, never shared.
     const own = all.filter((c) => this.#deviceScoped(c.e, c.n));
     const changes = all.filter((c) => !this.#deviceScoped(c.e, c.n));
-    if (own.length > 0) await this.#o.store.putCopies(s.device.id, own.map((c) => ({ user: c.e.slice(2), item: c.n, val: c.val })));
+    const ownRefused = own.length > 0 ? await this.#o.store.putCopies(s.device.id, own.map((c) => ({ user: c.e.slice(2), item: c.n, val: c.val }))) : [];
     const { outcomes: shared } = changes.length > 0 ? await this.#o.store.applyChanges(s.device.id, changes) : { outcomes: [] };
-    const outcomes = [...shared, ...own.map((c) => ({ c: c.c, status: 'applied' as const, v: 0 }))].sort((a, b) => a.c - b.c);
+    const ownOutcomes: ChangeOutcome[] = own.map((c) => ({ c: c.c, status: 'applied', v: 0 }));
+    for (const r of ownRefused) ownOutcomes[r.i] = { c: own[r.i]!.c, status: 'rejected', code: r.code, message: r.message };
+    const outcomes = [...shared, ...ownOutcomes].sort((a, b) => a.c - b.c);
     const acks: AckEntry[] = outcomes.map((o) => {
       switch (o.status) {
         case 'applied': return [o.c, AckStatus.Applied, o.v, null];
@@ -543,13 +549,22 @@ export class SyncServer {
         case 'rejected': return [o.c, AckStatus.Rejected, 0, [o.code, o.message]];
       }
     });
+    const refused = new Map<string, { n: number; message: string }>();
     for (const o of outcomes) {
       if (o.status === 'conflict') {
         const ch = changes.find((c) => c.c === o.c)!;
         this.#o.log.warning('CONFLICT', `${s.device.name}: offline edit of ${ch.e} ${ch.n} lost to version ${o.v}; kept in the conflict log`, { deviceId: s.device.id });
       } else if (o.status === 'rejected') {
-        this.#o.log.error(o.code, `${s.device.name}: change refused: ${o.message}`, { deviceId: s.device.id });
+        const r = refused.get(o.code);
+        if (r) r.n++;
+        else refused.set(o.code, { n: 1, message: o.message });
       }
+    }
+    // One Error per code and frame, not per change: a peer's refused burst cannot push the rest of the
+    // bounded sync log out.
+    for (const [code, r] of refused) {
+      const more = r.n > 1 ? ` (and ${r.n - 1} more refused with ${code} in this frame)` : '';
+      this.#o.log.error(code, `${s.device.name} (${s.device.id}): change refused: ${r.message}${more}`, { deviceId: s.device.id });
     }
     s.conn.send({ type: SyncType.Ack, list: acks });
   }
@@ -559,7 +574,10 @@ export class SyncServer {
     const entity = parseEntity(m.e);
     if (!entity) throw new MfpError('MESSAGE_INVALID', `fetch names a malformed entity ${JSON.stringify(m.e)}`);
     const store = this.#o.store;
-    // Hold first, read second: a change committed in between is sent twice at worst, never missed.
+    // Hold first, read second: a change committed in between is sent twice at worst, never missed. A
+    // user the group does not have is only wanted (memory, bounded) and not created: a login of a user
+    // with no data leaves nothing on the server (SPEC §6), yet gets the user's data if another machine
+    // creates it while this server runs.
     await store.updateHolds(s.device.id, [m.e]);
     if (entity.kind === 'user') await store.touchUser(entity.id);
     const have = new Map(m.have);
@@ -586,7 +604,7 @@ export class SyncServer {
     // Tombstones go to every client: holds were dropped with the entity, and a client ignores the unknown.
     if (entry.del) return true;
     if (!this.#knows(s, entry.e, entry.n!)) return false;
-    return kindOfKey(entry.e) !== 'user' || this.#o.store.holds(s.device.id).has(entry.e);
+    return kindOfKey(entry.e) !== 'user' || this.#o.store.isHeld(s.device.id, entry.e);
   }
 
   /** Sends every committed entry after the session's cursor that the client should see. */

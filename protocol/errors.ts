@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   STORE_CLOSED: 'the store is closed (or was reopened after a failed write while a read was under way: read again)',
   STORE_WRITE_FAILED: 'the store could not write (disk full or I/O error); nothing was applied',
   STORE_CORRUPT: 'the store holds a record that cannot be decoded',
+  USER_LIMIT_REACHED: 'the server holds its 1,000 users and each was used within the last day: a new user is refused until room is made',
   SYNC_RESTRICTED: 'import/export of synchronized data is refused while client synchronization runs',
   // import / export
   IMPORT_INVALID: 'the import file is missing, damaged, truncated, of another program or of an unsupported format; nothing was imported',

@@ -12,6 +12,11 @@ export const MIN_PROTOCOL_VERSION = 1;
 export const MAX_GROUP_DEVICES = 10;
 /** Users held by the server; clients keep at most as many. */
 export const MAX_USERS = 1000;
+/**
+ * A user used (a login, a change) within this long is never deleted to make room for a new user on the
+ * server: past the bound, such a newcomer is refused (USER_LIMIT_REACHED) instead.
+ */
+export const USER_EVICTION_GRACE_MS = 24 * 3_600_000;
 /** Default port of a server. */
 export const DEFAULT_PORT = 8443;
 

@@ -9,7 +9,7 @@
  * recognised and answered without being applied twice.
  */
 import { MfpError, type ErrorCode } from '../protocol/errors.js';
-import { MAX_VALUE_BYTES } from '../protocol/limits.js';
+import { MAX_VALUE_BYTES, USER_EVICTION_GRACE_MS } from '../protocol/limits.js';
 import { itemValue } from '../protocol/validate.js';
 import { blankLocalParts, catalogItem, parseEntity, type CatalogItem, type EntityKey } from './catalog.js';
 import { Keys, parseSeqPart } from './keys.js';
@@ -96,7 +96,26 @@ export interface EntityUpload {
   items: Record<string, unknown>;
 }
 
-/** The server's store. */
+/** Newcomers of one device refused because every user of the full group was used within the grace (health names it). */
+export interface CrowdedOut {
+  deviceId: string;
+  /** Newcomers refused since the first refusal, and when. */
+  refused: number;
+  since: number;
+  last: number;
+  /** A few of the refused users, for the message. */
+  users: string[];
+}
+
+/**
+ * The server's store.
+ *
+ * Holds (which client gets which user's changes) live on disk only for users the group has: a hold is
+ * written with an accepted change of the user, or when a client logs in or offers a user that exists.
+ * A client that logs in (or offers) a user the group does not have is *wanted*, in memory only, at most
+ * the user bound per device, oldest dropped first, until the user is created, when it becomes a hold in
+ * the same batch: so refused input and logins of unknown users leave nothing on disk and bounded memory.
+ */
 export class GroupStore extends Store {
   #seq = 0;
   #epoch = '';
@@ -104,8 +123,17 @@ export class GroupStore extends Store {
   #devices = new Map<string, DeviceRecord>();
   #removed = new Set<string>();
   #holds = new Map<string, Set<EntityKey>>();
+  /** Users a device asked for that the group does not have (memory only, bounded; see above). */
+  #wanted = new Map<string, Set<EntityKey>>();
+  /** Wanted holds made holds by the batch being built; given back to `#wanted` if it fails. */
+  #pendingHolds: { device: string; e: EntityKey }[] = [];
+  /** Records written before holds were bounded that name users the group does not have: dropped at open. */
+  #stale: string[] = [];
+  #crowdedOut = new Map<string, CrowdedOut>();
   /** Keys of the per-device copies (SPEC §4), so batch builders can drop them without reading. */
   #copyKeys = new Set<string>();
+  /** Per device, the users it has copies of and when it last wrote one (the copies' bound). */
+  #copyUsers = new Map<string, Map<string, { at: number; items: Set<string> }>>();
   /** Entries of the batch being built; published when it is on disk. */
   #pendingFeed: FeedEntry[] = [];
   /** Recent committed entries, in seq order without gaps, so live fan-out needs no disk read. */
@@ -117,6 +145,7 @@ export class GroupStore extends Store {
   static async open(options: StoreOptions & { epoch?: () => string }): Promise<GroupStore> {
     const store = new GroupStore(options);
     await store.load();
+    await store.#dropStale();
     if (!store.#epoch) {
       store.#epoch = (options.epoch ?? randomEpoch)();
       await store.setMeta({ epoch: store.#epoch, epochStartSeq: store.#seq });
@@ -140,11 +169,36 @@ export class GroupStore extends Store {
     }
     for await (const [k] of this.kv.entries({ gt: Keys.removed(''), lt: 'R\x01' })) this.#removed.add(Keys.split(k)[1]!);
     this.#copyKeys.clear();
-    for await (const [k] of this.kv.entries(Keys.allCopies())) this.#copyKeys.add(k);
+    this.#copyUsers.clear();
+    for await (const [k, bytes] of this.kv.entries(Keys.allCopies())) this.#addCopy(k, decodeRecord<{ at: number }>(bytes, k).at);
+    this.#stale = [];
     for await (const [k] of this.kv.entries(Keys.allHolds())) {
       const [, dev, entity] = Keys.split(k);
-      this.#holdSet(dev!).add(entity!);
+      if (this.#isUser(entity as EntityKey)) this.#holdSet(dev!).add(entity as EntityKey);
+      else this.#stale.push(k);
     }
+    // A user with no item on the group is what a login (fetch) of an unknown user left behind before
+    // logins stopped creating users: it only took a place under the user bound.
+    for (const { name } of this.users()) if (!this.index.has(`u:${name}`)) this.#stale.push(Keys.user(name));
+  }
+
+  /** Deletes what `reloadIndex` found stale (holds of users the group does not have, empty users). */
+  async #dropStale(): Promise<void> {
+    const stale = this.#stale;
+    this.#stale = [];
+    if (stale.length === 0) return;
+    await this.commit((tx) => {
+      for (const k of stale) {
+        tx.del(k);
+        const [tag, name] = Keys.split(k);
+        if (tag === 'U') this.userUse.delete(name!);
+      }
+    });
+  }
+
+  /** Whether the entity is a user the group has (an item, or a record of use). */
+  #isUser(e: EntityKey): boolean {
+    return e.startsWith('u:') && (this.index.has(e) || this.userUse.has(e.slice(2)));
   }
 
   /** Sequence number of the latest committed change. */
@@ -165,6 +219,10 @@ export class GroupStore extends Store {
   protected override afterCommit(ok: boolean): void {
     const entries = this.#pendingFeed;
     this.#pendingFeed = [];
+    const madeHolds = this.#pendingHolds;
+    this.#pendingHolds = [];
+    // The batch that created these users failed: the devices still want them.
+    if (!ok) for (const { device, e } of madeHolds) this.#want(device, e);
     if (!ok || entries.length === 0) return;
     this.#ring.push(...entries);
     if (this.#ring.length > GroupStore.RING_SIZE) this.#ring.splice(0, this.#ring.length - GroupStore.RING_SIZE);
@@ -235,6 +293,13 @@ export class GroupStore extends Store {
         outcomes.push({ c: change.c, status: 'rejected', code: problem.code, message: problem.message });
         continue;
       }
+      const crowded = this.#crowdedTx(change.e, deviceId, at);
+      if (crowded) {
+        outcomes.push({ c: change.c, status: 'rejected', code: 'USER_LIMIT_REACHED', message: crowded });
+        continue;
+      }
+      // The device writes this user: it holds it from now on (it has the user's data).
+      this.#holdTx(tx, deviceId, change.e);
       const cur = this.index.get(change.e)?.get(change.n);
       const base = change.base === -1 ? this.#epochStartSeq : change.base;
       if (cur && cur.v > base && cur.by !== deviceId) {
@@ -287,6 +352,7 @@ export class GroupStore extends Store {
     tx.put(Keys.log(seq), { e, del: true, by } satisfies LogRecord);
     tx.put(Keys.meta('seq'), seq);
     for (const [dev, set] of this.#holds) if (set.delete(e)) tx.del(Keys.hold(dev, e));
+    for (const set of this.#wanted.values()) set.delete(e);
     if (e.startsWith('u:')) this.#dropCopiesTx(tx, (_device, user) => user === e.slice(2));
     const entry: FeedEntry = { seq, e, del: true, by };
     this.#pendingFeed.push(entry);
@@ -296,7 +362,67 @@ export class GroupStore extends Store {
   #touchTx(tx: Tx, e: EntityKey, at: number): FeedEntry[] {
     const parsed = parseEntity(e)!;
     if (parsed.kind !== 'user') return [];
-    return this.touchUserTx(tx, parsed.id, at).map((u) => this.#lastTombstone.get(u)!);
+    const isNew = !this.userUse.has(parsed.id);
+    // Taken out as read: the map only carries a tombstone from evictUserTx to here (else it would keep
+    // one entry per user ever evicted).
+    const evicted = this.touchUserTx(tx, parsed.id, at).map((u) => {
+      const tombstone = this.#lastTombstone.get(u)!;
+      this.#lastTombstone.delete(u);
+      return tombstone;
+    });
+    // A user the group now has: the devices that asked for it hold it.
+    if (isNew) {
+      for (const [device, wanted] of this.#wanted) {
+        if (!wanted.delete(e)) continue;
+        this.#pendingHolds.push({ device, e });
+        this.#holdTx(tx, device, e);
+      }
+    }
+    return evicted;
+  }
+
+  /**
+   * Why a write of `e` by `deviceId` would need room the group cannot make, or undefined. The seed rule
+   * stands — past the bound the least recently used user is deleted — except that a user used within
+   * the grace (a day) is never deleted to make room for a newcomer: one machine creating users in a
+   * burst cannot empty the group. The newcomer is refused until room is made (a day passes, an
+   * administrator deletes users); each refusal is counted against the device for its health.
+   */
+  #crowdedTx(e: EntityKey, deviceId: string, at: number): string | undefined {
+    const user = e.startsWith('u:') ? e.slice(2) : undefined;
+    if (user === undefined || this.userUse.has(user)) return undefined;
+    if (this.#hasRoom(at)) {
+      // There is room (or it can be made): this device's newcomers are accepted again.
+      this.#crowdedOut.delete(deviceId);
+      return undefined;
+    }
+    // An administrator's own write on the server is refused to the shell at once: no device to name.
+    if (this.#devices.has(deviceId)) {
+      const rec = this.#crowdedOut.get(deviceId) ?? { deviceId, refused: 0, since: at, last: at, users: [] };
+      rec.refused++;
+      rec.last = at;
+      if (rec.users.length < 5) rec.users.push(user);
+      this.#crowdedOut.set(deviceId, rec);
+    }
+    const hours = Math.round(USER_EVICTION_GRACE_MS / 3_600_000);
+    return `the group holds ${this.maxUsers} users and each was used within the last ${hours} h: new user ${JSON.stringify(user)} refused until room is made`;
+  }
+
+  /**
+   * Devices whose newcomers were refused for want of room (SPEC §2's bound under a burst), for health:
+   * until there is room again (an administrator deleted users, or a user's last use left the grace).
+   */
+  crowdedOut(): CrowdedOut[] {
+    if (this.#crowdedOut.size > 0 && this.#hasRoom(this.now())) this.#crowdedOut.clear();
+    return [...this.#crowdedOut.values()];
+  }
+
+  /** Whether a newcomer would be accepted now: below the bound, or the least recently used user is past the grace. */
+  #hasRoom(at: number): boolean {
+    if (this.userUse.size < this.maxUsers) return true;
+    let oldest = Infinity;
+    for (const used of this.userUse.values()) if (used < oldest) oldest = used;
+    return oldest <= at - USER_EVICTION_GRACE_MS;
   }
 
   #lastTombstone = new Map<string, FeedEntry>();
@@ -307,26 +433,39 @@ export class GroupStore extends Store {
 
   /**
    * Creates the entities a joining client uploads. An entity that exists by now (another client got
-   * there first) is skipped: the first client to connect wins.
+   * there first) is skipped: the first client to connect wins. A new user the bound has no room for is
+   * refused (see #crowdedTx).
    */
-  async createEntities(deviceId: string, uploads: readonly EntityUpload[]): Promise<{ created: EntityKey[]; skipped: EntityKey[]; feed: FeedEntry[] }> {
+  async createEntities(
+    deviceId: string,
+    uploads: readonly EntityUpload[],
+  ): Promise<{ created: EntityKey[]; skipped: EntityKey[]; refused: { e: EntityKey; message: string }[]; feed: FeedEntry[] }> {
     return this.commit((tx) => {
       const created: EntityKey[] = [];
       const skipped: EntityKey[] = [];
       const feed: FeedEntry[] = [];
+      const refused: { e: EntityKey; message: string }[] = [];
       const at = this.now();
       for (const up of uploads) {
         if (this.hasEntity(up.e)) {
+          this.#holdTx(tx, deviceId, up.e);
           skipped.push(up.e);
           continue;
         }
         const valid = Object.keys(up.items).flatMap((n) => checkChange({ c: 0, e: up.e, n, val: up.items[n], base: 0 }, true).form ?? []);
         if (valid.length === 0) continue;
+        // Neither created nor skipped: the client keeps its copy and offers it again at its next join.
+        const crowded = this.#crowdedTx(up.e, deviceId, at);
+        if (crowded) {
+          refused.push({ e: up.e, message: crowded });
+          continue;
+        }
+        this.#holdTx(tx, deviceId, up.e);
         for (const form of valid) feed.push(this.#writeTx(tx, up.e, form.n, up.items[form.n], deviceId, at, form));
         feed.push(...this.#touchTx(tx, up.e, at));
         created.push(up.e);
       }
-      return { created, skipped, feed };
+      return { created, skipped, refused, feed };
     });
   }
 
@@ -337,9 +476,19 @@ export class GroupStore extends Store {
     return this.commit((tx) => keys.filter(exists).map((e) => this.#deleteTx(tx, e, by)));
   }
 
-  /** Records a login: the user's last use moves to now. Returns tombstones of users the bound evicted. */
-  async touchUser(user: string): Promise<FeedEntry[]> {
-    return this.commit((tx) => this.#touchTx(tx, `u:${user}`, this.now()), { sync: false });
+  /**
+   * Records a login of a user the group has: its last use moves to now. A user the group does not have
+   * is not created by a login (SPEC §6): it would take a place under the bound with no data. Returns
+   * whether the user was known.
+   */
+  async touchUser(user: string): Promise<boolean> {
+    if (!this.userUse.has(user)) return false;
+    return this.commit((tx) => {
+      // Deleted meanwhile (an eviction, Delete User Data): not brought back.
+      if (!this.userUse.has(user)) return false;
+      this.touchUserTx(tx, user);
+      return true;
+    }, { sync: false });
   }
 
   /** Committed entries after `seq`, oldest first, with current values, at most `limit`. */
@@ -401,15 +550,54 @@ export class GroupStore extends Store {
     });
   }
 
-  /** Stores a device's own copies of device-scope items (not shared, not logged, never fanned out). */
-  putCopies(device: string, copies: readonly { user: string; item: string; val: unknown }[]): Promise<void> {
+  /**
+   * Stores a device's own copies of device-scope items (not shared, not logged, never fanned out). Each
+   * is checked as a change is; a refused one is not stored and is returned (by index) with its problem.
+   * A device keeps copies of at most the user bound of users, as its own store does: past it, the
+   * copies of the user it wrote longest ago go.
+   */
+  putCopies(device: string, copies: readonly { user: string; item: string; val: unknown }[]): Promise<{ i: number; code: ErrorCode; message: string }[]> {
     return this.commit((tx) => {
-      for (const c of copies) {
+      const refused: { i: number; code: ErrorCode; message: string }[] = [];
+      const at = this.now();
+      copies.forEach((c, i) => {
+        const { problem } = checkChange({ c: 0, e: `u:${c.user}`, n: c.item, val: c.val, base: 0 });
+        if (problem) {
+          refused.push({ i, ...problem });
+          return;
+        }
         const k = Keys.copy(device, c.user, c.item);
-        tx.put(k, { val: c.val, at: this.now() });
-        this.#copyKeys.add(k);
-      }
+        tx.put(k, { val: c.val, at });
+        this.#addCopy(k, at);
+        const users = this.#copyUsers.get(device)!;
+        while (users.size > this.maxUsers) {
+          let oldest: string | undefined;
+          let oldestAt = Infinity;
+          for (const [u, { at: written }] of users) if (u !== c.user && written < oldestAt) [oldest, oldestAt] = [u, written];
+          if (oldest === undefined) break;
+          // Its keys are known: no walk over every copy of the group.
+          for (const item of users.get(oldest)!.items) {
+            const old = Keys.copy(device, oldest, item);
+            tx.del(old);
+            this.#copyKeys.delete(old);
+          }
+          users.delete(oldest);
+        }
+      });
+      return refused;
     });
+  }
+
+  /** Notes a copy's key and when its user's copies were last written. */
+  #addCopy(k: string, at: number): void {
+    const [, device, user, item] = Keys.split(k) as [string, string, string, string];
+    let users = this.#copyUsers.get(device);
+    if (!users) this.#copyUsers.set(device, (users = new Map()));
+    const u = users.get(user) ?? { at, items: new Set<string>() };
+    u.at = Math.max(u.at, at);
+    u.items.add(item);
+    users.set(user, u);
+    this.#copyKeys.add(k);
   }
 
   /** Deletes the copies a predicate selects, inside a batch. */
@@ -419,6 +607,10 @@ export class GroupStore extends Store {
       if (drop(device!, user!, item!)) {
         tx.del(k);
         this.#copyKeys.delete(k);
+        // The user's other copies on this device may remain: its entry goes with its last copy.
+        const users = this.#copyUsers.get(device!);
+        const u = users?.get(user!);
+        if (u && u.items.delete(item!) && u.items.size === 0) users!.delete(user!);
       }
     }
   }
@@ -483,8 +675,7 @@ export class GroupStore extends Store {
         this.#dropCopiesTx(tx, (device) => device === d.id);
         this.#devices.delete(d.id);
         tx.del(Keys.device(d.id));
-        for (const e of this.#holds.get(d.id) ?? []) tx.del(Keys.hold(d.id, e));
-        this.#holds.delete(d.id);
+        this.#forgetHoldsTx(tx, d.id);
       }
       const known = this.#devices.get(self.id);
       this.#putDeviceTx(tx, { ...self, ...(known ? { lastCounter: known.lastCounter, cursor: known.cursor, admittedAt: known.admittedAt } : {}), self: true });
@@ -506,8 +697,7 @@ export class GroupStore extends Store {
       tx.del(Keys.device(id));
       tx.put(Keys.removed(id), { at: this.now() });
       this.#removed.add(id);
-      for (const e of this.#holds.get(id) ?? []) tx.del(Keys.hold(id, e));
-      this.#holds.delete(id);
+      this.#forgetHoldsTx(tx, id);
       return true;
     });
   }
@@ -518,28 +708,82 @@ export class GroupStore extends Store {
     return set;
   }
 
-  /** Entities a device holds. */
-  holds(device: string): ReadonlySet<EntityKey> {
-    return this.#holdSet(device);
+  /** Drops every hold and wanted user of a device (removed, or replaced by a take-over). */
+  #forgetHoldsTx(tx: Tx, device: string): void {
+    for (const e of this.#holds.get(device) ?? []) tx.del(Keys.hold(device, e));
+    this.#holds.delete(device);
+    this.#wanted.delete(device);
+    this.#crowdedOut.delete(device);
   }
 
-  /** Adds and removes holds of a device. The in-memory set changes at once, before the write. */
+  /** Records inside a batch that a device holds a user the group has (or creates in this batch). */
+  #holdTx(tx: Tx, device: string, e: EntityKey): void {
+    // An administrator's write on the server (`admin:…`) is no session: nothing to hold.
+    if (!e.startsWith('u:') || !this.#devices.has(device)) return;
+    const set = this.#holdSet(device);
+    if (set.has(e)) return;
+    set.add(e);
+    this.#wanted.get(device)?.delete(e);
+    tx.put(Keys.hold(device, e), 1);
+  }
+
+  /** Keeps in memory that a device wants a user the group does not have: at most the user bound, oldest dropped. */
+  #want(device: string, e: EntityKey): void {
+    let set = this.#wanted.get(device);
+    if (!set) this.#wanted.set(device, (set = new Set()));
+    set.delete(e);
+    set.add(e);
+    while (set.size > this.maxUsers) set.delete(set.values().next().value!);
+  }
+
+  /** Users a device holds on disk (the group has them). */
+  holds(device: string): ReadonlySet<EntityKey> {
+    return this.#holds.get(device) ?? EMPTY;
+  }
+
+  /** Users a device asked for that the group does not have yet (memory only, bounded). */
+  wanted(device: string): ReadonlySet<EntityKey> {
+    return this.#wanted.get(device) ?? EMPTY;
+  }
+
+  /** Whether a device is sent the changes of a user: it holds it, or asked for it before it existed. */
+  isHeld(device: string, e: EntityKey): boolean {
+    return this.#holds.get(device)?.has(e) === true || this.#wanted.get(device)?.has(e) === true;
+  }
+
+  /**
+   * A device holds (add) or no longer holds (remove) users: a login's fetch, a join's offer, a release.
+   * A user the group has becomes a hold on disk; one it does not have is only wanted, in memory (see the
+   * class comment); other entities are not held (every client gets them). The in-memory sets change at
+   * once, before the write: a change committed meanwhile is sent twice at worst, never missed.
+   */
   updateHolds(device: string, add: readonly EntityKey[], remove: readonly EntityKey[] = []): Promise<void> {
     const set = this.#holdSet(device);
-    const added = add.filter((e) => !set.has(e));
-    const removed = remove.filter((e) => set.has(e));
-    for (const e of added) set.add(e);
-    for (const e of removed) set.delete(e);
+    const added: EntityKey[] = [];
+    for (const e of add) {
+      if (!e.startsWith('u:') || set.has(e)) continue;
+      if (!this.#isUser(e)) {
+        this.#want(device, e);
+        continue;
+      }
+      set.add(e);
+      added.push(e);
+    }
+    const removed = remove.filter((e) => set.delete(e));
+    for (const e of remove) this.#wanted.get(device)?.delete(e);
     if (added.length + removed.length === 0) return Promise.resolve();
     return this.commit(
       (tx) => {
-        for (const e of added) tx.put(Keys.hold(device, e), 1);
+        // Deleted between the check and this batch: its hold was dropped with it.
+        for (const e of added) if (this.#isUser(e)) tx.put(Keys.hold(device, e), 1);
         for (const e of removed) tx.del(Keys.hold(device, e));
       },
       { sync: false },
     );
   }
 }
+
+const EMPTY: ReadonlySet<EntityKey> = new Set();
 
 /** An item value in the form the group stores: local parts blanked, keys sorted, hashed and encoded once. */
 interface GroupForm {

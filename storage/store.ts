@@ -83,6 +83,19 @@ export interface StoreOptions {
   maxUsers?: number;
   /** Sync log and conflict log entries kept, each; older ones are deleted. */
   maxLogEntries?: number;
+  /** Bytes of records the sync log and the conflict log keep, each (16 MiB); older entries are deleted. */
+  maxLogBytes?: number;
+}
+
+/** A bounded log's keys, oldest first, with the sizes of their records. */
+interface LogIndex {
+  keys: string[];
+  sizes: number[];
+  bytes: number;
+}
+
+function emptyLog(): LogIndex {
+  return { keys: [], sizes: [], bytes: 0 };
 }
 
 /** A batch being built. Builders add ops; the writer commits them with the rest of the group. */
@@ -123,6 +136,7 @@ export class Store {
   readonly maxUsers: number;
   protected readonly durability: Durability;
   protected readonly maxLogEntries: number;
+  protected readonly maxLogBytes: number;
   /** entity → item name → state */
   protected readonly index = new Map<EntityKey, Map<string, ItemState>>();
   /** user name → last use (ms) */
@@ -132,8 +146,8 @@ export class Store {
   #closed = false;
   /** Tie-breaker of log keys written in the same millisecond; continues from disk after a restart. */
   #tick = 0;
-  #syncLogKeys: string[] = [];
-  #conflictKeys: string[] = [];
+  #syncLog = emptyLog();
+  #conflictLog = emptyLog();
   #writeError: MfpError | undefined;
   /** A batch failed: the backend is reopened and the index reloaded before the next one is built. */
   #mustRecover = false;
@@ -146,6 +160,7 @@ export class Store {
     this.durability = options.durability ?? 'fsync';
     this.maxUsers = options.maxUsers ?? MAX_USERS;
     this.maxLogEntries = options.maxLogEntries ?? 10_000;
+    this.maxLogBytes = options.maxLogBytes ?? 16 * 2 ** 20;
   }
 
   /** Opens the backend and loads the index. */
@@ -158,7 +173,7 @@ export class Store {
   protected async reloadIndex(): Promise<void> {
     this.index.clear();
     this.userUse.clear();
-    this.#syncLogKeys = [];
+    this.#syncLog = emptyLog();
     for await (const [k, bytes] of this.kv.entries(Keys.allItems())) {
       const [, entity, item] = Keys.split(k);
       this.#setIndex(entity!, item!, decodeItemHead(bytes, k));
@@ -166,18 +181,25 @@ export class Store {
     for await (const [k, bytes] of this.kv.entries(Keys.allUsers())) {
       this.userUse.set(Keys.split(k)[1]!, decodeRecord<{ lastUsed: number }>(bytes, k).lastUsed);
     }
-    this.#conflictKeys = [];
-    for await (const [k] of this.kv.entries(Keys.allSyncLog())) this.#syncLogKeys.push(k);
-    for await (const [k] of this.kv.entries(Keys.allConflicts())) this.#conflictKeys.push(k);
-    this.#tick = 1 + Math.max(-1, ...[...this.#syncLogKeys, ...this.#conflictKeys].map((k) => parseSeqPart(Keys.split(k)[2]!)));
+    this.#conflictLog = emptyLog();
+    for await (const [k, bytes] of this.kv.entries(Keys.allSyncLog())) logPush(this.#syncLog, k, bytes.length);
+    for await (const [k, bytes] of this.kv.entries(Keys.allConflicts())) logPush(this.#conflictLog, k, bytes.length);
+    this.#tick = 1 + Math.max(-1, ...[...this.#syncLog.keys, ...this.#conflictLog.keys].map((k) => parseSeqPart(Keys.split(k)[2]!)));
   }
 
-  /** Appends to a bounded log inside a batch: the oldest entries go. */
-  #appendBoundedTx(tx: Tx, keys: string[], key: (at: number, n: number) => string, entry: { at: number }): void {
+  /**
+   * Appends to a bounded log inside a batch: the oldest entries go, past a count and past a size — a
+   * peer's values that lose (up to 256 KiB each) cannot fill the disk through the conflict log.
+   */
+  #appendBoundedTx(tx: Tx, log: LogIndex, key: (at: number, n: number) => string, entry: { at: number }): void {
     const k = key(entry.at, this.#tick++);
     tx.put(k, entry);
-    keys.push(k);
-    while (keys.length > this.maxLogEntries) tx.del(keys.shift()!);
+    const op = tx.ops[tx.ops.length - 1]!;
+    logPush(log, k, op.type === 'put' ? op.value.length : 0);
+    while (log.keys.length > this.maxLogEntries || (log.bytes > this.maxLogBytes && log.keys.length > 1)) {
+      tx.del(log.keys.shift()!);
+      log.bytes -= log.sizes.shift()!;
+    }
   }
 
   /** Closes the store after pending writes. */
@@ -473,7 +495,7 @@ export class Store {
 
   /** Adds conflict entries inside a batch. */
   protected addConflictTx(tx: Tx, entry: ConflictInput): void {
-    this.#appendBoundedTx(tx, this.#conflictKeys, Keys.conflict, entry);
+    this.#appendBoundedTx(tx, this.#conflictLog, Keys.conflict, entry);
   }
 
   /** Adds a conflict entry. */
@@ -498,7 +520,7 @@ export class Store {
 
   /** Appends to the sync log (bounded: the oldest entries go). Not fsync'ed: a log line is not data. */
   appendLog(entry: SyncLogEntry): Promise<void> {
-    return this.commit((tx) => this.#appendBoundedTx(tx, this.#syncLogKeys, Keys.syncLog, entry), { sync: false });
+    return this.commit((tx) => this.#appendBoundedTx(tx, this.#syncLog, Keys.syncLog, entry), { sync: false });
   }
 
   /** Reads the sync log, oldest first, at or above a level. */
@@ -511,4 +533,10 @@ export class Store {
     }
     return out;
   }
+}
+
+function logPush(log: LogIndex, key: string, size: number): void {
+  log.keys.push(key);
+  log.sizes.push(size);
+  log.bytes += size;
 }

@@ -30,6 +30,12 @@ const CASES: [string, HealthFacts, 'green' | 'yellow' | 'red', string[]][] = [
   ['900 of 1000 users', { now: NOW, users: [{ store: 'group', count: 900, max: 1000 }] }, 'yellow', ['USER_LIMIT_NEAR']],
   ['899 of 1000 users', { now: NOW, users: [{ store: 'group', count: 899, max: 1000 }] }, 'green', []],
   [
+    'a server whose full group refused a device\'s new users',
+    { now: NOW, users: [{ store: 'group', count: 1000, max: 1000 }], crowdedOut: [{ deviceId: 'd3', name: 'C', refused: 7, since: NOW - 5000, users: ['x1', 'x2'] }] },
+    'red',
+    ['USER_LIMIT_REACHED', 'USER_LIMIT_NEAR'],
+  ],
+  [
     'everything at once: red reasons come first',
     {
       now: NOW,
@@ -57,6 +63,8 @@ test('health reasons say what a technician needs: the queue, the server, the ske
   t.regex(assessHealth({ now: NOW, clients: [{ deviceId: 'd2', name: 'B', skewMs: -120_000 }] }).reasons[0]!.message, /^the clock of B \(d2\) is 120 s behind the server's$/);
   t.regex(assessHealth({ now: NOW, client: { ...live, state: 'refused', error: { code: 'AUTH_INCORRECT', message: 'bad password' } } }).reasons[0]!.message,
     /^refused by the server 10\.0\.0\.5:8443: bad password$/);
+  t.regex(assessHealth({ now: NOW, crowdedOut: [{ deviceId: 'd3', name: 'C', refused: 7, since: NOW, users: ['x1', 'x2'] }] }).reasons[0]!.message,
+    /^C \(d3\) tried to add 7 new user\(s\) since .* \("x1", "x2", …\) while every user of the full group was used within the last day/);
 });
 
 test('status: green when live, red when the server refused the client, yellow when offline and queueing', async (t) => {

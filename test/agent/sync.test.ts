@@ -3,7 +3,7 @@
  * SPEC §3: join (server wins, client-only users uploaded, first client wins), login fetch, live deltas.
  */
 import test from 'ava';
-import { AgentProcess, joinClient, startServer } from '../helpers/agents.js';
+import { AgentProcess, freePort, joinClient, startServer } from '../helpers/agents.js';
 
 test('seed scenario: the first client to connect wins; the second gets its data and uploads the rest', async (t) => {
   const { server, port } = await startServer(t);
@@ -101,7 +101,9 @@ test('send destinations in job defaults stay on their machine', async (t) => {
 });
 
 test('beyond the user bound the server deletes the least recently used user, on its holders too', async (t) => {
-  const { server, port } = await startServer(t, { maxUsers: 3 });
+  // The users are made while the server's clock reads a day earlier: by its restart, a day has passed
+  // since their last use, so the bound may delete them (a user used within the last day never goes).
+  const { server, port } = await startServer(t, { maxUsers: 3, port: await freePort(), runArgs: ['--clock-skew', String(-86_400_000)] });
   const a = await AgentProcess.spawn(t, { name: 'A' });
   await joinClient(a, port);
   for (const u of ['old', 'mid', 'new']) {
@@ -109,6 +111,9 @@ test('beyond the user bound the server deletes the least recently used user, on 
     await a.ok('user', 'set', u, 'home', '{}');
     await a.waitFor((e) => e.event === 'changes-acked' && e.queued === 0, 15_000, m);
   }
+  await server.kill();
+  server.options.runArgs = [];
+  await server.start();
   await server.ok('login', 'old'); // 'old' is used again: 'mid' is now the least recently used
   const mark = a.events.length;
   await a.ok('user', 'set', 'newest', 'home', '{}');

@@ -9,11 +9,12 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { MfpError, type ErrorCode } from '../../protocol/errors.js';
-import { MAX_VALUE_BYTES } from '../../protocol/limits.js';
+import { MAX_VALUE_BYTES, USER_EVICTION_GRACE_MS as DAY } from '../../protocol/limits.js';
 import { GroupStore, type DeviceRecord, type FeedEntry, type IncomingChange } from '../../storage/group-store.js';
 import type { KvOp, KvRange, KvSnapshot, KvStore, KvWriteOptions } from '../../storage/kv.js';
 import { LocalStore, type QueuedChange } from '../../storage/local-store.js';
-import { decodeRecord, valueHash } from '../../storage/records.js';
+import { Keys } from '../../storage/keys.js';
+import { decodeRecord, encodeRecord, valueHash } from '../../storage/records.js';
 import type { ItemRecord, StoreOptions } from '../../storage/store.js';
 
 /** Makes a fresh, unopened backend for one test. */
@@ -454,9 +455,10 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
       clock.t = at;
       await store.applyChanges('A', [change(++c, `u:${u}`, 'home', { u }), change(++c, `u:${u}`, 'language', { u })]);
     }
-    clock.t = 4000;
-    t.deepEqual(await store.touchUser('u1'), [], 'touching a known user evicts nobody');
-    clock.t = 5000;
+    // A day later: nobody was used within the grace, so the seed rule applies as it is.
+    clock.t = DAY + 4000;
+    t.true(await store.touchUser('u1'), 'touching a known user evicts nobody');
+    clock.t = DAY + 5000;
     const res = await store.applyChanges('A', [change(++c, 'u:u4', 'home', { u: 'u4' })]);
     t.deepEqual(res.outcomes, [{ c, status: 'applied', v: 7 }]);
     t.deepEqual(res.feed, [
@@ -466,25 +468,55 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.false(store.hasEntity('u:u2'));
     t.is(await store.readItem('u:u2', 'home'), undefined);
     t.deepEqual(store.users(), [
-      { name: 'u4', lastUsed: 5000 },
-      { name: 'u1', lastUsed: 4000 },
+      { name: 'u4', lastUsed: DAY + 5000 },
+      { name: 'u1', lastUsed: DAY + 4000 },
       { name: 'u3', lastUsed: 3000 },
     ]);
     const log = await store.logAfter(0, 100);
     t.false(log.some((f) => f.e === 'u:u2' && !f.del), 'an item of the evicted user is still in the log');
     t.deepEqual(log.at(-1), { seq: 8, e: 'u:u2', del: true, by: 'bound' });
 
-    // createEntities and touchUser enforce the bound too.
-    clock.t = 6000;
+    // createEntities enforces the bound too; a login of an unknown user creates nobody (SPEC §6).
+    clock.t = DAY + 6000;
     const created = await store.createEntities('B', [{ e: 'u:u5', items: { home: {} } }]);
     t.deepEqual(created.feed.at(-1), { seq: 10, e: 'u:u3', del: true, by: 'bound' });
-    clock.t = 7000;
-    t.deepEqual(await store.touchUser('u6'), [{ seq: 11, e: 'u:u1', del: true, by: 'bound' }]);
+    clock.t = DAY + 7000;
+    t.false(await store.touchUser('u6'));
     t.deepEqual(
       store.users().map((u) => u.name),
-      ['u6', 'u5', 'u4'],
+      ['u5', 'u4', 'u1'],
     );
-    t.deepEqual(store.entities().sort(), ['u:u4', 'u:u5']);
+    t.deepEqual(store.entities().sort(), ['u:u1', 'u:u4', 'u:u5']);
+    t.deepEqual(store.crowdedOut(), []);
+  });
+
+  test(`${name}: group: a user used within the last day is never deleted for a newcomer: the newcomer is refused`, async (t) => {
+    const { store, clock } = await groupWithDevices(t, { maxUsers: 3 });
+    clock.t = 10_000;
+    await store.applyChanges('A', [change(1, 'u:u1', 'home', {}), change(2, 'u:u2', 'home', {}), change(3, 'u:u3', 'home', {})]);
+    clock.t = 20_000;
+    const burst = await store.applyChanges('B', [change(1, 'u:x1', 'home', {}), change(2, 'u:x2', 'language', {}), change(3, 'u:u1', 'home', { n: 1 }, 1)]);
+    t.like(burst.outcomes[0], { c: 1, status: 'rejected', code: 'USER_LIMIT_REACHED' });
+    t.like(burst.outcomes[1], { c: 2, status: 'rejected', code: 'USER_LIMIT_REACHED' });
+    t.deepEqual(burst.outcomes[2], { c: 3, status: 'applied', v: 4 }, 'a change of a user the group has still goes through');
+    const up = await store.createEntities('B', [{ e: 'u:x3', items: { home: {} } }]);
+    t.deepEqual([up.created, up.skipped], [[], []], 'a refused upload is neither created nor skipped: the client keeps it');
+    t.is(up.refused[0]?.e, 'u:x3');
+    t.deepEqual(store.users().map((u) => u.name).sort(), ['u1', 'u2', 'u3']);
+    t.false([...store.holds('B')].some((e) => e.startsWith('u:x')), 'a refused newcomer left a hold');
+    t.like(store.crowdedOut(), [{ deviceId: 'B', refused: 3, since: 20_000, users: ['x1', 'x2', 'x3'] }]);
+    // An administrator's write is refused the same way, but names no device.
+    const admin = await store.applyChanges('admin:S', [change(0, 'u:x4', 'home', {})]);
+    t.like(admin.outcomes[0], { status: 'rejected', code: 'USER_LIMIT_REACHED' });
+    t.is(store.crowdedOut().length, 1);
+
+    // A day after u2's last use it may go: room is made, the device's next newcomer is accepted and
+    // its health record ends.
+    clock.t = 10_000 + DAY;
+    t.deepEqual(store.crowdedOut(), [], 'the refusal still stands once room can be made');
+    const later = await store.applyChanges('B', [change(4, 'u:x1', 'home', {})]);
+    t.like(later.outcomes[0], { status: 'applied' });
+    t.deepEqual(later.feed.at(-1), { seq: 6, e: 'u:u2', del: true, by: 'bound' });
   });
 
   test(`${name}: group: entriesAfter answers from memory what logAfter answers from disk`, async (t) => {
@@ -542,31 +574,58 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.is(batches.length, before, 'an unsubscribed listener was called');
   });
 
-  test(`${name}: group: deleting a user who only logged in removes the user`, async (t) => {
+  test(`${name}: group: a login of a user the group does not have creates nothing`, async (t) => {
     const { store } = await groupWithDevices(t);
-    await store.touchUser('visitor');
-    await store.applyChanges('A', [change(1, 'u:ann', 'home', {})]);
-    t.deepEqual(
-      store.users().map((u) => u.name).sort(),
-      ['ann', 'visitor'],
-    );
-    // Delete User Data lists users by users(): one with no items yet must go too, as deleteLocal does.
-    await store.deleteEntities(['u:visitor', 'u:ann'], 'admin');
-    t.deepEqual(store.users(), [], 'a user with no items survived Delete User Data');
+    t.false(await store.touchUser('visitor'));
+    await store.updateHolds('A', ['u:visitor']);
+    t.deepEqual(store.users(), []);
+    t.deepEqual([...store.holds('A')], [], 'a hold of a user the group does not have was recorded');
+    t.deepEqual([...store.wanted('A')], ['u:visitor']);
+    t.deepEqual(await store.deleteEntities(['u:visitor'], 'admin'), []);
   });
 
   // ---- GroupStore: devices and holds ---------------------------------------------------------------
 
   test(`${name}: group: updateHolds adds and removes; holds reflects it`, async (t) => {
     const { store } = await groupWithDevices(t);
+    await store.applyChanges('B', [change(1, 'u:a', 'home', {}), change(2, 'u:b', 'home', {}), change(3, 'u:c', 'home', {}), change(4, 'd:', 'shared-buttons', [])]);
     t.deepEqual([...store.holds('A')], []);
     await store.updateHolds('A', ['u:a', 'u:b', 'd:']);
-    t.deepEqual([...store.holds('A')].sort(), ['d:', 'u:a', 'u:b']);
+    t.deepEqual([...store.holds('A')].sort(), ['u:a', 'u:b'], 'only users are held (every client gets the rest)');
     await store.updateHolds('A', ['u:c', 'u:b'], ['u:a', 'u:zzz']);
-    t.deepEqual([...store.holds('A')].sort(), ['d:', 'u:b', 'u:c']);
-    t.deepEqual([...store.holds('B')], []);
+    t.deepEqual([...store.holds('A')].sort(), ['u:b', 'u:c']);
+    t.deepEqual([...store.holds('B')].sort(), ['u:a', 'u:b', 'u:c'], 'a writer holds what it wrote');
     await store.updateHolds('A', [], ['d:', 'u:b', 'u:c']);
     t.deepEqual([...store.holds('A')], []);
+  });
+
+  test(`${name}: group: a device's copies of device-scope items are checked like changes and bounded by the user bound`, async (t) => {
+    const { store, clock } = await groupWithDevices(t, { maxUsers: 2 });
+    clock.t = 1000;
+    t.deepEqual(await store.putCopies('A', [{ user: 'u1', item: 'job-defaults', val: { copy: 1 } }, { user: 'u1', item: 'timeline', val: [] }]), []);
+    clock.t = 2000;
+    const refused = await store.putCopies('A', [{ user: 'u2', item: 'no-such-item', val: 1 }, { user: 'u2', item: 'job-defaults', val: undefined }, { user: 'u2', item: 'job-defaults', val: {} }]);
+    t.deepEqual(refused.map((r) => [r.i, r.code]), [[0, 'UNKNOWN_ITEM'], [1, 'INVALID_ARGUMENT']]);
+    await store.putCopies('B', [{ user: 'u9', item: 'job-defaults', val: {} }]);
+    clock.t = 3000;
+    await store.putCopies('A', [{ user: 'u3', item: 'job-defaults', val: { copy: 3 } }]);
+    const users = (copies: { user: string }[]) => [...new Set(copies.map((c) => c.user))].sort();
+    t.deepEqual(users(await store.copiesOf('A')), ['u2', 'u3'], 'the copies of the user written longest ago go first');
+    t.deepEqual(users(await store.copiesOf('B')), ['u9'], 'another device keeps its own');
+  });
+
+  test(`${name}: group: a user wanted before it exists is held once created, and wanted users are bounded`, async (t) => {
+    const { store } = await groupWithDevices(t, { maxUsers: 3 });
+    await store.updateHolds('A', ['u:w1', 'u:w2', 'u:w3', 'u:w4']);
+    t.deepEqual([...store.holds('A')], []);
+    t.deepEqual([...store.wanted('A')], ['u:w2', 'u:w3', 'u:w4'], 'at most the user bound, oldest dropped');
+    t.false(store.isHeld('A', 'u:w1'));
+    t.true(store.isHeld('A', 'u:w3'));
+    await store.applyChanges('B', [change(1, 'u:w3', 'home', {})]);
+    t.deepEqual([...store.holds('A')], ['u:w3'], 'created by another device: now a hold');
+    t.deepEqual([...store.wanted('A')], ['u:w2', 'u:w4']);
+    await store.updateHolds('A', [], ['u:w2']);
+    t.deepEqual([...store.wanted('A')], ['u:w4'], 'a release drops a wanted user');
   });
 
   test(`${name}: group: removeDevice drops the device and its holds; it is refused until admitted again`, async (t) => {
@@ -587,13 +646,36 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
   });
 
   if (reopen) {
+    test(`${name}: group: opening drops what older versions left for users the group does not have`, async (t) => {
+      const { store, kv, clock } = await groupWithDevices(t);
+      await store.applyChanges('A', [change(1, 'u:ann', 'home', {})]);
+      await store.close();
+      // As a version before holds were bounded wrote them: holds of refused users, a login's empty user.
+      const raw = reopen(kv);
+      await raw.open();
+      await raw.write([
+        { type: 'put', key: Keys.hold('A', 'u:ghost'), value: encodeRecord(1) },
+        { type: 'put', key: Keys.hold('B', 'g:1'), value: encodeRecord(1) },
+        { type: 'put', key: Keys.user('visitor'), value: encodeRecord({ lastUsed: 5 }) },
+      ], { sync: true });
+      await raw.close();
+      const again = await GroupStore.open({ kv: reopen(raw), now: clock.now });
+      t.teardown(() => again.close());
+      t.deepEqual([...again.holds('A')], ['u:ann']);
+      t.deepEqual([...again.holds('B')], []);
+      t.deepEqual(again.users().map((u) => u.name), ['ann']);
+      const keys: string[] = [];
+      for await (const [k] of again.kv.entries({ gt: 'H', lt: 'V' })) keys.push(k);
+      t.deepEqual(keys.filter((k) => k.startsWith('H') || k.startsWith('U')), [Keys.hold('A', 'u:ann'), Keys.user('ann')]);
+    });
+
     test(`${name}: group: reopening restores seq, epoch, devices, removals, holds, users, the index and the log`, async (t) => {
       const { store, kv, clock } = await groupWithDevices(t);
       await store.putDevice(deviceRecord('C'));
       clock.t = 2000;
       await store.applyChanges('A', [change(1, 'u:ann', 'home', { n: 1 }), change(2, 'u:ann', 'job-defaults', { fax: { destinations: ['x'], res: 1 } })]);
       await store.applyChanges('B', [change(1, 'u:ann', 'home', { n: 'B' }, 0), change(2, 'g:3', 'address-list', [1])]);
-      await store.updateHolds('A', ['u:ann', 'g:3']);
+      await store.updateHolds('A', ['u:ann', 'g:3', 'u:nobody']);
       await store.updateHolds('C', ['u:ann']);
       await store.removeDevice('C');
       const before = await everything(store);
@@ -606,7 +688,8 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
       t.deepEqual(await everything(again), before);
       t.is(again.device('A')?.lastCounter, 2);
       t.true(again.isRemoved('C'));
-      t.deepEqual([...again.holds('A')].sort(), ['g:3', 'u:ann']);
+      t.deepEqual([...again.holds('A')].sort(), ['u:ann']);
+      t.deepEqual([...again.wanted('A')], [], 'a wanted user is memory only');
       t.deepEqual([...again.holds('C')], []);
       // Served from disk now (the ring starts empty), with the same answer.
       t.deepEqual(await again.entriesAfter(0, 100), before.log);
@@ -967,6 +1050,17 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     );
   });
 
+  test(`${name}: core: the conflict log keeps at most maxLogBytes of records, dropping the oldest`, async (t) => {
+    const { store } = await groupWithDevices(t, { maxLogBytes: 4096 });
+    // A member's changes that lose, each with a 1 KiB value: kept within the byte bound, newest last.
+    await store.applyChanges('B', [change(1, 'u:ann', 'home', { n: 0 })]);
+    const big = 'x'.repeat(1024);
+    for (let c = 1; c <= 8; c++) await store.applyChanges('A', [change(c, 'u:ann', 'home', { big, c }, 0)]);
+    const kept = await store.conflicts();
+    t.true(kept.length >= 2 && kept.length <= 4, `${kept.length} entries kept`);
+    t.is((kept.at(-1)!.value as { c: number }).c, 8);
+  });
+
   test(`${name}: core: a failed batch rejects with STORE_WRITE_FAILED, leaves the index as on disk, and the next write succeeds`, async (t) => {
     const kv = new FlakyKv(makeKv(t));
     const { store, clock } = await groupWithDevices(t, { kv, maxUsers: 2 });
@@ -988,17 +1082,17 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     const before = await state();
 
     kv.failWrites = true;
-    clock.t = 3000;
-    // The batch would rewrite ann, create cat (evicting bob by the bound) and move A's counter.
+    clock.t = 3000 + DAY;
+    // The batch would rewrite ann, create cat (evicting bob, unused for a day, by the bound) and move A's counter.
     const failing = [change(3, 'u:ann', 'home', { n: 2 }, 1), change(4, 'u:cat', 'home', { n: 3 })];
     const err = await t.throwsAsync(store.applyChanges('A', failing));
     assertCoded(t, err, 'STORE_WRITE_FAILED', /nothing was applied.*injected: no space left on device/);
     t.is((err!.cause as { code?: string }).code, 'ENOSPC');
-    const holdErr = await t.throwsAsync(store.updateHolds('A', ['u:bob']));
+    const holdErr = await t.throwsAsync(store.updateHolds('B', ['u:bob']));
     assertCoded(t, holdErr, 'STORE_WRITE_FAILED', /nothing was applied/);
     t.is(store.writeError?.code, 'STORE_WRITE_FAILED', 'the failure is reported until a write succeeds');
     t.deepEqual(await state(), before);
-    t.deepEqual([...store.holds('A')], ['u:ann'], 'a hold of the failed batch is still in memory');
+    t.deepEqual([...store.holds('B')], [], 'a hold of the failed batch is still in memory');
     t.deepEqual(announced, [], 'listeners heard of a batch that was not written');
     t.deepEqual(await store.entriesAfter(0, 100), before.log);
 
