@@ -14,11 +14,12 @@
 import type { WebSocket } from 'ws';
 import { decodeMessage, encodeMessage, type Message } from '../protocol/codec.js';
 import { MfpError, toMfpError, type ErrorCode } from '../protocol/errors.js';
-import { MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES } from '../protocol/limits.js';
+import { MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_MESSAGE_TEXT_BYTES } from '../protocol/limits.js';
 import type { SecureChannel } from '../protocol/secure.js';
 import { ReplicationType } from '../protocol/replication.js';
 import { SessionType } from '../protocol/session.js';
 import { ITEM_CODES_PROTOCOL } from '../protocol/sync.js';
+import { clipText } from '../protocol/validate.js';
 
 /** Options of a connection. */
 export interface ConnectionOptions {
@@ -135,7 +136,8 @@ export class Connection {
   /** Sends a refusal with a code, then closes. */
   refuse(code: ErrorCode, message: string): void {
     this.#closeReason ??= new MfpError(code, message);
-    this.send({ type: SessionType.Refuse, code, message });
+    // The message may quote what the peer sent: cut to what its reader accepts, or it could not read why.
+    this.send({ type: SessionType.Refuse, code, message: clipText(message, MAX_MESSAGE_TEXT_BYTES) });
     this.close();
   }
 
