@@ -71,7 +71,11 @@ export class Connection {
     this.#options = options;
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#receive(data, isBinary));
-    ws.on('close', () => this.#finish());
+    ws.on('close', (code: number) => {
+      // 1009: the peer's ws refused a frame of ours over its size limit, before reading it.
+      if (code === 1009) this.#closeReason ??= new MfpError('FRAME_TOO_LARGE', 'the peer refused a frame over its size limit (close 1009)');
+      this.#finish();
+    });
     ws.on('error', (err) => {
       this.#closeReason ??= wsError(err);
     });

@@ -19,11 +19,11 @@ import {
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
 import { readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
-  AckStatus, Chunker, chunk, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
+  AckStatus, Chunker, chunk, rejectedAck, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
   type SnapshotItem, type UploadMessage,
 } from '../protocol/sync.js';
 import { capabilitiesFor, kindOfKey, parseEntity, type EntityKey } from '../storage/catalog.js';
-import { feedValueSize, type DeviceRecord, type FeedEntry, type GroupStore } from '../storage/group-store.js';
+import { feedValueSize, isValidChange, type DeviceRecord, type FeedEntry, type GroupStore } from '../storage/group-store.js';
 import { splitItemRecord } from '../storage/records.js';
 import type { Timer } from './clock.js';
 import { Connection } from './connection.js';
@@ -519,8 +519,10 @@ export class SyncServer {
     const users = [...new Set(all.map((c) => c.e).filter((e) => parseEntity(e)?.kind === 'user'))];
     await this.#o.store.updateHolds(s.device.id, users);
     // Changes of device-scope items are this device's own (SPEC §4): kept as its copies, never shared.
-    const own = all.filter((c) => this.#deviceScoped(c.e, c.n));
-    const changes = all.filter((c) => !this.#deviceScoped(c.e, c.n));
+    // One the group store would refuse goes there all the same, to be answered rejected like any other.
+    const own = all.filter((c) => this.#deviceScoped(c.e, c.n) && isValidChange(c));
+    const ownSet = new Set(own);
+    const changes = all.filter((c) => !ownSet.has(c));
     if (own.length > 0) await this.#o.store.putCopies(s.device.id, own.map((c) => ({ user: c.e.slice(2), item: c.n, val: c.val })));
     const { outcomes: shared } = changes.length > 0 ? await this.#o.store.applyChanges(s.device.id, changes) : { outcomes: [] };
     const outcomes = [...shared, ...own.map((c) => ({ c: c.c, status: 'applied' as const, v: 0 }))].sort((a, b) => a.c - b.c);
@@ -529,7 +531,7 @@ export class SyncServer {
         case 'applied': return [o.c, AckStatus.Applied, o.v, null];
         case 'duplicate': return [o.c, AckStatus.Duplicate, o.v, o.val];
         case 'conflict': return [o.c, AckStatus.Conflict, o.v, o.val];
-        case 'rejected': return [o.c, AckStatus.Rejected, 0, [o.code, o.message]];
+        case 'rejected': return rejectedAck(o.c, o.code, o.message);
       }
     });
     for (const o of outcomes) {
