@@ -1407,6 +1407,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         skewMs: client.skewMs,
         ...(e ? { error: { code: e.code, message: e.message } } : {}),
       };
+      const r = client.refusals;
+      if (r.error) facts.client.refusals = { count: r.count, code: r.error.code, message: r.error.message };
     }
     if (server && group) {
       facts.users!.push({ store: 'group', count: group.users().length, max: group.maxUsers });

@@ -10,7 +10,7 @@ import { MfpError, toMfpError, type ErrorCode } from '../protocol/errors.js';
 import { HeartbeatType } from '../protocol/heartbeat.js';
 import {
   HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS, PROTOCOL_VERSION,
-  RECONNECT_BASE_MS, RECONNECT_MAX_MS,
+  RECONNECT_BASE_MS, RECONNECT_MAX_MS, REFUSALS_REPORTED,
 } from '../protocol/limits.js';
 import { ReplicationType } from '../protocol/replication.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
@@ -133,6 +133,14 @@ const FATAL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'PROTOCOL_UNSUPPORTED', 'AUTH_SETTINGS_MISMATCH',
 ]);
 
+/**
+ * Refusals of what this client sent (a frame the server could not take). A retry re-sends the same
+ * queue, so the same refusal is likely: such sessions do not reset the reconnect backoff.
+ */
+const INPUT_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'MESSAGE_INVALID', 'MESSAGE_UNKNOWN', 'MESSAGE_UNEXPECTED', 'FRAME_MALFORMED', 'FRAME_TOO_LARGE',
+]);
+
 /** Formats host:port for a URL (IPv6 in brackets). */
 export function formatAddress(a: ServerAddress): string {
   return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
@@ -146,6 +154,9 @@ export class SyncClient {
   #conn: Connection | undefined;
   #stopped = true;
   #attempt = 0;
+  /** Sessions in a row the server ended by refusing what this client sent, and the last such refusal. */
+  #refusals = 0;
+  #lastRefusal: MfpError | undefined;
   #retry: Timer | undefined;
   #heartbeat: Timer | undefined;
   #silence: Timer | undefined;
@@ -185,6 +196,14 @@ export class SyncClient {
   /** The last coded error (refusal or connection failure). */
   get lastError(): MfpError | undefined {
     return this.#error;
+  }
+
+  /**
+   * The server has ended this many sessions in a row by refusing what this client sent (the same queue
+   * is re-sent each time), with the last refusal; 0 once a session ends otherwise or an ack arrives.
+   */
+  get refusals(): { count: number; error: MfpError | undefined } {
+    return { count: this.#refusals, error: this.#lastRefusal };
   }
 
   /** The server this client connects to. */
@@ -414,9 +433,22 @@ export class SyncClient {
       this.#setState('refused', error);
       return;
     }
-    if (this.#state === 'live') this.#o.log.warning('SERVER_UNREACHABLE', `lost the server ${formatAddress(this.#o.server)}: ${error.message}; working offline`);
+    if (INPUT_REFUSALS.has(error.code) && conn.isSecure) {
+      // The server refused what this client sent. The next session re-sends the same queue, so the
+      // backoff keeps growing across sessions (going live does not reset it) and the technician is told.
+      this.#refusals++;
+      this.#lastRefusal = error;
+      if (this.#refusals === REFUSALS_REPORTED) {
+        this.#o.log.error(error.code, `the server ended ${REFUSALS_REPORTED} sessions in a row refusing what this client sent (${error.message}); retrying with backoff up to ${RECONNECT_MAX_MS / 1000} s, ${this.#o.store.queueSize} change(s) queued`);
+      }
+    } else if (this.#state === 'live') {
+      this.#refusals = 0;
+      this.#lastRefusal = undefined;
+    }
+    if (this.#state === 'live' && this.#refusals < REFUSALS_REPORTED) this.#o.log.warning('SERVER_UNREACHABLE', `lost the server ${formatAddress(this.#o.server)}: ${error.message}; working offline`);
     this.#setState('offline', error);
-    const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(this.#attempt++, 16));
+    const attempt = Math.max(this.#attempt++, this.#refusals);
+    const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(attempt, 16));
     this.#retry = this.#o.clock.setTimeout(() => this.#connect(), Math.random() * ceiling);
   }
 
@@ -736,6 +768,9 @@ export class SyncClient {
   }
 
   async #onAck(m: AckMessage): Promise<void> {
+    // The server took a frame of changes: whatever it refused before is behind.
+    this.#refusals = 0;
+    this.#lastRefusal = undefined;
     const sent: QueuedChange[] = [];
     const outcomes: ChangeOutcome[] = m.list.map(([c, status, v, x]) => {
       const q = this.#inFlight.get(c);

@@ -14,11 +14,12 @@
 import type { WebSocket } from 'ws';
 import { decodeMessage, encodeMessage, type Message } from '../protocol/codec.js';
 import { MfpError, toMfpError, type ErrorCode } from '../protocol/errors.js';
-import { MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES } from '../protocol/limits.js';
+import { MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_MESSAGE_TEXT_BYTES } from '../protocol/limits.js';
 import type { SecureChannel } from '../protocol/secure.js';
 import { ReplicationType } from '../protocol/replication.js';
 import { SessionType } from '../protocol/session.js';
 import { ITEM_CODES_PROTOCOL } from '../protocol/sync.js';
+import { clipText } from '../protocol/validate.js';
 
 /** Options of a connection. */
 export interface ConnectionOptions {
@@ -70,7 +71,11 @@ export class Connection {
     this.#options = options;
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#receive(data, isBinary));
-    ws.on('close', () => this.#finish());
+    ws.on('close', (code: number) => {
+      // 1009: the peer's ws refused a frame of ours over its size limit, before reading it.
+      if (code === 1009) this.#closeReason ??= new MfpError('FRAME_TOO_LARGE', 'the peer refused a frame over its size limit (close 1009)');
+      this.#finish();
+    });
     ws.on('error', (err) => {
       this.#closeReason ??= wsError(err);
     });
@@ -135,7 +140,8 @@ export class Connection {
   /** Sends a refusal with a code, then closes. */
   refuse(code: ErrorCode, message: string): void {
     this.#closeReason ??= new MfpError(code, message);
-    this.send({ type: SessionType.Refuse, code, message });
+    // The message may quote what the peer sent: cut to what its reader accepts, or it could not read why.
+    this.send({ type: SessionType.Refuse, code, message: clipText(message, MAX_MESSAGE_TEXT_BYTES) });
     this.close();
   }
 

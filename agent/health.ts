@@ -2,11 +2,12 @@
  * The one-look health of a machine for `status`: green, yellow or red, with the reasons. A pure
  * function of facts the agent gathers, so every rule is tested without staging the fault.
  *
- * Red: the machine cannot synchronize until someone acts (the server refused it, its store cannot
- * write, its clock is not set, a device's new users are refused for want of room under the user bound). Yellow: it works but needs watching (offline and queueing, a clock far
+ * Red: the machine cannot synchronize until someone acts (the server refused it, or keeps refusing what
+ * it sends; its store cannot write; its clock is not set; a device's new users are refused for want of
+ * room under the user bound). Yellow: it works but needs watching (offline and queueing, a clock far
  * from the server's, the user bound near). Green otherwise. A sleeping client is green: it was told to.
  */
-import { MAX_CLOCK_SKEW_MS } from '../protocol/limits.js';
+import { MAX_CLOCK_SKEW_MS, REFUSALS_REPORTED } from '../protocol/limits.js';
 import { PLAUSIBLE_SINCE } from './clock.js';
 import type { ClientState } from './client.js';
 
@@ -24,7 +25,11 @@ export interface HealthReason {
 /** What health is judged on. */
 export interface HealthFacts {
   now: number;
-  client?: { state: ClientState; server: string; queued: number; skewMs: number | null; error?: { code: string; message: string } };
+  client?: {
+    state: ClientState; server: string; queued: number; skewMs: number | null; error?: { code: string; message: string };
+    /** Sessions in a row the server ended refusing what this client sent, and the last refusal. */
+    refusals?: { count: number; code: string; message: string };
+  };
   /** On a server: the clients with a session, and their last measured skew. */
   clients?: { deviceId: string; name: string; skewMs: number | null }[];
   /** Stores whose last write failed: name (`local`, `group`) and error. */
@@ -61,6 +66,8 @@ export function assessHealth(f: HealthFacts): { health: Health; reasons: HealthR
   if (c?.state === 'refused') {
     const code = c.error?.code ?? 'PEER_GONE';
     red.push({ level: 'red', code, message: `refused by the server ${c.server}: ${c.error?.message ?? 'no reason given'}` });
+  } else if (c?.refusals && c.refusals.count >= REFUSALS_REPORTED) {
+    red.push({ level: 'red', code: c.refusals.code, message: `the server ${c.server} ended ${c.refusals.count} sessions in a row refusing what this client sent (${c.refusals.message}); ${c.queued} change(s) queued` });
   } else if (c && (c.state === 'offline' || c.state === 'connecting')) {
     const why = c.error ? ` (${c.error.code})` : '';
     yellow.push({ level: 'yellow', code: 'SERVER_UNREACHABLE', message: `offline: cannot reach the server ${c.server}${why}; ${c.queued} change(s) queued` });

@@ -19,11 +19,11 @@ import {
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
 import { readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
-  AckStatus, Chunker, chunk, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
+  AckStatus, Chunker, chunk, rejectedAck, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
   type SnapshotItem, type UploadMessage,
 } from '../protocol/sync.js';
 import { capabilitiesFor, kindOfKey, parseEntity, type EntityKey } from '../storage/catalog.js';
-import { feedValueSize, type ChangeOutcome, type DeviceRecord, type FeedEntry, type GroupStore } from '../storage/group-store.js';
+import { feedValueSize, isValidChange, type ChangeOutcome, type DeviceRecord, type FeedEntry, type GroupStore } from '../storage/group-store.js';
 import { splitItemRecord } from '../storage/records.js';
 import type { Timer } from './clock.js';
 import { Connection } from './connection.js';
@@ -534,8 +534,11 @@ export class SyncServer {
     // Holds are not recorded here: the store records one with each accepted change, in its batch, so a
     // refused change leaves nothing behind (SPEC §6).
     // Changes of device-scope items are this device's own (SPEC §4): kept as its copies, never shared.
-    const own = all.filter((c) => this.#deviceScoped(c.e, c.n));
-    const changes = all.filter((c) => !this.#deviceScoped(c.e, c.n));
+    // One the group store would refuse goes there all the same, to be answered rejected like any other
+    // (and kept in the conflict log); putCopies checks what it stores once more and returns refusals.
+    const own = all.filter((c) => this.#deviceScoped(c.e, c.n) && isValidChange(c));
+    const ownSet = new Set(own);
+    const changes = all.filter((c) => !ownSet.has(c));
     const ownRefused = own.length > 0 ? await this.#o.store.putCopies(s.device.id, own.map((c) => ({ user: c.e.slice(2), item: c.n, val: c.val }))) : [];
     const { outcomes: shared } = changes.length > 0 ? await this.#o.store.applyChanges(s.device.id, changes) : { outcomes: [] };
     const ownOutcomes: ChangeOutcome[] = own.map((c) => ({ c: c.c, status: 'applied', v: 0 }));
@@ -546,7 +549,7 @@ export class SyncServer {
         case 'applied': return [o.c, AckStatus.Applied, o.v, null];
         case 'duplicate': return [o.c, AckStatus.Duplicate, o.v, o.val];
         case 'conflict': return [o.c, AckStatus.Conflict, o.v, o.val];
-        case 'rejected': return [o.c, AckStatus.Rejected, 0, [o.code, o.message]];
+        case 'rejected': return rejectedAck(o.c, o.code, o.message);
       }
     });
     const refused = new Map<string, { n: number; message: string }>();

@@ -20,6 +20,8 @@ export type Message = SessionMessage | SyncMessage | HeartbeatMessage | Replicat
 export type MessageType = Message['type'];
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, int64AsType: 'number' });
+/** The same decoder with maps as Map: its keys are the keys as sent, where `packr` would rename `__proto__`. */
+const mapPackr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false, structuredClone: false, int64AsType: 'number' });
 
 /**
  * A value already encoded as MessagePack (a stored item's value, see storage/records.ts
@@ -73,6 +75,38 @@ const TYPE_CODE = new Map(WIRE_TYPES.map((t, i) => [t, i]));
 
 const PROTO_KEY = Buffer.from('__proto__');
 
+/**
+ * Whether MessagePack bytes hold a map key `__proto__` (SPEC §6: only map keys are checked; the text
+ * inside a string is text). msgpackr would rename such a key to `__proto_` rather than let it reach a
+ * prototype: a silent change of data, so the caller refuses it. A key is a string, so its UTF-8 bytes
+ * lie in the frame as they are: a native byte search finds none in almost every frame and decides
+ * alone; only bytes that do contain them are decoded again with maps as Map and their keys walked.
+ * Bytes that do not decode are left to the caller's own decoding (false here).
+ */
+export function hasProtoKey(bytes: Uint8Array): boolean {
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(PROTO_KEY) < 0) return false;
+  let root: unknown;
+  try {
+    root = mapPackr.unpack(bytes);
+  } catch {
+    return false;
+  }
+  // A stack rather than recursion: the nesting is whatever the sender made it.
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v instanceof Map) {
+      for (const [k, x] of v) {
+        if (k === '__proto__') return true;
+        stack.push(x);
+      }
+    } else if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+    }
+  }
+  return false;
+}
+
 const SYNC_TYPES = new Set<string>(Object.values(SyncType));
 
 /**
@@ -101,11 +135,8 @@ export function decodeValue(bytes: Uint8Array): unknown {
 /** Decodes and validates one frame; `itemCodes` as for encodeMessage (a code on a session without is MESSAGE_INVALID). */
 export function decodeMessage(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES, itemCodes = false): Message {
   if (bytes.length > maxBytes) throw new MfpError('FRAME_TOO_LARGE', `frame of ${bytes.length} bytes exceeds ${maxBytes}`);
-  // msgpackr would rename a `__proto__` key to `__proto_` rather than let it reach a prototype: a silent
-  // change of data. Such a frame is refused instead (a native byte search, before any parsing).
-  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(PROTO_KEY) >= 0) {
-    throw new MfpError('MESSAGE_INVALID', 'a frame must not contain __proto__');
-  }
+  // A map key `__proto__` would be renamed by msgpackr: the frame is refused instead. Text is text.
+  if (hasProtoKey(bytes)) throw new MfpError('MESSAGE_INVALID', 'a frame must not hold the map key __proto__');
   const o = decodeValue(bytes);
   if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'a frame must be a map');
   if (typeof o.type === 'number' && Number.isInteger(o.type) && o.type >= 0 && o.type < WIRE_TYPES.length) o.type = WIRE_TYPES[o.type];

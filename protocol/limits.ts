@@ -32,6 +32,8 @@ export const CHUNK_BYTES = 256 * 1024;
 export const MAX_NAME_BYTES = 128;
 /** Most entries in one list-shaped message field. */
 export const MAX_LIST_ENTRIES = 4096;
+/** Longest human-readable text in a frame (a refusal's or a rejected change's message), in UTF-8 bytes. */
+export const MAX_MESSAGE_TEXT_BYTES = 1024;
 /** Deepest nesting accepted inside an item value. */
 export const MAX_VALUE_DEPTH = 32;
 
@@ -68,3 +70,9 @@ export const MAX_CLOCK_SKEW_MS = 60_000;
 /** Reconnect backoff of a client: full jitter between 0 and min(max, base * 2^attempt). */
 export const RECONNECT_BASE_MS = 500;
 export const RECONNECT_MAX_MS = 30_000;
+/**
+ * Sessions in a row the server ends by refusing what a client sent (MESSAGE_INVALID, FRAME_TOO_LARGE …)
+ * before the client reports it: an Error in its sync log and red health. Such sessions do not reset
+ * the backoff, which keeps growing to RECONNECT_MAX_MS.
+ */
+export const REFUSALS_REPORTED = 3;

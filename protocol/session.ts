@@ -16,7 +16,7 @@
  * it (a lower protocol, another ephemeral key) is caught. Every frame after the welcome is sealed with
  * keys derived from the two ephemeral keys (protocol/secure.ts).
  */
-import { PROTOCOL_VERSION } from './limits.js';
+import { MAX_MESSAGE_TEXT_BYTES, PROTOCOL_VERSION } from './limits.js';
 import {
   bin, bool, fields, int, isFields, oneOf, str, strList, strOrNull, type Fields,
 } from './validate.js';
@@ -144,7 +144,7 @@ export function readSessionMessage(o: Fields): SessionMessage {
       return { type: o.type, body: bin(o.type, o, 'body', undefined, MAX_BODY), sig: bin(o.type, o, 'sig', 64) };
     case SessionType.Refuse: {
       const code = str('refuse', o, 'code');
-      return { type: SessionType.Refuse, code: isErrorCode(code) ? code : 'PEER_GONE', message: str('refuse', o, 'message', 1024) };
+      return { type: SessionType.Refuse, code: isErrorCode(code) ? code : 'PEER_GONE', message: str('refuse', o, 'message', MAX_MESSAGE_TEXT_BYTES) };
     }
     default:
       throw new MfpError('MESSAGE_UNKNOWN', `unknown session message ${JSON.stringify(o.type)}`);

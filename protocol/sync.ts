@@ -18,8 +18,8 @@
  * on, their item names travel as one-byte codes (ITEM_CODES).
  */
 import { MfpError } from './errors.js';
-import { CHUNK_BYTES, MAX_LIST_ENTRIES } from './limits.js';
-import { bool, int, intValue, invalid, isFields, itemValue, list, oneOf, str, strList, strValue, type Fields } from './validate.js';
+import { CHUNK_BYTES, MAX_LIST_ENTRIES, MAX_MESSAGE_TEXT_BYTES } from './limits.js';
+import { bool, clipText, int, intValue, invalid, isFields, itemValue, list, oneOf, str, strList, strValue, type Fields } from './validate.js';
 
 /** Message types of the sync family. */
 export const SyncType = {
@@ -69,6 +69,14 @@ export const AckStatus = { Applied: 0, Duplicate: 1, Conflict: 2, Rejected: 3 } 
 export type AckStatusCode = (typeof AckStatus)[keyof typeof AckStatus];
 /** [counter, status, version, server value (duplicate/conflict) | [code, message] (rejected) | null] */
 export type AckEntry = [number, AckStatusCode, number, unknown];
+
+/**
+ * The ack entry of a rejected change: its code and why, the message cut to what the reader accepts (it
+ * may quote the refused value's path or name, which the sender chose).
+ */
+export function rejectedAck(c: number, code: string, message: string): AckEntry {
+  return [c, AckStatus.Rejected, 0, [code, clipText(message, MAX_MESSAGE_TEXT_BYTES)]];
+}
 export interface AckMessage { type: typeof SyncType.Ack; list: AckEntry[] }
 /** [seq, entity, item, value]; item null = the entity was deleted. */
 export type DeltaEntry = [number, string, string | null, unknown];
@@ -176,12 +184,13 @@ export function readSyncMessage(o: Fields, itemCodes = false): SyncMessage {
     case SyncType.Changes:
       return {
         type: SyncType.Changes,
+        // The entries' shape is the frame's; each value is checked where it is applied (the group store),
+        // so that a bad value is that one change's rejection and the session goes on (SPEC §6).
         list: list(t, o, 'list').map((x) => tuple(t, 'list', x, 5, (a) => {
           intValue(t, 'list', a[0]);
           textAt(t, 'list', a, 1);
           itemAt(t, a, itemCodes);
           intValue(t, 'list', a[3], -1);
-          itemValue(t, 'list', a[4]);
         }) as ChangeEntry),
       };
     case SyncType.Ack:
@@ -195,7 +204,7 @@ export function readSyncMessage(o: Fields, itemCodes = false): SyncMessage {
           else if (status === AckStatus.Rejected) {
             if (!Array.isArray(a[3]) || a[3].length !== 2) invalid(t, 'list', 'a rejection must be [code, message]');
             strValue(t, 'list', a[3][0], 64);
-            strValue(t, 'list', a[3][1], 1024);
+            strValue(t, 'list', a[3][1], MAX_MESSAGE_TEXT_BYTES);
           } else if (a[3] !== null) invalid(t, 'list', 'an applied change carries no value');
         }) as AckEntry),
       };

@@ -37,6 +37,20 @@ export function strValue(type: string, field: string, v: unknown, maxBytes = MAX
   return v;
 }
 
+/**
+ * Cuts a text to at most `maxBytes` of UTF-8, on a character boundary, marking the cut with `…`. A
+ * message that quotes what a peer sent (a name, a path) must still fit the reader's bound, or the peer
+ * could not decode the refusal it is owed.
+ */
+export function clipText(text: string, maxBytes: number): string {
+  if (text.length <= maxBytes / 3 || Buffer.byteLength(text) <= maxBytes) return text;
+  const bytes = Buffer.from(text);
+  // Cut before a character's first byte (never inside one), leaving room for the 3 bytes of `…`.
+  let end = maxBytes - 3;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return `${bytes.subarray(0, end).toString()}…`;
+}
+
 /** Reads a string-or-null field. */
 export function strOrNull(type: string, o: Fields, k: string, maxBytes = MAX_NAME_BYTES): string | null {
   return o[k] === null || o[k] === undefined ? null : str(type, o, k, maxBytes);

@@ -20,6 +20,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
 import { Packr } from 'msgpackr';
+import { hasProtoKey } from '../protocol/codec.js';
 import { MfpError } from '../protocol/errors.js';
 import { int, isFields, type Fields } from '../protocol/validate.js';
 
@@ -60,8 +61,6 @@ export interface FileHead<H> {
 export const PREAMBLE_BYTES = 8 + 2 + 4;
 /** The SHA-256 after the body. */
 export const CHECKSUM_BYTES = 32;
-
-const PROTO_KEY = Buffer.from('__proto__');
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, int64AsType: 'number' });
 
@@ -161,8 +160,9 @@ export function unpack(kind: FileKind, bytes: Buffer, part: string): unknown {
   } catch (err) {
     throw kind.invalid('shape', `its ${part} is not one complete MessagePack value (${(err as Error).message})`, err);
   }
-  // msgpackr renames a `__proto__` key to `__proto_`: a silent change of data. Refused instead.
-  if (bytes.indexOf(PROTO_KEY) >= 0 && hasKey(value, '__proto_')) throw kind.invalid('shape', `its ${part} holds the key __proto__`);
+  // msgpackr renames a `__proto__` key to `__proto_`: a silent change of data. Refused instead; a
+  // `__proto__` inside a string is text (and a real `__proto_` key is a key like any other).
+  if (hasProtoKey(bytes)) throw kind.invalid('shape', `its ${part} holds the key __proto__`);
   return value;
 }
 
@@ -209,10 +209,4 @@ function checksumHolds(kind: FileKind, buf: Buffer, contentEnd: number): boolean
 
 function damaged(kind: FileKind, cause?: unknown): Error {
   return kind.invalid('damaged', 'the checksum does not match the content: the file is damaged', cause);
-}
-
-function hasKey(v: unknown, key: string): boolean {
-  if (Array.isArray(v)) return v.some((x) => hasKey(x, key));
-  if (!isFields(v)) return false;
-  return Object.hasOwn(v, key) || Object.values(v).some((x) => hasKey(x, key));
 }

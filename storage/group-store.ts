@@ -11,7 +11,7 @@
 import { MfpError, type ErrorCode } from '../protocol/errors.js';
 import { MAX_VALUE_BYTES, USER_EVICTION_GRACE_MS } from '../protocol/limits.js';
 import { itemValue } from '../protocol/validate.js';
-import { blankLocalParts, catalogItem, parseEntity, type CatalogItem, type EntityKey } from './catalog.js';
+import { blankLocalParts, catalogItem, parseEntity, valueProblem, type CatalogItem, type EntityKey } from './catalog.js';
 import { Keys, parseSeqPart } from './keys.js';
 import { decodeRecord, encodedSize, hashAndSize, type HashedValue } from './records.js';
 import { Store, type ItemRecord, type StoreOptions, type Tx } from './store.js';
@@ -291,6 +291,21 @@ export class GroupStore extends Store {
       const { problem, form } = checkChange(change, true);
       if (problem) {
         outcomes.push({ c: change.c, status: 'rejected', code: problem.code, message: problem.message });
+        // A device's refused change is kept with its code (SPEC §6); an administrator's own write is not
+        // (it was refused to the administrator directly).
+        if (change.c !== 0) {
+          this.addConflictTx(tx, {
+            at,
+            deviceId,
+            entity: change.e,
+            item: change.n,
+            value: keptValue(change.val),
+            base: change.base,
+            serverVersion: this.index.get(change.e)?.get(change.n)?.v ?? 0,
+            reason: 'rejected',
+            code: problem.code,
+          });
+        }
         continue;
       }
       const crowded = this.#crowdedTx(change.e, deviceId, at);
@@ -821,6 +836,9 @@ function checkChange(change: IncomingChange, withForm = false): { problem?: { co
   } catch (err) {
     return { problem: { code: 'INVALID_ARGUMENT', message: (err as Error).message } };
   }
+  // The item's own shape (its schema in the catalog).
+  const mismatch = valueProblem(cat, change.val);
+  if (mismatch) return { problem: { code: 'INVALID_ARGUMENT', message: mismatch } };
   // The limit is on the value as sent; key order does not change an encoding's size.
   let form: GroupForm | undefined;
   let size: number;
@@ -835,6 +853,24 @@ function checkChange(change: IncomingChange, withForm = false): { problem?: { co
     return { problem: { code: 'VALUE_TOO_LARGE', message: `${change.n} is ${size} bytes encoded; the limit is ${MAX_VALUE_BYTES}` } };
   }
   return { form };
+}
+
+/**
+ * A refused value as the conflict log keeps it: as sent when it is plain data within the value bound,
+ * else null (the log's entries stay bounded, and what cannot be stored is not).
+ */
+function keptValue(val: unknown): unknown {
+  try {
+    itemValue('value', 'value', val);
+    return encodedSize(val) <= MAX_VALUE_BYTES ? val : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether an item write would be accepted (its entity, item, shape and size). */
+export function isValidChange(change: Pick<IncomingChange, 'e' | 'n' | 'val'>): boolean {
+  return checkChange({ ...change, c: 0, base: 0 }).problem === undefined;
 }
 
 /** Validates an item write before it is queued or applied; throws the coded error. */

@@ -220,7 +220,9 @@ export class LocalStore extends Store {
 
   /**
    * Settles acknowledged changes: removes them from the queue, adopts the server's version, and for a
-   * conflict keeps the losing value in the conflict log and takes the server's value.
+   * conflict keeps the losing value in the conflict log and takes the server's value. A rejected change
+   * leaves the queue too, its value kept in the conflict log with the server's code (reason `rejected`);
+   * the local value stays as it is (the ack carries no server value to take).
    */
   settle(selfId: string, outcomes: readonly ChangeOutcome[], sent: readonly QueuedChange[]): Promise<{ conflicts: number; rejected: number; restored: RemoteItem[] }> {
     const byCounter = new Map(sent.map((q) => [q.c, q]));
@@ -245,6 +247,12 @@ export class LocalStore extends Store {
           continue;
         }
         tx.del(Keys.queue(o.c));
+        // A refused value is kept in the conflict log with the refusal's code (SPEC §6), whatever follows it.
+        if (o.status === 'rejected') {
+          rejected++;
+          this.addConflictTx(tx, { ...conflictOf(selfId, q, 0, this.now()), reason: 'rejected', code: o.code });
+          continue;
+        }
         // A later queued change of the same item carries the local value on; it settles that item.
         if (laterQueued()) {
           if (o.status === 'conflict') conflicts++;
@@ -258,9 +266,6 @@ export class LocalStore extends Store {
           conflicts++;
           this.addConflictTx(tx, conflictOf(selfId, q, o.v, this.now()));
           this.#remoteTx(tx, { e: q.e, n: q.n, v: o.v, val: o.val }, q.val, true);
-        } else {
-          // The server refused the value with a code; the local value stays and the sync log says why.
-          rejected++;
         }
       }
       return { conflicts, rejected, restored };

@@ -48,7 +48,10 @@ export interface ConflictEntry {
   /** The version it was based on, and the server's version that won. */
   base: number;
   serverVersion: number;
-  reason: 'offline-edit' | 'join' | 'resync';
+  /** `rejected`: the server refused the change (SPEC §6); `code` says why. */
+  reason: 'offline-edit' | 'join' | 'resync' | 'rejected';
+  /** The refusal's error code, for a rejected change. */
+  code?: string;
 }
 
 /**

@@ -7,8 +7,10 @@ import { MfpError } from '../../protocol/errors.js';
 import { MAX_NAME_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../protocol/limits.js';
 import { ITEM_CODES } from '../../protocol/sync.js';
 import {
-  blankLocalParts, CATALOG, capabilitiesFor, catalogItem, entityKey, itemsOfKind, keepLocalParts, kindOfKey, parseEntity,
+  blankLocalParts, CATALOG, capabilitiesFor, catalogItem, checkItemValue, entityKey, itemsOfKind, keepLocalParts, kindOfKey, parseEntity,
+  valueProblem, type ItemKind,
 } from '../../storage/catalog.js';
+import { userRecord } from '../../tools/bench/records.js';
 
 const USER_ITEMS = [
   'language', 'accessibility', 'screen-after-login', 'home', 'personal-buttons', 'timeline', 'network',
@@ -190,4 +192,72 @@ test('keepLocalParts leaves the incoming value alone where a path is missing on 
   }
   const home = catalogItem('user', 'home');
   t.is(keepLocalParts(home, incoming, sample()), incoming);
+});
+
+// ------------------------------------------------------------------------------------ value schemas
+
+/** Values the project writes for each item: the bench's realistic records, the README's and the tests'. */
+function realistic(): [string, string, unknown][] {
+  const out: [string, string, unknown][] = [];
+  for (let u = 0; u < 50; u++) for (const [n, v] of Object.entries(userRecord(`user${u}`, u % 3))) out.push(['user', n, v]);
+  out.push(
+    ['user', 'language', { display: 'fr', keyboard: 'fr-FR' }], ['user', 'language', { display: 'ja' }], ['user', 'language', { display: 'zh-Hant-TW' }],
+    ['user', 'job-defaults', { fax: { destinations: ['0311'], resolution: 'fine' } }], ['user', 'previous-settings', { copy: { zoom: 141 } }],
+    ['user', 'address-list', [{ name: 'Carol', email: 'carol@example.com' }]], ['user', 'keychain', { 'place-7f3a': { user: 'kay', host: 'nas' } }],
+    ['group', 'address-list', [{ name: 'Sales', fax: '0123' }]], ['device', 'shared-buttons', [{ id: 's1', label: 'Copy A3' }]],
+    // Text is text, whatever it says.
+    ['user', 'address-list', [{ email: '__proto__@example.com' }]],
+  );
+  return out;
+}
+
+test('every item accepts the project\'s realistic values and its own default', (t) => {
+  for (const item of CATALOG) t.is(valueProblem(item, item.defaultValue), undefined, `${item.kind}:${item.name} default`);
+  for (const [kind, n, v] of realistic()) t.is(valueProblem(catalogItem(kind as ItemKind, n), v), undefined, `${kind}:${n} ${JSON.stringify(v).slice(0, 80)}`);
+});
+
+test('a map keeps fields its schema does not name (a newer firmware\'s)', (t) => {
+  t.is(valueProblem(catalogItem('user', 'language'), { display: 'fr', handwriting: { enabled: true } }), undefined);
+  t.is(valueProblem(catalogItem('user', 'address-list'), [{ name: 'A', sipUri: 'sip:a@example.com' }]), undefined);
+});
+
+const WRONG: [string, string, unknown, RegExp][] = [
+  // Wrong types.
+  ['user', 'auto-print', 10, /^user item auto-print: the value as a whole does not match: Expected boolean$/],
+  ['user', 'auto-print', 'true', /Expected boolean/],
+  ['user', 'language', 'fr', /language: the value as a whole .*Expected object/],
+  ['user', 'language', { keyboard: 'fr-FR' }, /language: .*display/],
+  ['user', 'language', { display: 'not a language' }, /language: the value at \/display/],
+  ['user', 'screen-after-login', 3, /screen-after-login: .*Expected string/],
+  ['user', 'address-list', { name: 'A' }, /address-list: the value as a whole .*Expected array/],
+  ['user', 'network', { directConnection: 'yes' }, /network: the value at \/directConnection .*boolean/],
+  ['user', 'job-defaults', { copy: { copies: 0 } }, /job-defaults: the value at \/copy\/copies .*greater or equal to 1/],
+  ['user', 'job-defaults', { copy: { copies: 2.5 } }, /\/copy\/copies .*integer/],
+  // Oversized strings and arrays.
+  ['user', 'screen-after-login', 'x'.repeat(256 * 1024), /screen-after-login: the value as a whole .*length less or equal to 64/],
+  ['user', 'address-list', [{ name: 'n'.repeat(257) }], /address-list: the value at \/0\/name .*256/],
+  ['user', 'network', { ssid: 's'.repeat(33) }, /\/ssid .*32/],
+  ['user', 'personal-buttons', Array.from({ length: 1001 }, () => ({})), /personal-buttons: .*1000/],
+  ['group', 'address-list', Array.from({ length: 2001 }, () => ({})), /group item address-list: .*2000/],
+  // Wrong nesting.
+  ['user', 'address-list', [[{ name: 'A' }]], /address-list: the value at \/0 .*Expected object/],
+  ['user', 'job-defaults', { fax: { destinations: [[1]] } }, /job-defaults: the value at \/fax\/destinations\/0/],
+  ['user', 'keychain', { 'place-1': 'secret' }, /keychain: the value at \/place-1 .*Expected object/],
+  ['device', 'shared-buttons', [{ settings: [] }], /shared-buttons: the value at \/0\/settings .*Expected object/],
+];
+for (const [kind, n, v, why] of WRONG) {
+  test(`${kind}:${n} refuses ${JSON.stringify(v).slice(0, 50)}, naming the item and the path`, (t) => {
+    const item = catalogItem(kind as ItemKind, n);
+    t.regex(valueProblem(item, v) ?? '', why);
+    const err = t.throws(() => checkItemValue(item, v), { instanceOf: MfpError });
+    t.is(err.code, 'INVALID_ARGUMENT');
+    t.is(err.item, n);
+  });
+}
+
+test('every schema is plain JSON Schema (it survives JSON and names every field it types)', (t) => {
+  for (const item of CATALOG) {
+    const json = JSON.parse(JSON.stringify(item.schema)) as { type?: string };
+    t.true(['object', 'array', 'string', 'boolean'].includes(json.type ?? ''), `${item.name}: ${json.type}`);
+  }
 });

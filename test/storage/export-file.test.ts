@@ -136,6 +136,7 @@ test('a file with a right checksum but wrong content is IMPORT_INVALID', (t) => 
     ['a Date value', craft(c1, one({ home: { at: new Date(0) } })), /holds a Date object.*\(INVALID_ARGUMENT\)/],
     ['a value over the size limit', craft(c1, one({ home: { blob: 'x'.repeat(MAX_VALUE_BYTES) } })), /\(VALUE_TOO_LARGE\)/],
     ['a __proto__ key', craft(c1, one({ home: JSON.parse('{"__proto__":{"admin":true}}') })), /holds the key __proto__/],
+    ['a value its item\'s schema refuses', craft(c1, one({ 'auto-print': 10 })), /u:alice auto-print: user item auto-print: the value as a whole does not match: Expected boolean \(INVALID_ARGUMENT\)/],
     ['a control character in a name', craft(c1, one({ home: {} }, 'al\x00ice')), /user "al\\u0000ice"/],
     ['a user twice', craft(header({ users: 2, groups: 0, shared: 0, items: 2 }), { users: [{ id: 'a', items: { home: {} } }, { id: 'a', items: { home: {} } }], groups: [], shared: null }), /user "a" appears twice/],
     ['counts that disagree', craft(header({ users: 2, groups: 0, shared: 0, items: 1 }), one({ home: {} })), /header counts 2 users, the body holds 1/],
@@ -147,6 +148,13 @@ test('a file with a right checksum but wrong content is IMPORT_INVALID', (t) => 
     ['a body that is not MessagePack', craft({ ...HEADER, counts: COUNTS, bodyBytes: 3 }, undefined, { bodyBytes: Uint8Array.from([0xdc, 0xff, 0xff]), headerBytes: packr.pack({ ...HEADER, counts: COUNTS, bodyBytes: 3 }) }), /body is not one complete MessagePack value/],
   ];
   for (const [what, bytes, message] of cases) coded(t, () => decodeExportFile(bytes), 'IMPORT_INVALID', message, what);
+});
+
+test('text holding __proto__ is text: such a file imports, and a real `__proto_` key beside it is kept', (t) => {
+  const c1 = { ...HEADER, counts: { ...COUNTS, users: 1, groups: 0, shared: 0, items: 1 } };
+  const items = { 'address-list': [{ email: '__proto__@example.com', __proto_: 'a key like any other' }] };
+  const file = decodeExportFile(craft(c1, { users: [{ id: 'pp', items }], groups: [], shared: null }));
+  t.deepEqual(file.body.users[0]?.items, items);
 });
 
 test('a body an import would refuse is not written: EXPORT_FAILED', (t) => {

@@ -14,7 +14,7 @@ import { GroupStore, type DeviceRecord, type FeedEntry, type IncomingChange } fr
 import type { KvOp, KvRange, KvSnapshot, KvStore, KvWriteOptions } from '../../storage/kv.js';
 import { LocalStore, type QueuedChange } from '../../storage/local-store.js';
 import { Keys } from '../../storage/keys.js';
-import { decodeRecord, encodeRecord, valueHash } from '../../storage/records.js';
+import { decodeRecord, encodedSize, encodeRecord, valueHash } from '../../storage/records.js';
 import type { ItemRecord, StoreOptions } from '../../storage/store.js';
 
 /** Makes a fresh, unopened backend for one test. */
@@ -318,9 +318,12 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
 
   test(`${name}: group: a value over MAX_VALUE_BYTES encoded is rejected with VALUE_TOO_LARGE; one at the limit is applied`, async (t) => {
     const { store } = await groupWithDevices(t);
-    // A string of 64 KiB or more encodes with a 5-byte header.
-    const atLimit = 'x'.repeat(MAX_VALUE_BYTES - 5);
-    const over = 'x'.repeat(MAX_VALUE_BYTES - 4);
+    // A field the schema does not name is kept as it is, bounded by the value's size only.
+    const wrap = (n: number) => ({ x: 'x'.repeat(n) });
+    const overhead = encodedSize(wrap(100_000)) - 100_000;
+    const atLimit = wrap(MAX_VALUE_BYTES - overhead);
+    const over = wrap(MAX_VALUE_BYTES - overhead + 1);
+    t.is(encodedSize(atLimit), MAX_VALUE_BYTES, 'test setup');
     const res = await store.applyChanges('A', [change(1, 'u:ann', 'address-list', [over]), change(2, 'u:ann', 'home', over), change(3, 'u:ann', 'network', atLimit)]);
     t.like(res.outcomes[0], { c: 1, status: 'rejected', code: 'VALUE_TOO_LARGE' });
     t.like(res.outcomes[1], { c: 2, status: 'rejected', code: 'VALUE_TOO_LARGE' });
@@ -329,7 +332,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.deepEqual(res.outcomes[2], { c: 3, status: 'applied', v: 1 });
     t.is(store.itemStates('u:ann')?.has('home'), false);
     t.is(store.itemStates('u:ann')?.has('address-list'), false);
-    t.is((await store.readItem('u:ann', 'network'))?.val, atLimit);
+    t.deepEqual((await store.readItem('u:ann', 'network'))?.val, atLimit);
   });
 
   test(`${name}: group: send destinations are blanked in the group's copy`, async (t) => {
@@ -374,11 +377,11 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     const { store } = await groupWithDevices(t);
     const users = Array.from({ length: 20 }, (_, i) => `u:user${String(i).padStart(2, '0')}`);
     let c = 0;
-    await store.applyChanges('A', users.flatMap((e, i) => [change(++c, e, 'home', { i }), change(++c, e, 'language', { display: `l${i}` })]));
+    await store.applyChanges('A', users.flatMap((e, i) => [change(++c, e, 'home', { i }), change(++c, e, 'language', { display: 'en', i })]));
     const seen = async (entities: string[]) => {
       const out: string[] = [];
       await store.scanEntities([...entities, 'u:nobody'], (e, n, bytes, key) => {
-        t.deepEqual(decodeRecord<ItemRecord>(bytes, key), { ...store.itemStates(e)!.get(n)!, val: n === 'home' ? { i: users.indexOf(e) } : { display: `l${users.indexOf(e)}` } });
+        t.deepEqual(decodeRecord<ItemRecord>(bytes, key), { ...store.itemStates(e)!.get(n)!, val: n === 'home' ? { i: users.indexOf(e) } : { display: 'en', i: users.indexOf(e) } });
         out.push(`${e}/${n}`);
       });
       return out.sort();
@@ -423,7 +426,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
 
   test(`${name}: group: deleteEntities leaves a tombstone in the log and drops every device's hold`, async (t) => {
     const { store } = await groupWithDevices(t);
-    await store.applyChanges('A', [change(1, 'u:ann', 'home', {}), change(2, 'u:ann', 'language', {}), change(3, 'u:bob', 'home', { b: 1 })]);
+    await store.applyChanges('A', [change(1, 'u:ann', 'home', {}), change(2, 'u:ann', 'language', { display: 'en' }), change(3, 'u:bob', 'home', { b: 1 })]);
     await store.updateHolds('A', ['u:ann', 'u:bob']);
     await store.updateHolds('B', ['u:ann']);
     const feed = await store.deleteEntities(['u:ann', 'u:nobody'], 'admin');
@@ -453,7 +456,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
       ['u3', 3000],
     ] as const) {
       clock.t = at;
-      await store.applyChanges('A', [change(++c, `u:${u}`, 'home', { u }), change(++c, `u:${u}`, 'language', { u })]);
+      await store.applyChanges('A', [change(++c, `u:${u}`, 'home', { u }), change(++c, `u:${u}`, 'language', { display: 'en', u })]);
     }
     // A day later: nobody was used within the grace, so the seed rule applies as it is.
     clock.t = DAY + 4000;
@@ -555,7 +558,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
         t.true(seqs(batches.flat()).includes(1), 'the listener had the entry before the write resolved');
         return r.feed;
       }),
-      store.applyChanges('B', [change(1, 'u:bob', 'home', { n: 2 }), change(2, 'u:bob', 'language', { n: 3 })]).then((r) => r.feed),
+      store.applyChanges('B', [change(1, 'u:bob', 'home', { n: 2 }), change(2, 'u:bob', 'language', { display: 'fr', n: 3 })]).then((r) => r.feed),
       store.createEntities('A', [{ e: 'g:1', items: { 'address-list': [] } }]).then((r) => r.feed),
       store.deleteEntities(['u:ann'], 'admin'),
       store.applyChanges('A', [change(2, 'u:ann', 'home', { n: 5 })]).then((r) => r.feed),
@@ -674,7 +677,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
       await store.putDevice(deviceRecord('C'));
       clock.t = 2000;
       await store.applyChanges('A', [change(1, 'u:ann', 'home', { n: 1 }), change(2, 'u:ann', 'job-defaults', { fax: { destinations: ['x'], res: 1 } })]);
-      await store.applyChanges('B', [change(1, 'u:ann', 'home', { n: 'B' }, 0), change(2, 'g:3', 'address-list', [1])]);
+      await store.applyChanges('B', [change(1, 'u:ann', 'home', { n: 'B' }, 0), change(2, 'g:3', 'address-list', [{ n: 1 }])]);
       await store.updateHolds('A', ['u:ann', 'g:3', 'u:nobody']);
       await store.updateHolds('C', ['u:ann']);
       await store.removeDevice('C');
@@ -694,7 +697,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
       // Served from disk now (the ring starts empty), with the same answer.
       t.deepEqual(await again.entriesAfter(0, 100), before.log);
       // Counters survive: a re-sent change is a duplicate; the next one continues the sequence.
-      const res = await again.applyChanges('A', [change(2, 'u:ann', 'home', { n: 'late' }), change(3, 'u:ann', 'language', {})]);
+      const res = await again.applyChanges('A', [change(2, 'u:ann', 'home', { n: 'late' }), change(3, 'u:ann', 'language', { display: 'en' })]);
       t.deepEqual(res.outcomes, [
         { c: 2, status: 'duplicate', v: 1, val: { n: 1 } },
         { c: 3, status: 'applied', v: 4 },
@@ -725,7 +728,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
 
     test(`${name}: group: base -1 counts from the start of a later epoch`, async (t) => {
       const { store, kv } = await groupWithDevices(t);
-      await store.applyChanges('A', [change(1, 'u:ann', 'home', { n: 1 }), change(2, 'u:ann', 'language', { n: 2 })]);
+      await store.applyChanges('A', [change(1, 'u:ann', 'home', { n: 1 }), change(2, 'u:ann', 'language', { display: 'en', n: 2 })]);
       // The database is replaced (a restore): a new history starts at the current seq.
       await store.setMeta({ epoch: 'epoch-2', epochStartSeq: store.seq });
       await store.close();
@@ -733,14 +736,14 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
       t.teardown(() => again.close());
       t.is(again.epoch, 'epoch-2');
       t.is(again.epochStartSeq, 2);
-      await again.applyChanges('A', [change(3, 'u:ann', 'timeline', ['after'])]);
+      await again.applyChanges('A', [change(3, 'u:ann', 'timeline', [{ summary: 'after' }])]);
       const res = await again.applyChanges('B', [
         // Written before the epoch start: a base from the previous epoch is not older than it.
         change(1, 'u:ann', 'home', { n: 'B' }, -1),
         // Written after the epoch start by A: B's old base loses.
-        change(2, 'u:ann', 'timeline', ['B'], -1),
+        change(2, 'u:ann', 'timeline', [{ summary: 'B' }], -1),
         // A plain base of 0 is older than anything written.
-        change(3, 'u:ann', 'language', { n: 'B' }, 0),
+        change(3, 'u:ann', 'language', { display: 'en', n: 'B' }, 0),
       ]);
       t.deepEqual(
         res.outcomes.map((o) => [o.c, o.status, o.status === 'rejected' ? o.code : o.v]),
@@ -821,12 +824,14 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.like(await store.readItem('u:ann', 'network'), { v: 9, val: { proxy: 'server' } });
     t.like(await store.readItem('u:ann', 'job-defaults'), { v: 10, val: { fax: { destinations: ['local-fax'], res: 2 } } });
     t.deepEqual(await store.conflicts(), [
+      // Rejected: kept with the server's code (SPEC §6).
+      { at: 9999, deviceId: 'me', entity: 'u:ann', item: 'timeline', value: ['too', 'big'], base: 0, serverVersion: 0, reason: 'rejected', code: 'VALUE_TOO_LARGE' },
       { at: 9999, deviceId: 'me', entity: 'u:ann', item: 'network', value: { proxy: 'local' }, base: 0, serverVersion: 9, reason: 'offline-edit' },
       { at: 9999, deviceId: 'me', entity: 'u:ann', item: 'job-defaults', value: local['job-defaults'], base: 0, serverVersion: 10, reason: 'offline-edit' },
     ]);
     // Settling the same outcomes again changes nothing.
     t.deepEqual(await store.settle('me', [{ c: 4, status: 'conflict', v: 9, val: {} }], sent), { conflicts: 0, rejected: 0, restored: [] });
-    t.is((await store.conflicts()).length, 2);
+    t.is((await store.conflicts()).length, 3);
   });
 
   test(`${name}: local: an acknowledged change does not settle an item that has a later queued change`, async (t) => {

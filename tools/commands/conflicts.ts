@@ -20,7 +20,7 @@ export function register(program: Command): void {
         print(ctx, await collectConflicts(ctx), (r: { conflicts: Entry[] }) =>
           table(
             ['TIME', 'LOG', 'DEVICE', 'ENTITY', 'ITEM', 'REASON', 'LOST VALUE'],
-            r.conflicts.map((c) => [formatTime(c.at), c.log, c.deviceId, c.entity, c.item, c.reason, JSON.stringify(c.value).slice(0, 60)]),
+            r.conflicts.map((c) => [formatTime(c.at), c.log, c.deviceId, c.entity, c.item, c.code ? `${c.reason} (${c.code})` : c.reason, JSON.stringify(c.value).slice(0, 60)]),
           ),
         ),
       ),

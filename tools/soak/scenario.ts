@@ -18,8 +18,12 @@ import { fillUp, mountTmpfs, unmountTmpfs } from '../tmpfs.js';
 import type { FaultKind, PlannedFault } from './plan.js';
 
 const PASSWORD = 'soak-admin-pw';
-/** Items the activity writes: every shared per-user item without send destinations (those are blanked on the server). */
-const ITEMS = ['language', 'accessibility', 'screen-after-login', 'home', 'personal-buttons', 'timeline', 'network', 'shortcuts', 'address-list', 'list-order', 'auto-print', 'keychain'];
+/**
+ * Items the activity writes: the shared per-user items whose value is a map without send destinations
+ * (those are blanked on the server). Each write is the item's realistic value with the write's tag as
+ * one more field, which the item's schema keeps (maps are open to fields it does not name).
+ */
+const ITEMS = ['language', 'accessibility', 'home', 'network', 'list-order'];
 /** Each client works on this many users of a pool of 2 × clients + 2: neighbours share users. */
 const USERS_PER_CLIENT = 6;
 const HEARTBEAT_SECONDS = 1;
@@ -266,7 +270,7 @@ export class Scenario {
       const user = m.users[Math.floor(r() * m.users.length)]!;
       const item = ITEMS[Math.floor(r() * ITEMS.length)]!;
       const w: Write = { client: m.index, user, item, tag: `${m.name}#${++n}` };
-      const value = { soak: w.tag, data: userRecord(user, Math.floor(r() * 1000))[item] };
+      const value = { ...(userRecord(user, Math.floor(r() * 1000))[item] as Record<string, unknown>), soak: w.tag };
       m.inflight++;
       try {
         // A user logs in on the machine before changing their settings: it then holds them (SPEC §3.2).
