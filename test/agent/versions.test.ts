@@ -19,7 +19,7 @@ async function mixedGroup(t: ExecutionContext, protocol: number) {
 test('unknown fields inside a known item survive a round trip through an older peer', async (t) => {
   const { server, modern, old } = await mixedGroup(t, 1);
   // A newer model writes job defaults with a field the older one does not know, and a keychain.
-  const fromNew = { copy: { copies: 2, staple: 'top-left', ecoMode: { level: 3, since: '2026-01' } } };
+  const fromNew = { copy: { copies: 2, staple: 'top-left', quietMode: { level: 3, since: '2026-01' } } };
   await modern.setItem('user', 'ines', 'job-defaults', fromNew);
   await modern.setItem('user', 'ines', 'keychain', { 'place-1': { host: 'nas', user: 'ines' } });
   const got = remoteChange(old, 'ines', 'job-defaults');
@@ -33,7 +33,7 @@ test('unknown fields inside a known item survive a round trip through an older p
   await old.setItem('user', 'ines', 'job-defaults', { ...seen, copy: { ...seen.copy, copies: 5 } });
   await back;
   const after = (await modern.getItems('user', 'ines', 'job-defaults')).items['job-defaults']!.value;
-  t.deepEqual(after, { copy: { copies: 5, staple: 'top-left', ecoMode: { level: 3, since: '2026-01' } } });
+  t.deepEqual(after, { copy: { copies: 5, staple: 'top-left', quietMode: { level: 3, since: '2026-01' } } });
   const keychain = (await server.getItems('user', 'ines', 'keychain')).items.keychain!.value;
   t.deepEqual(keychain, { 'place-1': { host: 'nas', user: 'ines' } }, 'the server still has the keychain');
 });

@@ -16,8 +16,11 @@ import { AgentProcess, freePort, joinClient, startServer } from '../helpers/agen
 import { fillUp, mountTmpfs } from '../helpers/tmpfs.js';
 
 const TMPFS_BYTES = 3 * 1024 * 1024;
-/** A value bigger than a page, so the write cannot fit in what is left of the log's last page. */
-const BIG = JSON.stringify({ display: 'x'.repeat(96 * 1024), keyboard: 'en-US' });
+/**
+ * A value bigger than a page, so the write cannot fit in what is left of the log's last page: an open
+ * field of `home` (its schema keeps unknown fields), so the schema accepts it and only the disk refuses.
+ */
+const BIG = JSON.stringify({ wallpaper: 'plain', note: 'x'.repeat(96 * 1024) });
 
 interface Status {
   health: string;
@@ -30,7 +33,7 @@ type Items = Record<string, { value: unknown; version: number; set: boolean }>;
 
 /** The full disk as the technician sees it: a refused change, and red health naming the store failure. */
 async function refusedWhileFull(t: ExecutionContext, agent: AgentProcess, user: string): Promise<void> {
-  const r = await agent.sh('user', 'set', user, 'language', BIG);
+  const r = await agent.sh('user', 'set', user, 'home', BIG);
   t.not(r.code, 0, 'a write on a full disk must fail');
   t.regex(r.stderr, /STORE_WRITE_FAILED/);
   const status = await agent.ok<Status>('status');

@@ -38,7 +38,7 @@ for (const durability of ['fsync', 'os'] as Durability[]) {
     t.teardown(() => store.close());
     await store.putDevice({ id: 'A', publicKey: 'pk', name: 'A', serial: 'S', location: '', software: 't', protocol: 3, capabilities: [], admittedAt: 1, lastSeen: 1, lastCounter: 0, cursor: 0 });
     let c = 0;
-    const set = (tag: string, val: unknown = { tag }) => store.applyChanges('A', [{ c: ++c, e: `g:${tag}`, n: 'address-list', val, base: 0 }]);
+    const set = (tag: string, val: unknown = { tag }) => store.applyChanges('A', [{ c: ++c, e: `u:${tag}`, n: 'home', val, base: 0 }]);
     for (let i = 0; i < 5; i++) await set(`before-${i}`);
     const filler = await fillUp(mount);
 
@@ -46,7 +46,7 @@ for (const durability of ['fsync', 'os'] as Durability[]) {
     t.is(store.writeError?.code, 'STORE_WRITE_FAILED');
     // Still full: refused, nothing acknowledged, and the store still reads what it held.
     isWriteFailed(t, await t.throwsAsync(set('lost-2', big('lost-2'))), /free space|no space left/i);
-    t.like(await store.readItem('g:before-4', 'address-list'), { val: { tag: 'before-4' } });
+    t.like(await store.readItem('u:before-4', 'home'), { val: { tag: 'before-4' } });
     t.is(store.seq, 5);
 
     await unlink(filler);
@@ -62,9 +62,9 @@ for (const durability of ['fsync', 'os'] as Durability[]) {
 
     store = await GroupStore.open({ kv: new LevelKv(dir), durability });
     t.is(store.seq, seq, 'the sequence number survives');
-    for (const { tag, v } of acked) t.like(await store.readItem(`g:${tag}`, 'address-list'), { v, val: { tag } }, tag);
+    for (const { tag, v } of acked) t.like(await store.readItem(`u:${tag}`, 'home'), { v, val: { tag } }, tag);
     t.is(store.device('A')?.lastCounter, c, 'the device counter survives: no change is applied twice');
-    t.is(await store.readItem('g:lost', 'address-list'), undefined);
+    t.is(await store.readItem('u:lost', 'home'), undefined);
   });
 
   test(`local store (${durability}): local changes and their queue entries written after a full disk is freed survive reopening`, async (t) => {

@@ -498,7 +498,7 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     clock.t = 10_000;
     await store.applyChanges('A', [change(1, 'u:u1', 'home', {}), change(2, 'u:u2', 'home', {}), change(3, 'u:u3', 'home', {})]);
     clock.t = 20_000;
-    const burst = await store.applyChanges('B', [change(1, 'u:x1', 'home', {}), change(2, 'u:x2', 'language', {}), change(3, 'u:u1', 'home', { n: 1 }, 1)]);
+    const burst = await store.applyChanges('B', [change(1, 'u:x1', 'home', {}), change(2, 'u:x2', 'language', { display: 'en' }), change(3, 'u:u1', 'home', { n: 1 }, 1)]);
     t.like(burst.outcomes[0], { c: 1, status: 'rejected', code: 'USER_LIMIT_REACHED' });
     t.like(burst.outcomes[1], { c: 2, status: 'rejected', code: 'USER_LIMIT_REACHED' });
     t.deepEqual(burst.outcomes[2], { c: 3, status: 'applied', v: 4 }, 'a change of a user the group has still goes through');
@@ -605,13 +605,13 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
   test(`${name}: group: a device's copies of device-scope items are checked like changes and bounded by the user bound`, async (t) => {
     const { store, clock } = await groupWithDevices(t, { maxUsers: 2 });
     clock.t = 1000;
-    t.deepEqual(await store.putCopies('A', [{ user: 'u1', item: 'job-defaults', val: { copy: 1 } }, { user: 'u1', item: 'timeline', val: [] }]), []);
+    t.deepEqual(await store.putCopies('A', [{ user: 'u1', item: 'job-defaults', val: { copy: { copies: 1 } } }, { user: 'u1', item: 'timeline', val: [] }]), []);
     clock.t = 2000;
     const refused = await store.putCopies('A', [{ user: 'u2', item: 'no-such-item', val: 1 }, { user: 'u2', item: 'job-defaults', val: undefined }, { user: 'u2', item: 'job-defaults', val: {} }]);
     t.deepEqual(refused.map((r) => [r.i, r.code]), [[0, 'UNKNOWN_ITEM'], [1, 'INVALID_ARGUMENT']]);
     await store.putCopies('B', [{ user: 'u9', item: 'job-defaults', val: {} }]);
     clock.t = 3000;
-    await store.putCopies('A', [{ user: 'u3', item: 'job-defaults', val: { copy: 3 } }]);
+    await store.putCopies('A', [{ user: 'u3', item: 'job-defaults', val: { copy: { copies: 3 } } }]);
     const users = (copies: { user: string }[]) => [...new Set(copies.map((c) => c.user))].sort();
     t.deepEqual(users(await store.copiesOf('A')), ['u2', 'u3'], 'the copies of the user written longest ago go first');
     t.deepEqual(users(await store.copiesOf('B')), ['u9'], 'another device keeps its own');
