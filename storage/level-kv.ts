@@ -42,10 +42,23 @@ function privateFiles(): void {
   process.umask(previous | 0o077);
 }
 
-/** Files an older build left with the default umask (0644) are made 0600 when the store opens. */
+/**
+ * Files an older build left with the default umask (0644) are made 0600 before the store opens. Before:
+ * once LevelDB is open, a compaction may delete a listed file at any moment. A folder that does not
+ * exist yet is made by LevelDB under the tightened umask; a file gone meanwhile needs no mode.
+ */
 async function privateFolder(location: string): Promise<void> {
-  await chmod(location, 0o700);
-  for (const entry of await readdir(location, { withFileTypes: true })) if (entry.isFile()) await chmod(join(location, entry.name), 0o600);
+  const gone = (err: unknown) => {
+    if ((err as { code?: string }).code !== 'ENOENT') throw err;
+  };
+  let entries;
+  try {
+    await chmod(location, 0o700);
+    entries = await readdir(location, { withFileTypes: true });
+  } catch (err) {
+    return gone(err);
+  }
+  for (const entry of entries) if (entry.isFile()) await chmod(join(location, entry.name), 0o600).catch(gone);
 }
 
 /** A KvStore in a LevelDB folder. Only one process may hold it open. */
@@ -68,8 +81,12 @@ export class LevelKv implements KvStore {
   async open(): Promise<void> {
     privateFiles();
     try {
-      await this.#db.open();
       await privateFolder(this.location);
+    } catch (err) {
+      throw new MfpError('STORE_WRITE_FAILED', `cannot make the files of the store at ${this.location} private (0600): ${messageOf(err)}`, { cause: err });
+    }
+    try {
+      await this.#db.open();
     } catch (err) {
       const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
       if (code === 'LEVEL_LOCKED') {
