@@ -12,9 +12,11 @@
  * concurrent attempts would all read the same old record; instead, while any attempt of a subject is
  * under way, the subject's record is held in memory and is the one every attempt consults and updates.
  * Each attempt that passes the gate reserves one of the subject's remaining failures before its
- * password is checked; the gate, taken synchronously, refuses with AUTH_LOCKED (unchecked) an attempt
- * for which no failure is left to reserve. So the sixth of sixteen simultaneous wrong passwords is
- * never checked, and neither is a right one behind five wrong ones in flight.
+ * password is checked; an attempt for which no failure is left to reserve waits for an attempt under
+ * way to be decided, then passes the gate again. So the sixth of sixteen simultaneous wrong passwords
+ * is never checked (the five before it locked the subject: it is AUTH_LOCKED), nor is a right one
+ * behind five wrong ones in flight, while nine right passwords at once (nine clients set up at once)
+ * are all checked and admitted.
  */
 import {
   AUTH_FAILURE_WINDOW_MS, AUTH_FAILURES_BEFORE_LOCK, AUTH_LOCK_BASE_MS, AUTH_LOCK_MAX_MS,
@@ -97,6 +99,8 @@ interface Subject {
   checking: number;
   /** Attempts holding this entry; it is dropped (the store has it) when none does. */
   holders: number;
+  /** Attempts waiting for a reservation: woken when an attempt under way is decided. */
+  waiters: (() => void)[];
 }
 
 /** The agent's limiter of administrator logins. */
@@ -127,7 +131,7 @@ export class LoginLimiter {
     const subjects = [this.#hold(source), this.#hold(account)];
     try {
       await Promise.all(subjects.map((s) => s.loaded));
-      this.#gate(a, subjects);
+      await this.#gate(a, subjects);
       let ok = false;
       try {
         ok = await a.verify();
@@ -146,21 +150,28 @@ export class LoginLimiter {
       for (const s of subjects) s.rec = NO_FAILURES;
       if (had.length > 0) await this.#o.store.putAuthRecords(Object.fromEntries(subjects.map((s) => [s.key, undefined])));
     } finally {
+      // Decided (its failure, if any, is in the record): the waiters pass the gate again.
+      for (const s of subjects) for (const wake of s.waiters.splice(0)) wake();
       for (const s of subjects) this.#release(s);
     }
   }
 
-  /** Synchronous: refuses a locked subject, else reserves one failure of each subject. */
-  #gate(a: LoginAttempt, subjects: Subject[]): void {
-    const now = this.#o.clock.now();
-    const until = Math.max(...subjects.map((s) => s.rec.lockedUntil));
-    if (until > now) {
-      this.#o.log.warning('AUTH_LOCKED', `administrator login from ${a.address} for "${a.user}" refused: locked until ${new Date(until).toISOString()}`, fields(a));
-      throw new MfpError('AUTH_LOCKED', `too many failed administrator logins from this address or for this account: retry after ${new Date(until).toISOString()}`, fields(a));
-    }
-    if (subjects.some((s) => s.checking >= attemptsAllowed(s.rec, now))) {
-      this.#o.log.warning('AUTH_LOCKED', `administrator login from ${a.address} for "${a.user}" refused unchecked: as many attempts are under way as failures are left before the lock`, fields(a));
-      throw new MfpError('AUTH_LOCKED', 'too many administrator logins under way from this address or for this account: retry in a moment', fields(a));
+  /**
+   * Refuses a locked subject, else reserves one failure of each subject; while a subject has none left
+   * to reserve, waits for an attempt under way to be decided. The check and the reservation are taken
+   * together, with no await between them.
+   */
+  async #gate(a: LoginAttempt, subjects: Subject[]): Promise<void> {
+    for (;;) {
+      const now = this.#o.clock.now();
+      const until = Math.max(...subjects.map((s) => s.rec.lockedUntil));
+      if (until > now) {
+        this.#o.log.warning('AUTH_LOCKED', `administrator login from ${a.address} for "${a.user}" refused: locked until ${new Date(until).toISOString()}`, fields(a));
+        throw new MfpError('AUTH_LOCKED', `too many failed administrator logins from this address or for this account: retry after ${new Date(until).toISOString()}`, fields(a));
+      }
+      const full = subjects.find((s) => s.checking >= attemptsAllowed(s.rec, now));
+      if (!full) break;
+      await new Promise<void>((resolve) => full.waiters.push(resolve));
     }
     for (const s of subjects) s.checking++;
   }
@@ -168,7 +179,7 @@ export class LoginLimiter {
   #hold(key: string): Subject {
     let s = this.#subjects.get(key);
     if (!s) {
-      const entry: Subject = { key, rec: NO_FAILURES, loaded: Promise.resolve(), checking: 0, holders: 0 };
+      const entry: Subject = { key, rec: NO_FAILURES, loaded: Promise.resolve(), checking: 0, holders: 0, waiters: [] };
       entry.loaded = this.#o.store.authRecord(key).then((rec) => {
         entry.rec = rec;
       });

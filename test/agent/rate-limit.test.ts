@@ -42,7 +42,7 @@ async function race(limiter: LoginLimiter, attempts: { address: string; user?: s
   return { outcomes, checked };
 }
 
-test('16 concurrent wrong attempts: 5 are checked, 11 are AUTH_LOCKED unchecked; the right one behind them too', async (t) => {
+test('16 concurrent wrong attempts: 5 are checked, 11 wait and are AUTH_LOCKED unchecked; the right one behind them too', async (t) => {
   const clock = new ManualClock(Date.UTC(2026, 5, 1));
   const { store, limiter } = await open(tempDir(t), clock);
   const { outcomes, checked } = await race(limiter, [...Array.from({ length: 15 }, () => ({ address: '10.0.0.1' })), { address: '10.0.0.1', right: true }]);
@@ -52,6 +52,19 @@ test('16 concurrent wrong attempts: 5 are checked, 11 are AUTH_LOCKED unchecked;
   t.is(outcomes[15], 'AUTH_LOCKED');
   t.like(await store.authRecord('src:10.0.0.1'), { failures: 5, lockedUntil: clock.now() + 60_000 });
   t.like(await store.authRecord('acct:admin'), { failures: 5 });
+  await store.close();
+});
+
+test('nine right passwords at once (nine clients set up together) are all checked and admitted', async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 5, 1));
+  const { store, limiter } = await open(tempDir(t), clock);
+  const { outcomes, checked } = await race(limiter, Array.from({ length: 9 }, () => ({ address: '10.0.0.1', right: true })));
+  t.deepEqual(outcomes, Array.from({ length: 9 }, () => 'ok'));
+  t.is(checked, 9);
+  // Three wrong among them: each is checked once a reservation frees; the six right ones are admitted.
+  const mixed = await race(limiter, Array.from({ length: 9 }, (_, i) => ({ address: '10.0.0.2', right: i % 3 !== 0 })));
+  t.deepEqual(mixed.outcomes.filter((o) => o === 'ok').length, 6);
+  t.is(mixed.checked, 9);
   await store.close();
 });
 
