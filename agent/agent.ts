@@ -4,7 +4,6 @@
  * a user's items, login/logout, typed events) and what the control socket dispatches to.
  */
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { MfpError } from '../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, MISSED_HEARTBEATS, PROTOCOL_VERSION } from '../protocol/limits.js';
@@ -20,9 +19,12 @@ import { LocalStore, type RemoteItem } from '../storage/local-store.js';
 import type { ConflictEntry, Durability, ItemRecord, LogLevel, Store, SyncLogEntry } from '../storage/store.js';
 import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
 import { formatAddress, readPin, SyncClient, type AckSummary, type ClientState, type JoinProgress, type ServerAddress, type SyncClientOptions } from './client.js';
-import { dataPaths, readConfig, SOFTWARE_VERSION, type AgentConfig } from './config.js';
+import { describeCounts } from './describe.js';
+import { dataPaths, readConfig, ROLES, SOFTWARE_VERSION, type AgentConfig, type Role } from './config.js';
+
+export { isInitialized, ROLES, type Role } from './config.js';
 import {
-  describeCounts, ExportWindow, isOwnServer, outside, PREPARE_MAX_GROUPS, PREPARE_MAX_USERS, PREPARE_TIMEOUT_MS, PREPARE_WARNING,
+  ExportWindow, isOwnServer, outside, PREPARE_MAX_GROUPS, PREPARE_MAX_USERS, PREPARE_TIMEOUT_MS, PREPARE_WARNING,
   readExportBody, type ExportResult, type ImportResult, type PrepareResult,
 } from './export.js';
 import { createIdentity, fingerprintOf, identityFromSecret, serverKeyOf, type Identity } from './identity.js';
@@ -38,8 +40,6 @@ import {
 } from './replicator.js';
 
 /** The roles of SPEC §1. */
-export const ROLES = ['standalone', 'server', 'server-client', 'client', 'replica'] as const;
-export type Role = (typeof ROLES)[number];
 
 /** Options of an agent. */
 export interface AgentOptions {
@@ -1445,7 +1445,3 @@ async function oneRecord(store: Store, e: EntityKey, n: string): Promise<Map<str
   return new Map(rec ? [[n, rec]] : []);
 }
 
-/** Whether a directory holds an initialized agent. */
-export function isInitialized(dataDir: string): boolean {
-  return existsSync(dataPaths(dataDir).config);
-}

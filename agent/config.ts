@@ -19,6 +19,15 @@ import { createIdentity, identityFromSecret, makeAdminSecret, type AdminSecret, 
 /** This build's software version, as devices report it. */
 export const SOFTWARE_VERSION = '0.1.0';
 
+/** The roles a machine can have (SPEC §2). */
+export const ROLES = ['standalone', 'server', 'server-client', 'client', 'replica'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Whether `init` has made this data directory. */
+export function isInitialized(dataDir: string): boolean {
+  return existsSync(dataPaths(dataDir).config);
+}
+
 /** What config.json holds. */
 export interface AgentConfig {
   format: 1;

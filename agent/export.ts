@@ -132,11 +132,6 @@ export interface PrepareResult {
   warning: string;
 }
 
-/** "3 users, 1 user group, the Shared buttons (12 items)". */
-export function describeCounts(c: ExportCounts): string {
-  const n = (k: number, one: string) => `${k} ${one}${k === 1 ? '' : 's'}`;
-  return `${n(c.users, 'user')}, ${n(c.groups, 'user group')}${c.shared ? ', the Shared buttons' : ''} (${n(c.items, 'item')})`;
-}
 
 /** Whether a client's destination is this machine's own server (a server-client's client). */
 export function isOwnServer(server: { host: string; port: number }, port: number): boolean {

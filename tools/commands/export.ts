@@ -5,7 +5,8 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { describeCounts, type ExportResult, type PrepareResult } from '../../agent/export.js';
+import { describeCounts } from '../../agent/describe.js';
+import type { ExportResult, PrepareResult } from '../../agent/export.js';
 import { MfpError } from '../../protocol/errors.js';
 import { action, control, formatTime, print, type ShellContext } from '../shell.js';
 

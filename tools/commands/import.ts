@@ -1,7 +1,8 @@
 /** `mfpsync import FILE` (SPEC §7): import an export file; it is verified whole before anything is applied. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { describeCounts, type ImportResult } from '../../agent/export.js';
+import { describeCounts } from '../../agent/describe.js';
+import type { ImportResult } from '../../agent/export.js';
 import { action, control, formatTime, print, type ShellContext } from '../shell.js';
 
 /** Imports FILE through the agent (resolved here: the agent's working directory is not the shell's). */

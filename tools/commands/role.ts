@@ -1,6 +1,6 @@
 /** `mfpsync role set ROLE`: switches this machine's role. */
 import type { Command } from 'commander';
-import { ROLES } from '../../agent/agent.js';
+import { ROLES } from '../../agent/config.js';
 import { MfpError } from '../../protocol/errors.js';
 import { action, control, print, type ShellContext } from '../shell.js';
 import { formatStatus } from './status.js';

@@ -1,10 +1,8 @@
 /** `mfpsync run`: the agent, in the foreground, until SIGINT or SIGTERM. */
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { isInitialized } from '../../agent/agent.js';
-import { dataPaths, initDataDir } from '../../agent/config.js';
+import { dataPaths, initDataDir, isInitialized } from '../../agent/config.js';
 import { offsetClock, systemClock } from '../../agent/clock.js';
-import { startDaemon } from '../../agent/daemon.js';
 import { keepYoungGenerationSmall } from '../../agent/heap.js';
 import { MfpError } from '../../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT } from '../../protocol/limits.js';
@@ -32,6 +30,8 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     throw new MfpError('INVALID_ARGUMENT', 'apply-during-login must be immediate or next-login');
   }
   keepYoungGenerationSmall();
+  // Loaded here: the other commands, each a process of its own, need none of the agent.
+  const { startDaemon } = await import('../../agent/daemon.js');
   const daemon = await startDaemon({
     dataDir: ctx.dataDir,
     ...(o.host !== undefined ? { host: o.host } : {}),
