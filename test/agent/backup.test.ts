@@ -167,8 +167,10 @@ test('backup to a folder (a USB stick) and restore from its file; DBBU03-05, DBR
   t.is((await server.ok<{ source: string }>('restore', '--from', done.path)).source, done.path);
   t.deepEqual(await server.value('user', 'user4', 'address-list'), original);
   await server.ok('user', 'set', 'user4', 'address-list', '[{"name":"changed"}]');
+  await server.ok('backup', '--to', 'device');
   await server.ok('restore', '--from', stick);
   t.deepEqual(await server.value('user', 'user4', 'address-list'), original);
+  t.false(existsSync(join(slot, 'mfpsync-backup.mfpb')), 'a restore from a folder deletes the device slot');
 
   // A stick that is not mounted: the folder does not exist, and nothing is made in its place.
   const unmounted = join(tempDir(t), 'media', 'usb0');
@@ -197,7 +199,7 @@ test('backup to a folder (a USB stick) and restore from its file; DBBU03-05, DBR
   t.regex(await refused(server, 'DBBU03', 'backup', '--to', full), /bytes|space/);
   const log = await server.ok<{ runs: { op: string; result: string }[] }>('backup', 'log');
   t.deepEqual(log.runs.map((r) => `${r.op} ${r.result}`), [
-    'backup ok', 'backup ok', 'backup ok', 'restore ok', 'restore ok', 'backup DBBU04', 'restore DBRS03', 'restore DBRS03', 'restore DBRS01', 'backup DBBU05', 'backup DBBU03',
+    'backup ok', 'backup ok', 'backup ok', 'restore ok', 'backup ok', 'restore ok', 'backup DBBU04', 'restore DBRS03', 'restore DBRS03', 'restore DBRS01', 'backup DBBU05', 'backup DBBU03',
   ]);
 });
 
