@@ -19,6 +19,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
+import type { ReplicationStatus } from '../../agent/replicator.js';
 import { userRecord } from '../../tools/bench/records.js';
 import { AgentProcess, freePort, joinClient, startServer } from '../helpers/agents.js';
 import { startSamba, type Samba } from '../helpers/samba.js';
@@ -162,6 +163,11 @@ test('(a) Changing the Server Machine (When Replication Is Not Set): When Replac
   await c1!.kill('SIGTERM');
   await c1!.start();
   t.is((await c1!.ok<Status>('role', 'set', 'server')).port, address);
+  // mfpsync: until step 5 the new server serves a group of its own at the old address. A client started
+  // now is refused before it sends anything (GROUP_MISMATCH: not its pinned group) and stays stopped.
+  const early = await c3!.sh('role', 'set', 'client', '--server', `127.0.0.1:${address}`);
+  t.is((early.json as Err).error.code, 'GROUP_MISMATCH');
+  t.is((await c3!.control<Status>('status')).role, 'standalone');
   // 5 "Restore the backup data saved in Step 2 on the new server machine in Step 4." The group
   // administrator's account opens the backup's group key (c1 never held it).
   await c1!.ok('restore', ...nas.restore, ...ADMIN);
@@ -268,7 +274,7 @@ async function replicatingGroup(t: ExecutionContext): Promise<{ server: AgentPro
     AgentProcess.spawn(t, { name: 'c2' }),
   ]);
   const replicaAt = `127.0.0.1:${replicaPort}`;
-  await server.control('replication.start', { to: replicaAt, user: 'admin', password: 'secret-pw' });
+  await server.control('replication.start', { to: replicaAt, user: 'admin', password: 'secret-pw', interval: 600, threshold: 100_000 });
   for (const c of [c1, c2]) await admit(c, port);
   await work(c1, ['ann', 'ben'], 1);
   await work(c2, ['dan'], 2);
@@ -278,8 +284,10 @@ async function replicatingGroup(t: ExecutionContext): Promise<{ server: AgentPro
   t.is(Object.keys(expected).length, 4);
   // mfpsync: the changes the server acknowledged after the last copy are not on the replica. Once the
   // clients' changes are acknowledged, a last copy is taken (`replication start` again copies at once).
-  const last = await server.ok<{ lastRun: { seq: number } }>('replication', 'start', '--to', replicaAt, ...ADMIN);
-  t.is(last.lastRun.seq, (await server.control<Status>('status')).group!.seq, 'the last copy holds every change');
+  const last = await server.ok<ReplicationStatus>('replication', 'start', '--to', replicaAt, ...ADMIN);
+  t.is(last.lastRun!.seq, (await server.control<Status>('status')).group!.seq, 'the last copy holds every change');
+  // needs: `replication start` run again keeping its interval and threshold (h1): then
+  // t.like(last, { intervalMinutes: 600, threshold: 100_000 }) — today it resets them to 60 and 1,000.
   await noConflicts(t, [server, replica, c1, c2], 'before the move');
   return { server, replica, replicaAt, clients: [c1, c2], expected };
 }
@@ -291,6 +299,9 @@ test('(c) Changing the Server Machine (When Replication Is Set): When Replacing 
   const t0 = performance.now();
   // 1 "Stop replication on the server machine."
   t.like(await server.ok('replication', 'stop'), { stopped: true });
+  // needs: `replication stop` releasing the replica (h1): then
+  // t.like(await replica.control('replication.status'), { relation: null }) — today it stays tied to
+  // its server until its role changes (step 3 changes it).
   // 2 "Stop synchronization on the server machine." mfpsync: the clients are still connected (they are
   // stopped in step 4), so stopping the server needs --force (CLIENTS_ACTIVE otherwise).
   await server.ok('role', 'set', 'standalone', '--force');
@@ -327,6 +338,7 @@ test('(d) Changing the Server Machine (When Replication Is Set): Changing to Ano
   // 4 "Recover the replication data on the new server machine in Step 3." ("confirm that the time that
   // the data was replicated indicated on the confirmation dialog is the expected time": --yes here.)
   t.like(await fresh.ok('recover', '--from', replicaAt, ...ADMIN, '--yes'), { loaded: true });
+  // needs: the [Device] slot deleted by a recovery and by a replication run (h1), checked on both machines.
   t.deepEqual(await sums(fresh), expected, 'every user\'s data on the new server');
   // 5 "Configure the connection settings of each client machine." "You can skip this step if the new
   // server machine has the same IP address and host name as the old server machine." It has not.
