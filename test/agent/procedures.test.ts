@@ -252,7 +252,7 @@ test('procedure 2, Changing the Server Machine (When Replication Is Not Set): Ch
   t.is((refused.json as Err).error.code, 'AUTH_INCORRECT');
   await joinClient(late, newPort!, 'new-pw');
   await holdsAll(t, late, await sums(fresh!));
-  // needs: `backup --to DIR` / `restore --from FILE` (h1) for the same move through a USB stick.
+  // The same move through a USB stick (`backup --to DIR`, `restore --from FILE`): test/agent/backup.test.ts.
 });
 
 /** A replica on a fixed port (a replica restarts on the same address). */
@@ -287,8 +287,8 @@ async function replicatingGroup(t: ExecutionContext): Promise<{ server: AgentPro
   // clients' changes are acknowledged, a last copy is taken (`replication start` again copies at once).
   const last = await server.ok<ReplicationStatus>('replication', 'start', '--to', replicaAt, ...ADMIN);
   t.is(last.lastRun!.seq, (await server.control<Status>('status')).group!.seq, 'the last copy holds every change');
-  // needs: `replication start` run again keeping its interval and threshold (h1): then assert here that
-  // `last` still has the 600 minutes and 100,000 changes of the first start (today: reset to 60 and 1,000).
+  // Run again, it keeps the interval and threshold of the first start.
+  t.like(last, { intervalMinutes: 600, threshold: 100_000 });
   await noConflicts(t, [server, replica, c1, c2], 'before the move');
   return { server, replica, replicaAt, clients: [c1, c2], expected };
 }
@@ -300,8 +300,8 @@ test('procedure 3, Changing the Server Machine (When Replication Is Set): When R
   const t0 = performance.now();
   // 1 "Stop replication on the server machine."
   t.like(await server.ok('replication', 'stop'), { stopped: true });
-  // needs: `replication stop` releasing the replica (h1): then assert here that the replica's
-  // `replication status` has no relation (today it stays tied to its server until step 3 changes its role).
+  // The stop released the destination: it holds its last copy and no relation to the server.
+  t.like(await replica.ok('replication', 'status'), { role: 'replica', relation: null });
   // 2 "Stop synchronization on the server machine." mfpsync: the clients are still connected (they are
   // stopped in step 4), so stopping the server needs --force (CLIENTS_ACTIVE otherwise).
   await server.ok('role', 'set', 'standalone', '--force');
@@ -338,7 +338,7 @@ test('procedure 4, Changing the Server Machine (When Replication Is Set): Changi
   // 4 "Recover the replication data on the new server machine in Step 3." ("confirm that the time that
   // the data was replicated indicated on the confirmation dialog is the expected time": --yes here.)
   t.like(await fresh.ok('recover', '--from', replicaAt, ...ADMIN, '--yes'), { loaded: true });
-  // needs: the [Device] slot deleted by a recovery and by a replication run (h1), checked on both machines.
+  // (The [Device] slot deleted by a recovery and by a replication run: test/agent/replication.test.ts.)
   t.deepEqual(await sums(fresh), expected, 'every user\'s data on the new server');
   // 5 "Configure the connection settings of each client machine." "You can skip this step if the new
   // server machine has the same IP address and host name as the old server machine." It has not.
