@@ -396,7 +396,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     const current = this.#role;
     const sameServer = target.server && current.server && formatAddress(target.server) === formatAddress(current.server);
-    if (role === current.role && (role !== 'client' || sameServer) && options.user === undefined) return this.status();
+    // The same role again changes nothing, except that a client part the server refused (or that
+    // stopped) is started again: running the command again is how a technician retries.
+    const clientDown = this.#client?.state === 'refused' || this.#client?.state === 'stopped';
+    if (role === current.role && (role !== 'client' || sameServer) && options.user === undefined && !clientDown) return this.status();
     const serving = current.role === 'server' || current.role === 'server-client';
     const willServe = role === 'server' || role === 'server-client';
     if (serving && !willServe) {
