@@ -98,6 +98,8 @@ export class SyncServer {
   #listener: Listener | undefined;
   #sessions = new Set<Session>();
   #joinLock: Promise<void> = Promise.resolve();
+  /** The join queued last, and whether it ended (the next one waits for it). */
+  #lastJoin: { session: Session; done: boolean } | undefined;
   #unsubscribe: (() => void) | undefined;
   /**
    * New devices past the GROUP_FULL check whose record is not written yet, by id: counted as members,
@@ -423,9 +425,20 @@ export class SyncServer {
     if (s.phase !== 'join-offer') throw new MfpError('MESSAGE_UNEXPECTED', 'join-offer outside a join');
     // Joins run one at a time: of two clients offering the same user, the first to connect wins.
     const previous = this.#joinLock;
-    let release!: () => void;
-    this.#joinLock = new Promise<void>((r) => (release = r));
+    const ahead = this.#lastJoin;
+    const mine = { session: s, done: false };
+    let unlock!: () => void;
+    this.#joinLock = new Promise<void>((r) => (unlock = r));
+    this.#lastJoin = mine;
+    const release = () => {
+      mine.done = true;
+      if (this.#lastJoin === mine) this.#lastJoin = undefined;
+      unlock();
+    };
     s.releaseJoinLock = release;
+    if (ahead && !ahead.done) {
+      this.#o.log.info('JOIN_WAITING', `${s.device.name} (${s.device.id}) waits for the join of ${ahead.session.device.name} (${ahead.session.device.id}): joins run one at a time`, { deviceId: s.device.id });
+    }
     await previous;
     if (s.conn.closed) return release();
     const store = this.#o.store;
