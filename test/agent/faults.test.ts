@@ -97,8 +97,11 @@ test('an offline edit that lost to a newer server value is kept in the conflict 
   t.deepEqual(local.conflicts.map((c) => [c.log, c.entity, c.item, c.reason, c.value]), [['local', 'u:kim', 'language', 'offline-edit', { display: 'ko' }]]);
   const group = await server.ok<{ conflicts: { log: string; value: unknown }[] }>('conflicts', 'list');
   t.deepEqual(group.conflicts.map((c) => [c.log, c.value]), [['group', { display: 'ko' }]]);
-  const warnings = await server.ok<{ entries: { code: string }[] }>('log', '--level', 'warning');
-  t.true(warnings.entries.some((e) => e.code === 'CONFLICT'));
+  // One Warning for the one change that lost, on the server and on A.
+  const warnings = await server.ok<{ entries: { code: string; message: string }[] }>('log', '--level', 'warning');
+  t.deepEqual(warnings.entries.filter((e) => e.code === 'CONFLICT').map((e) => e.message.replace(/version \d+/, 'version N')), ['A: offline edit of u:kim language lost to version N; kept in the conflict log']);
+  const own = await a.ok<{ entries: { code: string; message: string }[] }>('log', '--level', 'warning');
+  t.deepEqual(own.entries.filter((e) => e.code === 'CONFLICT').map((e) => e.message), ['1 offline edit(s) lost to newer server values; see `mfpsync conflicts list`']);
 });
 
 test('a change re-sent after a lost acknowledgement is applied once', async (t) => {
