@@ -177,6 +177,8 @@ export interface DeviceEntry {
   /** The device's highest change counter the server took, and how many of its changes it decided (exactly once: equal). */
   lastChange: number;
   processedChanges: number;
+  /** What the server sent it in its current session: change entries (deltas) and snapshot items (join, resync, login fetch); null without one. */
+  sent: { deltas: number; items: number } | null;
 }
 
 const LIVE_ITEMS = new Set(['language', 'accessibility']);
@@ -942,6 +944,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           cursorLag: d.self && !s ? 0 : Math.max(0, group.seq - (s?.cursor ?? d.cursor)),
           lastChange: d.lastCounter,
           processedChanges: d.processed ?? 0,
+          sent: s?.sent ?? null,
         };
       });
   }

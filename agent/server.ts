@@ -51,6 +51,8 @@ export interface SessionInfo {
   lastHeartbeat: number;
   skewMs: number;
   cursor: number;
+  /** What this session was sent: change entries of deltas, and items of snapshots (join, resync, login fetch). */
+  sent: { deltas: number; items: number };
 }
 
 /** Debounce of cursor-only notices. */
@@ -78,6 +80,8 @@ class Session {
   skewWarned = false;
   /** The client said it goes to sleep; the session ends. */
   sleeping = false;
+  /** Change entries (deltas) and snapshot items sent in this session. */
+  readonly sent = { deltas: 0, items: 0 };
   deadline: Timer | undefined;
   plan: { upload: Set<EntityKey>; replace: Set<EntityKey>; same: Set<EntityKey> } | undefined;
   releaseJoinLock: (() => void) | undefined;
@@ -98,6 +102,8 @@ export class SyncServer {
   #listener: Listener | undefined;
   #sessions = new Set<Session>();
   #joinLock: Promise<void> = Promise.resolve();
+  /** The join queued last, and whether it ended (the next one waits for it). */
+  #lastJoin: { session: Session; done: boolean } | undefined;
   #unsubscribe: (() => void) | undefined;
   /**
    * New devices past the GROUP_FULL check whose record is not written yet, by id: counted as members,
@@ -162,6 +168,7 @@ export class SyncServer {
         lastHeartbeat: s.lastHeartbeat,
         skewMs: s.skewMs,
         cursor: s.cursor,
+        sent: { ...s.sent },
       }));
   }
 
@@ -423,9 +430,20 @@ export class SyncServer {
     if (s.phase !== 'join-offer') throw new MfpError('MESSAGE_UNEXPECTED', 'join-offer outside a join');
     // Joins run one at a time: of two clients offering the same user, the first to connect wins.
     const previous = this.#joinLock;
-    let release!: () => void;
-    this.#joinLock = new Promise<void>((r) => (release = r));
+    const ahead = this.#lastJoin;
+    const mine = { session: s, done: false };
+    let unlock!: () => void;
+    this.#joinLock = new Promise<void>((r) => (unlock = r));
+    this.#lastJoin = mine;
+    const release = () => {
+      mine.done = true;
+      if (this.#lastJoin === mine) this.#lastJoin = undefined;
+      unlock();
+    };
     s.releaseJoinLock = release;
+    if (ahead && !ahead.done) {
+      this.#o.log.info('JOIN_WAITING', `${s.device.name} (${s.device.id}) waits for the join of ${ahead.session.device.name} (${ahead.session.device.id}): joins run one at a time`, { deviceId: s.device.id });
+    }
     await previous;
     if (s.conn.closed) return release();
     const store = this.#o.store;
@@ -492,6 +510,7 @@ export class SyncServer {
     const reason = s.hello.epoch === null || s.hello.groupId !== this.#o.groupId ? 'join' : 'checksum';
     let first = true;
     const send = (items: SnapshotItem[], final: boolean) => {
+      s.sent.items += items.length;
       s.conn.send({
         type: SyncType.Snapshot,
         reason,
@@ -590,6 +609,7 @@ export class SyncServer {
       const rec = splitItemRecord(bytes, key);
       if (have.get(n) !== rec.head.v) items.push([e, n, rec.head.v, wireValue(rec)]);
     });
+    s.sent.items += items.length;
     s.conn.send({ type: SyncType.Snapshot, reason: 'fetch', items, replace: [], deletes: [], versions: [], copies: [], final: true, seq: store.seq });
   }
 
@@ -631,6 +651,7 @@ export class SyncServer {
           for (let i = 0; i < parts.length; i++) {
             const part = parts[i]!;
             const list = part.map((e): DeltaEntry => (e.del ? [e.seq, e.e, null, null] : [e.seq, e.e, e.n!, e.val]));
+            s.sent.deltas += list.length;
             s.conn.send({ type: SyncType.Deltas, list, seq: i === parts.length - 1 ? last : part[part.length - 1]!.seq });
           }
           s.cursor = last;
