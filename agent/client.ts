@@ -390,6 +390,8 @@ export class SyncClient {
       },
       onClose: (reason): void => this.#onClose(conn, opened, reason),
       expectsWelcome: true,
+      // A pong counts as it arrives, even while a long handler (applying a large join) runs.
+      outOfOrder: (m) => m.type === HeartbeatType.Pong,
     });
     ws.on('open', () => {
       opened = true;

@@ -27,6 +27,12 @@ export interface ConnectionOptions {
   onClose: (reason: MfpError | undefined) => void;
   /** The client's end: a welcome arrives, and the frames behind it are sealed. */
   expectsWelcome?: boolean;
+  /**
+   * Messages handled as they arrive, ahead of the handlers still running or queued: a heartbeat must be
+   * answered while an earlier frame waits (a join queued behind another client's), or both ends would
+   * take the peer for gone after 3 silent heartbeats.
+   */
+  outOfOrder?: (message: Message) => boolean;
 }
 
 /** ws's own protocol errors, by their codes, as ours. */
@@ -200,16 +206,22 @@ export class Connection {
       // The larger limit applies from the welcome on (ws checks it at the next frame's header).
       setMaxPayload(this.#ws, MAX_FRAME_BYTES);
     }
+    if (this.#options.outOfOrder?.(message)) {
+      void this.#handle(message, raw);
+      return;
+    }
     // Handlers run one at a time, in arrival order.
-    this.#chain = this.#chain.then(async () => {
-      if (this.#closed && message.type !== SessionType.Refuse) return;
-      try {
-        await this.#options.onMessage(message, raw);
-      } catch (err) {
-        const e = toMfpError(err, 'MESSAGE_UNEXPECTED');
-        this.refuse(e.code, e.message);
-      }
-    });
+    this.#chain = this.#chain.then(() => this.#handle(message, raw));
+  }
+
+  async #handle(message: Message, raw: Uint8Array): Promise<void> {
+    if (this.#closed && message.type !== SessionType.Refuse) return;
+    try {
+      await this.#options.onMessage(message, raw);
+    } catch (err) {
+      const e = toMfpError(err, 'MESSAGE_UNEXPECTED');
+      this.refuse(e.code, e.message);
+    }
   }
 
   #finish(): void {

@@ -209,6 +209,8 @@ export class SyncServer {
     const conn = new Connection(ws, {
       onMessage: (m) => this.#onMessage(session, m),
       onClose: (reason) => this.#onClose(session, reason),
+      // A ping is answered at once, even while this client's join waits for another's.
+      outOfOrder: (m) => m.type === HeartbeatType.Ping && session.phase !== 'handshake',
     });
     session = new Session(conn, nonce, challengeBytes, ephemeral, place, remote);
     const timeout = this.#o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;

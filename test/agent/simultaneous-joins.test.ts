@@ -140,3 +140,47 @@ test('Monday morning: three clients join at the same moment with their own data 
     t.false(entries.some((e) => e.code === 'JOIN_SKIPPED'), `${NAMES[i]}: ${JSON.stringify(entries.filter((e) => e.code === 'JOIN_SKIPPED'))}`);
   }
 });
+
+test('a client queued behind a long join keeps its session: the server answers its heartbeats while it waits', async (t) => {
+  // B's heartbeats every second: silent for 3 of them, its session is gone to either end. (A keeps the
+  // default 10 s: its connection is held whole for a few seconds.)
+  const [{ server, port }, a, b] = await Promise.all([startServer(t), AgentProcess.spawn(t, { name: 'A' }), AgentProcess.spawn(t, { name: 'B', heartbeat: 1 })] as const);
+  for (const [c, name] of [[a, 'A'], [b, 'B']] as const) await c.control('item.set', { kind: 'user', id: 'monday', item: 'address-list', value: addressList(name) });
+  const bId = (await b.control<{ deviceId: string }>('status')).deviceId;
+  const [pa, pb] = await Promise.all([FaultProxy.start({ targetPort: port }), FaultProxy.start({ targetPort: port })]);
+  t.teardown(() => Promise.all([pa.close(), pb.close()]));
+  // A's upload is held: its join stays under way, and B's waits behind it.
+  let up = 0;
+  const held = new Promise<void>((resolve) => {
+    pa.on('chunk', (dir, _i, bytes) => {
+      if (dir === 'up' && up <= UPLOAD_MARK && (up += bytes) > UPLOAD_MARK) {
+        pa.stall();
+        resolve();
+      }
+    });
+  });
+  const joinA = a.control('role.set', { role: 'client', server: `127.0.0.1:${pa.port}`, user: 'admin', password: 'secret-pw' });
+  await held;
+  const joinB = b.control('role.set', { role: 'client', server: `127.0.0.1:${pb.port}`, user: 'admin', password: 'secret-pw' });
+  joinB.catch(() => undefined); // awaited below
+  await until(async () => (await server.control<{ entries: LogEntry[] }>('log', { level: 'info' })).entries.some((e) => e.code === 'JOIN_WAITING' && e.deviceId === bId), 'B is queued');
+  // Five pongs reach B while it waits (5 heartbeats: past the 3 that end a silent session).
+  let pongs = 0;
+  const fivePongs = new Promise<void>((resolve) => {
+    pb.on('chunk', (dir) => {
+      if (dir === 'down' && ++pongs === 5) resolve();
+    });
+  });
+  // B's join cannot end while A's is held: ending now is losing its session.
+  const ended = joinB.then(
+    () => Promise.reject(new Error('B joined while A\'s join was held')),
+    (err: Error) => Promise.reject(new Error(`B's session ended while it waited: ${err.message}`)),
+  );
+  await Promise.race([fivePongs, ended]);
+  ended.catch(() => undefined); // B joins once A's join goes on: that is the outcome checked below
+  pa.resume();
+  await joinA;
+  t.like(await joinB, { role: 'client', client: { state: 'live' } }, 'B joined in the same session');
+  const { entries } = await server.control<{ entries: LogEntry[] }>('log', { level: 'warning' });
+  t.deepEqual(entries.filter((e) => e.code === 'HEARTBEAT_MISSED'), []);
+});
