@@ -129,7 +129,7 @@ export interface AckSummary {
 
 /** Refusals a retry cannot fix: the technician must act. */
 const FATAL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'AUTH_INCORRECT', 'AUTH_LOCKED', 'DEVICE_REMOVED', 'DEVICE_KEY_MISMATCH', 'GROUP_KEY_CHANGED', 'GROUP_MISMATCH',
+  'AUTH_INCORRECT', 'AUTH_LOCKED', 'DEVICE_REMOVED', 'DEVICE_KEY_MISMATCH', 'GROUP_KEY_CHANGED',
   'PROTOCOL_UNSUPPORTED', 'AUTH_SETTINGS_MISMATCH',
 ]);
 
@@ -435,7 +435,16 @@ export class SyncClient {
       this.#setState('refused', error);
       return;
     }
-    if (INPUT_REFUSALS.has(error.code) && conn.isSecure) {
+    if (error.code === 'GROUP_MISMATCH') {
+      // A machine of another group at the server's address: a replacement whose backup is not restored
+      // yet (the manual's "same IP address" procedures). Refused at the challenge, nothing was sent;
+      // retried with backoff, red at once, until the group's server answers there.
+      if (this.#lastRefusal?.code !== 'GROUP_MISMATCH') {
+        this.#o.log.error('GROUP_MISMATCH', `the machine at ${formatAddress(this.#o.server)} serves another group (${error.message}); nothing was sent; retrying with backoff until the group's server answers there`);
+      }
+      this.#refusals = Math.max(this.#refusals + 1, REFUSALS_REPORTED);
+      this.#lastRefusal = error;
+    } else if (INPUT_REFUSALS.has(error.code) && conn.isSecure) {
       // The server refused what this client sent. The next session re-sends the same queue, so the
       // backoff keeps growing across sessions (going live does not reset it) and the technician is told.
       this.#refusals++;
@@ -638,6 +647,11 @@ export class SyncClient {
   #goLive(): void {
     if (this.#sleeping) return;
     this.#attempt = 0;
+    // The group's server answers at the address again.
+    if (this.#lastRefusal?.code === 'GROUP_MISMATCH') {
+      this.#refusals = 0;
+      this.#lastRefusal = undefined;
+    }
     this.#admission = undefined;
     this.#setState('live');
     const first = this.#firstOutcome;

@@ -66,6 +66,8 @@ export function assessHealth(f: HealthFacts): { health: Health; reasons: HealthR
   if (c?.state === 'refused') {
     const code = c.error?.code ?? 'PEER_GONE';
     red.push({ level: 'red', code, message: `refused by the server ${c.server}: ${c.error?.message ?? 'no reason given'}` });
+  } else if (c?.refusals?.code === 'GROUP_MISMATCH') {
+    red.push({ level: 'red', code: 'GROUP_MISMATCH', message: `the machine at ${c.server} serves another group (${c.refusals.message}); retrying until the group's server answers there (a replaced server: restore its backup)` });
   } else if (c?.refusals && c.refusals.count >= REFUSALS_REPORTED) {
     red.push({ level: 'red', code: c.refusals.code, message: `the server ${c.server} ended ${c.refusals.count} sessions in a row refusing what this client sent (${c.refusals.message}); ${c.queued} change(s) queued` });
   } else if (c && (c.state === 'offline' || c.state === 'connecting')) {

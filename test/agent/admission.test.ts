@@ -159,23 +159,33 @@ test('Delete User Data on the server deletes the user on the clients that hold i
   t.regex(clientDelete.stderr, /^error WRONG_ROLE: /);
 });
 
-test('a running client refused by a machine of another group at its server\'s address starts again with the same role set', async (t) => {
+test('a running client that finds a machine of another group at its server\'s address retries, red, and follows the group\'s server when it is back', async (t) => {
+  t.timeout(90_000);
   const port = await freePort();
   const { server } = await startServer(t, { port });
   const a = await AgentProcess.spawn(t, { name: 'A' });
   await joinClient(a, port);
   // The server is replaced at its address by a machine serving a group of its own (a replacement
-  // started before its restore): the running client is refused before it sends anything, and stops.
+  // started before its restore): the client is refused at the challenge, before it sends anything.
   await server.kill('SIGTERM');
   const mark = a.events.length;
   const { server: other } = await startServer(t, { name: 'other', port });
-  await a.waitFor((e) => e.event === 'sync-state' && e.state === 'refused', 30_000, mark);
-  t.like(await a.ok<{ client: { state: string; lastError: { code: string } } }>('status'), { role: 'client', client: { state: 'refused' } });
-  // The group's server is back at the address: the same command again, no password, connects it.
+  await a.waitFor((e) => e.event === 'sync-state' && (e.error as { code?: string } | undefined)?.code === 'GROUP_MISMATCH', 30_000, mark);
+  const status = await a.ok<{ role: string; health: string; healthReasons: { level: string; code: string }[]; client: { state: string } }>('status');
+  t.is(status.role, 'client');
+  t.not(status.client.state, 'refused', 'it keeps retrying: the manual lets a replacement at the same address be found without touching the clients');
+  t.is(status.health, 'red');
+  t.true(status.healthReasons.some((r) => r.level === 'red' && r.code === 'GROUP_MISMATCH'));
+  const errors = (await a.ok<{ entries: { code: string }[] }>('log', '--level', 'error')).entries.filter((e) => e.code === 'GROUP_MISMATCH');
+  t.is(errors.length, 1, 'one Error, not one per retry');
+  // Nothing of A reached the other machine.
+  t.is((await other.ok<{ devices: unknown[] }>('devices', 'list')).devices.length, 1);
+  // The group's server is back at the address: the client follows it on its own and turns green.
   await other.kill('SIGTERM');
+  const back = a.events.length;
   await server.start();
-  const again = await a.ok<{ client: { state: string } }>('role', 'set', 'client', '--server', `127.0.0.1:${port}`);
-  t.is(again.client.state, 'live');
-  // And on a live client the same command is still a no-op that reports the status.
+  await a.waitFor((e) => e.event === 'sync-state' && e.state === 'live', 60_000, back);
+  t.is((await a.ok<{ health: string }>('status')).health, 'green');
+  // And on a live client the same role set is a no-op that reports the status.
   t.is((await a.ok<{ client: { state: string } }>('role', 'set', 'client', '--server', `127.0.0.1:${port}`)).client.state, 'live');
 });
