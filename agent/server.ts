@@ -17,7 +17,7 @@ import {
   PROTOCOL_VERSION,
 } from '../protocol/limits.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
-import { readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
+import { authSettingsMismatch, readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
   AckStatus, Chunker, chunk, rejectedAck, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
   type SnapshotItem, type UploadMessage,
@@ -300,13 +300,8 @@ export class SyncServer {
     if (hello.protocol < MIN_PROTOCOL_VERSION || hello.minProtocol > PROTOCOL_VERSION) {
       throw new MfpError('PROTOCOL_UNSUPPORTED', `client speaks ${hello.minProtocol}-${hello.protocol}, server ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`);
     }
-    const mine = this.#o.settings;
-    if (hello.settings.loginService !== mine.loginService) {
-      throw new MfpError('AUTH_SETTINGS_MISMATCH', `login service differs: server "${mine.loginService}", client "${hello.settings.loginService}"`);
-    }
-    if (hello.settings.departmentIds !== mine.departmentIds) {
-      throw new MfpError('AUTH_SETTINGS_MISMATCH', `Department ID management differs: server ${mine.departmentIds ? 'on' : 'off'}, client ${hello.settings.departmentIds ? 'on' : 'off'}`);
-    }
+    const mismatch = authSettingsMismatch(this.#o.settings, hello.settings);
+    if (mismatch) throw mismatch;
     const self = hello.deviceId === this.#o.identity.deviceId;
     let device = store.device(hello.deviceId);
     let admitted = false;

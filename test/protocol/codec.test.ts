@@ -729,6 +729,7 @@ const HELLO_CASES: BodyCase[] = [
   { title: 'settings missing', mutate: (o) => { delete o.settings; }, field: /^hello\.settings /, why: /must be a map/ },
   { title: 'settings.loginService missing', mutate: (o) => { delete settingsOf(o).loginService; }, field: /^hello\.(settings\.)?loginService /, why: /must be a string/ },
   { title: 'settings.departmentIds as "yes"', mutate: (o) => { settingsOf(o).departmentIds = 'yes'; }, field: /^hello\.(settings\.)?departmentIds /, why: /must be a boolean/ },
+  { title: 'settings.departmentIdsDigest not a digest', mutate: (o) => { settingsOf(o).departmentIdsDigest = 'ab'.repeat(31) + 'zz'; }, field: /^hello\.settings\.departmentIdsDigest /, why: /must be 64 hex digits/ },
   { title: 'admission as a string', mutate: (o) => { o.admission = 'admin:secret'; }, field: /^hello\.admission /, why: /must be a map/ },
   { title: 'admission.user missing', mutate: (o) => { delete admissionOf(o).user; }, field: /^hello\.(admission\.)?user /, why: /must be a string/ },
   { title: 'admission.proof of 31 bytes', mutate: (o) => { admissionOf(o).proof = new Uint8Array(31); }, field: /^hello\.(admission\.)?proof /, why: /must be 32 bytes/ },
