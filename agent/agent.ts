@@ -24,7 +24,7 @@ import { dataPaths, readConfig, ROLES, SOFTWARE_VERSION, type AgentConfig, type 
 
 export { isInitialized, ROLES, type Role } from './config.js';
 import {
-  ExportWindow, isOwnServer, outside, PREPARE_MAX_GROUPS, PREPARE_MAX_USERS, PREPARE_TIMEOUT_MS, PREPARE_WARNING,
+  checkPrepareLimits, ExportWindow, isOwnServer, outside, PREPARE_TIMEOUT_MS, PREPARE_WARNING,
   readExportBody, type ExportResult, type ImportResult, type PrepareResult,
 } from './export.js';
 import { createIdentity, fingerprintOf, identityFromSecret, serverKeyOf, type Identity } from './identity.js';
@@ -838,13 +838,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const groups = all ? listed.filter((u) => u.kind === 'group').map((u) => u.id) : [...new Set(selection.groups ?? [])];
     users.forEach((u) => checkName(u, 'user name'));
     groups.forEach((g) => checkName(g, 'group id'));
-    const blank = all ? ' (a blank selection selects every user and group of the group)' : '';
-    if (users.length > PREPARE_MAX_USERS) {
-      throw new MfpError('INVALID_ARGUMENT', `at most ${PREPARE_MAX_USERS} users can be prepared at once; ${users.length} are selected${blank}: name them with --users`);
-    }
-    if (groups.length > PREPARE_MAX_GROUPS) {
-      throw new MfpError('INVALID_ARGUMENT', `at most ${PREPARE_MAX_GROUPS} user groups can be prepared at once; ${groups.length} are selected${blank}: name them with --groups`);
-    }
+    checkPrepareLimits({ users, groups, loggedIn: this.#loggedIn, blank: all });
     const known = new Set(group.users().map((u) => u.name));
     const missing = [
       ...users.filter((u) => !known.has(u) && !group.hasEntity(`u:${u}`)).map((u) => `user ${u}`),

@@ -9,6 +9,7 @@
  * (the login path) until they are current, and for 15 minutes export and import of exactly that
  * selection are allowed. Users who log in meanwhile may overwrite the prepared data.
  */
+import { MfpError } from '../protocol/errors.js';
 import { parseEntity } from '../storage/catalog.js';
 import type { ExportBody, ExportCounts, ExportEntity, ExportHeader } from '../storage/export-file.js';
 import type { Store } from '../storage/store.js';
@@ -22,6 +23,30 @@ export const PREPARE_MAX_GROUPS = 50;
 export const EXPORT_WINDOW_MS = 15 * 60_000;
 /** How long a preparation waits for the selected users to be current. */
 export const PREPARE_TIMEOUT_MS = 60_000;
+/** The manual's words on the selection's bounds (003, Prepare for User Data Export, step 5). */
+export const PREPARE_LIMIT_NOTE = 'You can select up to 500 users and 50 user groups. Users logged in from the control panel are also included.';
+
+/**
+ * Refuses a selection over the bounds (INVALID_ARGUMENT, with the manual's words). The users logged
+ * in on this machine's panel count toward the 500 (manual 002: "users who are logged in via the touch
+ * panel display are included in the count"), each once, whether selected or not: their data is brought
+ * up to date on this machine all the same, and may overwrite the prepared data.
+ */
+export function checkPrepareLimits(selection: { users: readonly string[]; groups: readonly string[]; loggedIn: Iterable<string>; blank: boolean }): void {
+  const selected = new Set(selection.users);
+  const extra = [...new Set(selection.loggedIn)].filter((u) => !selected.has(u)).sort();
+  const blank = selection.blank ? ' (a blank selection selects every user and group of the group)' : '';
+  const count = selected.size + extra.length;
+  if (count > PREPARE_MAX_USERS) {
+    const shown = extra.slice(0, 5).join(', ') + (extra.length > 5 ? `, … (${extra.length})` : '');
+    const panel = extra.length > 0 ? ` and ${extra.length} more logged in on the touch panel (${shown}): log them out or select fewer` : `${blank}: name them with --users`;
+    throw new MfpError('INVALID_ARGUMENT', `${PREPARE_LIMIT_NOTE} At most ${PREPARE_MAX_USERS} users can be prepared at once; ${selected.size} are selected${panel}`);
+  }
+  if (new Set(selection.groups).size > PREPARE_MAX_GROUPS) {
+    throw new MfpError('INVALID_ARGUMENT', `${PREPARE_LIMIT_NOTE} At most ${PREPARE_MAX_GROUPS} user groups can be prepared at once; ${new Set(selection.groups).size} are selected${blank}: name them with --groups`);
+  }
+}
+
 /** What the prepare command tells the technician. */
 export const PREPARE_WARNING = 'users who log in on any machine of the group during the window may overwrite the prepared data';
 
