@@ -18,7 +18,9 @@ import { LevelKv } from '../storage/level-kv.js';
 import { LocalStore, type RemoteItem } from '../storage/local-store.js';
 import type { ConflictEntry, Durability, ItemRecord, LogLevel, Store, SyncLogEntry } from '../storage/store.js';
 import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
-import { formatAddress, readPin, SyncClient, type AckSummary, type ClientState, type JoinProgress, type ServerAddress, type SyncClientOptions } from './client.js';
+import {
+  deleteLocalCopies, formatAddress, loginAgainEvent, readPin, SyncClient, type AckSummary, type LoginAgainEvent, type ClientState, type JoinProgress, type ServerAddress, type SyncClientOptions,
+} from './client.js';
 import { describeCounts } from './describe.js';
 import { dataPaths, readConfig, ROLES, SOFTWARE_VERSION, type AgentConfig, type Role } from './config.js';
 
@@ -110,6 +112,8 @@ export interface AgentEvents {
   'deep-sleep': [DeepSleepEvent];
   /** A client of this server became operating, sleeping or offline. */
   'device-state': [DeviceStateEvent];
+  /** On a client: a logging-in user could not be given current data and must log in again, or a login repaired it. */
+  'login-again': [LoginAgainEvent];
 }
 
 /** One client in `power status` on a server. */
@@ -550,7 +554,7 @@ export class Agent extends EventEmitter<AgentEvents> {
    * A client of `address` with this machine's identity, store and settings, not started. The agent's own
    * client part is made here; tools and tests use it to open extra sessions (probes, handshake timing).
    */
-  async createClient(address: ServerAddress, callbacks: Pick<SyncClientOptions, 'onRemote' | 'onState' | 'onAcked' | 'onEvicted' | 'onJoinProgress'> = {}): Promise<SyncClient> {
+  async createClient(address: ServerAddress, callbacks: Pick<SyncClientOptions, 'onRemote' | 'onState' | 'onAcked' | 'onEvicted' | 'onJoinProgress' | 'onLoginAgain'> = {}): Promise<SyncClient> {
     const client = new SyncClient({
       store: this.local,
       identity: this.identity,
@@ -578,6 +582,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       onAcked: (summary) => this.emit('changes-acked', summary),
       onJoinProgress: (progress) => this.emit('join-progress', progress),
       onEvicted: (users) => this.#evicted(users),
+      onLoginAgain: (user, entry) => this.emit('login-again', loginAgainEvent(user, entry)),
     });
     this.#client = client;
     // A queued change is sent while its batch is being written (see LocalStore.onQueued).
@@ -690,8 +695,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Users and user groups, filtered by partial, case-insensitive match (blank lists all). */
-  listUsers(search = '', options: { checksums?: boolean } = {}): UserEntry[] {
-    const store = this.#role.role === 'standalone' || this.#role.role === 'client' || !this.#group ? this.local : this.#group;
+  listUsers(search = '', options: { checksums?: boolean; local?: boolean } = {}): UserEntry[] {
+    const store = options.local || this.#role.role === 'standalone' || this.#role.role === 'client' || !this.#group ? this.local : this.#group;
     const q = search.toLowerCase();
     const out: UserEntry[] = [];
     const seen = new Set<string>();
@@ -708,16 +713,25 @@ export class Agent extends EventEmitter<AgentEvents> {
     return out;
   }
 
-  /** Delete User Data (SPEC §8): on a server, across the group; on a standalone machine, locally. */
-  async deleteUsers(targets: { users?: string[]; groups?: string[]; search?: string }): Promise<{ deleted: string[] }> {
+  /**
+   * Delete User Data (SPEC §8): on a server and a server-client, across the group; on a standalone
+   * machine, locally; on a client — and on a server-client with `local` — this machine's copy only
+   * (the next login fetches it again).
+   */
+  async deleteUsers(targets: { users?: string[]; groups?: string[]; search?: string; local?: boolean }): Promise<{ deleted: string[] }> {
     const role = this.#role.role;
-    if (role === 'client' || role === 'replica') throw new MfpError('WRONG_ROLE', 'delete user data on the server: a client would get it back from the group');
+    if (role === 'replica') throw new MfpError('WRONG_ROLE', 'a replica holds a copy of the server; delete user data on the server');
+    const local = role === 'client' || targets.local === true;
+    if (local && role === 'server') throw new MfpError('WRONG_ROLE', 'a server has no copy of its own to delete: `users delete` without --local deletes across the group');
     const keys = new Set<EntityKey>();
     for (const u of targets.users ?? []) keys.add(entityKey('user', u));
     for (const g of targets.groups ?? []) keys.add(entityKey('group', g));
-    if (targets.search !== undefined) for (const u of this.listUsers(targets.search)) keys.add(entityKey(u.kind, u.id));
+    if (targets.search !== undefined) for (const u of this.listUsers(targets.search, { local })) keys.add(entityKey(u.kind, u.id));
     let deleted: EntityKey[];
-    if (this.#group) {
+    if (local && this.#client) {
+      deleted = await deleteLocalCopies(this.local, this.#client, [...keys]);
+      for (const e of deleted) this.emit('entity-deleted', { kind: parseEntity(e)!.kind as ItemKind, id: e.slice(2) });
+    } else if (this.#group) {
       deleted = (await this.#group.deleteEntities([...keys], `admin:${this.identity.deviceId}`)).map((f) => f.e);
     } else {
       deleted = await this.local.deleteLocal([...keys]);
@@ -1357,6 +1371,7 @@ export class Agent extends EventEmitter<AgentEvents> {
               queued: this.local.queueSize,
               ...(client.pin?.groupKey ? { groupId: client.pin.groupId, groupKey: fingerprintOf(Buffer.from(client.pin.groupKey, 'base64')) } : {}),
               ...(client.lastError ? { error: { code: client.lastError.code, message: client.lastError.message } } : {}),
+              ...(client.loginAgain.length > 0 ? { loginAgain: client.loginAgain } : {}),
             },
           }
         : {}),
@@ -1400,6 +1415,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         queued: this.local.queueSize,
         skewMs: client.skewMs,
         ...(e ? { error: { code: e.code, message: e.message } } : {}),
+        loginAgain: client.loginAgain,
       };
       const r = client.refusals;
       if (r.error) facts.client.refusals = { count: r.count, code: r.error.code, message: r.error.message };

@@ -77,13 +77,14 @@ export function controlMethods(agent: Agent): Record<string, (p: Params) => Prom
     'users.list': (p) => ({ users: agent.listUsers(opt(p, 'search') ?? '', { checksums: p.checksums === true }) }),
     'users.delete': (p) => {
       agent.log.info('ADMIN', 'users delete requested through the control socket');
-      const t: { users?: string[]; groups?: string[]; search?: string } = {};
+      const t: { users?: string[]; groups?: string[]; search?: string; local?: boolean } = {};
       const users = strings(p, 'users');
       const groups = strings(p, 'groups');
       const search = opt(p, 'search');
       if (users) t.users = users;
       if (groups) t.groups = groups;
       if (search !== undefined) t.search = search;
+      if (p.local === true) t.local = true;
       return agent.deleteUsers(t);
     },
     'devices.list': (p) => ({ devices: agent.listDevices(opt(p, 'filter') ?? '') }),

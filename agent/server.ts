@@ -24,7 +24,7 @@ import {
 } from '../protocol/sync.js';
 import { capabilitiesFor, kindOfKey, parseEntity, type EntityKey } from '../storage/catalog.js';
 import { feedValueSize, isValidChange, type ChangeOutcome, type DeviceRecord, type FeedEntry, type GroupStore } from '../storage/group-store.js';
-import { splitItemRecord } from '../storage/records.js';
+import { entityHash, splitItemRecord } from '../storage/records.js';
 import type { Timer } from './clock.js';
 import { Connection } from './connection.js';
 import { listen, type Listener, type ListeningRoleOptions, type Place } from './listener.js';
@@ -580,12 +580,16 @@ export class SyncServer {
     if (entity.kind === 'user') await store.touchUser(entity.id);
     const have = new Map(m.have);
     const items: SnapshotItem[] = [];
+    // The checksum of what was read, item hashes from the same records: the client compares its copy.
+    const hashes: [string, string][] = [];
     await store.scanEntities([m.e], (e, n, bytes, key) => {
       if (!this.#knows(s, e, n)) return;
       const rec = splitItemRecord(bytes, key);
+      hashes.push([n, rec.head.h]);
       if (have.get(n) !== rec.head.v) items.push([e, n, rec.head.v, wireValue(rec)]);
     });
-    s.conn.send({ type: SyncType.Snapshot, reason: 'fetch', items, replace: [], deletes: [], versions: [], copies: [], final: true, seq: store.seq });
+    const checks: [string, string | null][] = [[m.e, hashes.length > 0 ? entityHash(hashes) : null]];
+    s.conn.send({ type: SyncType.Snapshot, reason: 'fetch', items, replace: [], deletes: [], versions: [], copies: [], final: true, seq: store.seq, checks });
   }
 
   /** Whether the client is sent this item from the group's copy: it knows it, and it is shared. */

@@ -155,8 +155,10 @@ test('Delete User Data on the server deletes the user on the clients that hold i
   await Promise.all(['olga', 'oscar'].map((id) => a.waitFor((e) => e.event === 'entity-deleted' && e.id === id, 15_000, mark)));
   t.is((await a.sh('user', 'get', 'olga')).code, 7);
   t.deepEqual(await a.value('user', 'pia', 'home'), {});
-  const clientDelete = await a.sh('users', 'delete', 'pia', '--yes');
-  t.regex(clientDelete.stderr, /^error WRONG_ROLE: /);
+  // On a client, Delete User Data deletes this machine's copy only (SPEC §8): the server keeps pia.
+  t.deepEqual((await a.ok<{ deleted: string[] }>('users', 'delete', 'pia', '--yes')).deleted, ['pia']);
+  t.is((await a.sh('user', 'get', 'pia')).code, 7);
+  t.deepEqual(await server.value('user', 'pia', 'home'), {});
 });
 
 test('Department IDs: the registered sets are compared by digest; a different set is AUTH_SETTINGS_MISMATCH naming it', async (t) => {
