@@ -9,7 +9,7 @@ import { MfpError } from '../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, MISSED_HEARTBEATS, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { CATALOG, catalogItem, checkName, entityKey, itemsOfKind, parseEntity, type EntityKey, type ItemKind } from '../storage/catalog.js';
 import { BACKUP_FORMAT, decodeBackupFile, encodeBackupFile } from '../storage/backup-file.js';
-import { changesOf, countsOf, encodeExportFile, readExportFile, writeExportFile } from '../storage/export-file.js';
+import { changesOf, countsOf, encodeExportFile, readExportFile, writeExportFile, type AddressListKind } from '../storage/export-file.js';
 import { imageEntries, installImage } from '../storage/image.js';
 import { Keys } from '../storage/keys.js';
 import { decodeRecord, encodeRecord } from '../storage/records.js';
@@ -26,7 +26,8 @@ import { dataPaths, readConfig, ROLES, SOFTWARE_VERSION, type AgentConfig, type 
 
 export { isInitialized, ROLES, type Role } from './config.js';
 import {
-  checkPrepareLimits, ExportWindow, isOwnServer, outside, PREPARE_TIMEOUT_MS, PREPARE_WARNING,
+  ADDRESS_LIST_NAMES, addressListsOf, checkAddressList, checkImportKind, checkPrepareLimits, ExportWindow, isOwnServer, outside,
+  PREPARE_TIMEOUT_MS, PREPARE_WARNING,
   readExportBody, type ExportResult, type ImportResult, type PrepareResult,
 } from './export.js';
 import { createIdentity, fingerprintOf, identityFromSecret, serverKeyOf, type Identity } from './identity.js';
@@ -771,18 +772,20 @@ export class Agent extends EventEmitter<AgentEvents> {
    * written atomically: the group's copy on a server, this machine's elsewhere; inside an export window
    * only its selection. Refused with SYNC_RESTRICTED while client synchronization runs.
    */
-  async exportData(path: string): Promise<ExportResult> {
+  async exportData(path: string, options: { addressList?: AddressListKind } = {}): Promise<ExportResult> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    const addressList = checkAddressList(options.addressList);
     const { store, window } = this.#exportAccess('export');
     const createdAt = this.clock.now();
-    const body = await readExportBody(store, window);
+    const all = await readExportBody(store, window);
+    const body = addressList ? addressListsOf(all, addressList) : all;
     const selection = window ? ('prepared' as const) : ('all' as const);
     const source = { deviceId: this.identity.deviceId, name: this.#config.name, role: this.#role.role };
-    const bytes = encodeExportFile({ software: SOFTWARE_VERSION, createdAt, source, selection }, body);
+    const bytes = encodeExportFile({ software: SOFTWARE_VERSION, createdAt, source, selection, ...(addressList ? { addressList } : {}) }, body);
     await writeExportFile(path, bytes);
     const counts = countsOf(body);
-    this.log.info('EXPORTED', `exported ${describeCounts(counts)} to ${path}`);
-    return { path, bytes: bytes.length, createdAt, selection, counts, ...(window ? { window: window.describe() } : {}) };
+    this.log.info('EXPORTED', `exported ${addressList ? `[${ADDRESS_LIST_NAMES[addressList]}]: ` : ''}${describeCounts(counts)} to ${path}`);
+    return { path, bytes: bytes.length, createdAt, selection, ...(addressList ? { addressList } : {}), counts, ...(window ? { window: window.describe() } : {}) };
   }
 
   /**
@@ -792,11 +795,13 @@ export class Agent extends EventEmitter<AgentEvents> {
    * export window only for the prepared users and groups. Refused with SYNC_RESTRICTED while client
    * synchronization runs.
    */
-  async importData(path: string): Promise<ImportResult> {
+  async importData(path: string, options: { addressList?: AddressListKind } = {}): Promise<ImportResult> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    const addressList = checkAddressList(options.addressList);
     // Checked before the file is read and again after: the role or the window may change meanwhile.
     this.#exportAccess('import');
     const file = await readExportFile(path);
+    checkImportKind(file.header, addressList);
     const { store, window } = this.#exportAccess('import');
     if (window) {
       const others = outside(file.body, window);
@@ -831,7 +836,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       const p = parseEntity(ch.e)!;
       this.emit('item-changed', { kind: p.kind, id: p.id, item: ch.n, source: 'local', applyNow: true });
     }
-    return { path, source: header.source, createdAt: header.createdAt, software: header.software, counts: header.counts, applied: applied.length, conflicts };
+    return { path, source: header.source, createdAt: header.createdAt, software: header.software, ...(header.addressList ? { addressList: header.addressList } : {}), counts: header.counts, applied: applied.length, conflicts };
   }
 
   /**

@@ -11,7 +11,7 @@
  */
 import { MfpError } from '../protocol/errors.js';
 import { parseEntity } from '../storage/catalog.js';
-import type { ExportBody, ExportCounts, ExportEntity, ExportHeader } from '../storage/export-file.js';
+import { ADDRESS_LIST_KINDS, type AddressListKind, type ExportBody, type ExportCounts, type ExportEntity, type ExportHeader } from '../storage/export-file.js';
 import type { Store } from '../storage/store.js';
 import type { Clock, Timer } from './clock.js';
 
@@ -115,6 +115,37 @@ export async function readExportBody(store: Store, selection?: Selection): Promi
   return body;
 }
 
+/** The manual's names of the two address-list files ([Address List] on the export screen). */
+export const ADDRESS_LIST_NAMES: Record<AddressListKind, string> = {
+  personal: 'Personal Address List (All)',
+  groups: 'User Group Address List (All)',
+};
+
+/** Checks an `addressList` option: `personal`, `groups` or absent (the batch file). */
+export function checkAddressList(kind: unknown): AddressListKind | undefined {
+  if (kind === undefined) return undefined;
+  if (typeof kind === 'string' && (ADDRESS_LIST_KINDS as readonly string[]).includes(kind)) return kind as AddressListKind;
+  throw new MfpError('INVALID_ARGUMENT', `--address-list takes personal ([${ADDRESS_LIST_NAMES.personal}]) or groups ([${ADDRESS_LIST_NAMES.groups}]), not ${JSON.stringify(kind)}`);
+}
+
+/**
+ * The address lists of one kind out of a body (manual: "export personal address lists or user group
+ * address lists as individual files"): users' or user groups' `address-list` items only; entities
+ * without one are left out, and the Shared buttons never go in.
+ */
+export function addressListsOf(body: ExportBody, kind: AddressListKind): ExportBody {
+  const only = (xs: ExportEntity[]) =>
+    xs.filter((x) => x.items['address-list'] !== undefined).map((x) => ({ id: x.id, items: { 'address-list': x.items['address-list'] } }));
+  return kind === 'personal' ? { users: only(body.users), groups: [], shared: null } : { users: [], groups: only(body.groups), shared: null };
+}
+
+/** Refuses to import a file that is not the address-list file asked for (IMPORT_INVALID). */
+export function checkImportKind(header: ExportHeader, kind: AddressListKind | undefined): void {
+  if (kind === undefined || header.addressList === kind) return;
+  const is = header.addressList ? `a [${ADDRESS_LIST_NAMES[header.addressList]}] file` : 'a batch file of personalized data';
+  throw new MfpError('IMPORT_INVALID', `not a [${ADDRESS_LIST_NAMES[kind]}] file: it is ${is}; nothing was imported`);
+}
+
 /** The users and groups of a body outside a selection (an import inside a window may not touch them). */
 export function outside(body: ExportBody, selection: Selection): string[] {
   return [
@@ -130,6 +161,8 @@ export interface ExportResult {
   bytes: number;
   createdAt: number;
   selection: 'all' | 'prepared';
+  /** An address-list file: which kind (absent: the batch file). */
+  addressList?: AddressListKind;
   counts: ExportCounts;
   /** The export window the file was made in (a server-client's prepared selection). */
   window?: ReturnType<ExportWindow['describe']>;
@@ -141,6 +174,8 @@ export interface ImportResult {
   source: ExportHeader['source'];
   createdAt: number;
   software: string;
+  /** The file was an address-list file of this kind. */
+  addressList?: AddressListKind;
   counts: ExportCounts;
   /** Items written. */
   applied: number;
