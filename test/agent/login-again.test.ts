@@ -86,6 +86,14 @@ test('a client copy that differs from the server\'s: the login says log in again
   t.is((await checksums(a))['user:bob'], serverBefore['user:bob']);
   t.false(a.events.slice(mark).some((e) => e.event === 'login-again'), 'a fetch after a delete is whole: nothing to repair');
 
+  // A user group, which every client holds, is fetched again at once.
+  await b.ok('group', 'set', '07', 'address-list', '[{"name":"Sales","email":"sales@example.com"}]');
+  await a.waitFor((e) => e.event === 'item-changed' && e.kind === 'group' && e.id === '07');
+  mark = a.events.length;
+  t.deepEqual((await a.ok<{ deleted: string[] }>('users', 'delete', 'g:07', '--yes')).deleted, ['07']);
+  await a.waitFor((e) => e.event === 'item-changed' && e.kind === 'group' && e.id === '07' && e.source === 'remote', 15_000, mark);
+  t.deepEqual(await a.value('group', '07', 'address-list'), [{ name: 'Sales', email: 'sales@example.com' }]);
+
   // On a pure server there is no copy of its own: --local is WRONG_ROLE; without it, the group's delete.
   const local = await server.sh('users', 'delete', 'bob', '--local', '--yes');
   t.is(local.code, 6);
