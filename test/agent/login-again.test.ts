@@ -16,10 +16,19 @@ type Status = { client: { state: string; loginAgain?: { user: string; reason: st
 
 const loginAgain = (user: string, required: boolean) => (e: AgentEvent) => e.event === 'login-again' && e.user === user && e.required === required;
 
-/** Each entity's checksum on a machine (`users list --checksums`). */
+/** Each entity's checksum on a machine (what `users list --checksums` shows), through the control socket. */
 async function checksums(agent: AgentProcess): Promise<Record<string, string | null>> {
-  const { users } = await agent.ok<{ users: { kind: string; id: string; checksum: string | null }[] }>('users', 'list', '--checksums');
+  const { users } = await agent.control<{ users: { kind: string; id: string; checksum: string | null }[] }>('users.list', { search: '', checksums: true });
   return Object.fromEntries(users.map((u) => [`${u.kind}:${u.id}`, u.checksum]));
+}
+
+/** The agent's status, through the control socket (the shell's own line is checked once). */
+const statusOf = (agent: AgentProcess) => agent.control<Status>('status');
+/** A user logs in on the panel, through the control socket. */
+const login = (agent: AgentProcess, user: string) => agent.control('login', { user });
+/** One item's value, through the control socket. */
+async function valueOf(agent: AgentProcess, kind: 'user' | 'group', id: string, item: string): Promise<unknown> {
+  return (await agent.control<{ items: Record<string, { value: unknown }> }>('item.get', { kind, id, item })).items[item]!.value;
 }
 
 test('a client copy that differs from the server\'s: the login says log in again, the next login repairs it; users delete on the client deletes its copy only', async (t) => {
@@ -31,8 +40,8 @@ test('a client copy that differs from the server\'s: the login says log in again
   await b.ok('user', 'set', 'bob', 'home', '{"wallpaper":"blue"}');
   await b.waitFor((e) => e.event === 'changes-acked' && e.queued === 0);
   let mark = a.events.length;
-  await a.ok('login', 'alice');
-  await a.ok('login', 'bob');
+  await login(a, 'alice');
+  await login(a, 'bob');
   await Promise.all([a.waitRemote('alice', 'address-list', mark), a.waitRemote('bob', 'home', mark)]);
   t.deepEqual((await checksums(a))['user:alice'], (await checksums(server))['user:alice']);
 
@@ -42,31 +51,31 @@ test('a client copy that differs from the server\'s: the login says log in again
   await a.ok('user', 'set', 'alice', 'auto-print', 'true');
   await a.ok('user', 'set', 'bob', 'home', '{"wallpaper":"red"}');
   await a.ok('role', 'set', 'client', '--server', `127.0.0.1:${port}`);
-  t.is((await a.ok<Status>('status')).client.state, 'live');
-  t.deepEqual(await a.value('user', 'alice', 'language'), { display: 'fr', keyboard: 'fr-FR' }, 'resumed by cursor: the copy still differs');
+  t.is((await statusOf(a)).client.state, 'live');
+  t.deepEqual(await valueOf(a, 'user', 'alice', 'language'), { display: 'fr', keyboard: 'fr-FR' }, 'resumed by cursor: the copy still differs');
   const serverBefore = await checksums(server);
   const bBefore = await checksums(b);
   t.not((await checksums(a))['user:alice'], serverBefore['user:alice']);
 
   // The login fetches by version (nothing newer) and finds the copy differs by checksum.
   mark = a.events.length;
-  await a.ok('login', 'alice');
+  await login(a, 'alice');
   const required = await a.waitFor(loginAgain('alice', true), 15_000, mark);
   t.like(required, { reason: 'checksum', message: MESSAGE });
-  const status = await a.ok<Status>('status');
+  const status = await statusOf(a);
   t.like(status.client.loginAgain, [{ user: 'alice', reason: 'checksum' }]);
   t.true(status.healthReasons.some((r) => r.code === 'LOGIN_AGAIN' && r.message.includes(MESSAGE)));
   t.true((await humanShell(a.dataDir, 'status')).stdout.includes(`${MESSAGE} (user alice: this machine's copy differs from the server's`));
 
   // Logging in again repairs it: the server's whole copy replaces A's; what A loses is in its conflict log.
   mark = a.events.length;
-  await a.ok('login', 'alice');
+  await login(a, 'alice');
   await a.waitFor(loginAgain('alice', false), 15_000, mark);
-  t.deepEqual(await a.value('user', 'alice', 'language'), { display: 'ja', keyboard: 'ja-JP' });
+  t.deepEqual(await valueOf(a, 'user', 'alice', 'language'), { display: 'ja', keyboard: 'ja-JP' });
   t.false((await a.ok<{ items: Record<string, { set: boolean }> }>('user', 'get', 'alice')).items['auto-print']!.set);
   t.is((await checksums(a))['user:alice'], serverBefore['user:alice']);
-  t.is((await a.ok<Status>('status')).client.loginAgain, undefined);
-  t.false((await a.ok<Status>('status')).healthReasons.some((r) => r.code === 'LOGIN_AGAIN'));
+  t.is((await statusOf(a)).client.loginAgain, undefined);
+  t.false((await statusOf(a)).healthReasons.some((r) => r.code === 'LOGIN_AGAIN'));
   const { conflicts } = await a.ok<{ conflicts: { entity: string; item: string; reason: string; value: unknown }[] }>('conflicts', 'list');
   t.deepEqual(
     conflicts.filter((c) => c.entity === 'u:alice').map((c) => [c.item, c.reason, c.value]).sort(),
@@ -80,9 +89,9 @@ test('a client copy that differs from the server\'s: the login says log in again
   t.deepEqual(await checksums(server), serverBefore, 'the server keeps its copy');
   t.deepEqual(await checksums(b), bBefore, 'the other client keeps its copy');
   mark = a.events.length;
-  await a.ok('login', 'bob');
+  await login(a, 'bob');
   await a.waitRemote('bob', 'home', mark);
-  t.deepEqual(await a.value('user', 'bob', 'home'), { wallpaper: 'blue' });
+  t.deepEqual(await valueOf(a, 'user', 'bob', 'home'), { wallpaper: 'blue' });
   t.is((await checksums(a))['user:bob'], serverBefore['user:bob']);
   t.false(a.events.slice(mark).some((e) => e.event === 'login-again'), 'a fetch after a delete is whole: nothing to repair');
 
@@ -92,7 +101,7 @@ test('a client copy that differs from the server\'s: the login says log in again
   mark = a.events.length;
   t.deepEqual((await a.ok<{ deleted: string[] }>('users', 'delete', 'g:07', '--yes')).deleted, ['07']);
   await a.waitFor((e) => e.event === 'item-changed' && e.kind === 'group' && e.id === '07' && e.source === 'remote', 15_000, mark);
-  t.deepEqual(await a.value('group', '07', 'address-list'), [{ name: 'Sales', email: 'sales@example.com' }]);
+  t.deepEqual(await valueOf(a, 'group', '07', 'address-list'), [{ name: 'Sales', email: 'sales@example.com' }]);
 
   // On a pure server there is no copy of its own: --local is WRONG_ROLE; without it, the group's delete.
   const local = await server.sh('users', 'delete', 'bob', '--local', '--yes');
@@ -115,34 +124,34 @@ test('a login whose fetch fails (server unreachable, or the session cut before t
   proxy.cutAll();
   await a.waitFor((e) => e.event === 'sync-state' && e.state === 'offline', 15_000, mark);
   mark = a.events.length;
-  await a.ok('login', 'carol');
+  await login(a, 'carol');
   t.like(await a.waitFor(loginAgain('carol', true), 15_000, mark), { reason: 'fetch-failed', message: MESSAGE });
-  t.like((await a.ok<Status>('status')).client.loginAgain, [{ user: 'carol', reason: 'fetch-failed' }]);
+  t.like((await statusOf(a)).client.loginAgain, [{ user: 'carol', reason: 'fetch-failed' }]);
 
   // Back online, the fetch is retried — but the logged-in user got old data: the message stays until a login.
   mark = a.events.length;
   proxy.refusing = false;
   await a.waitRemote('carol', 'home', mark);
-  t.like((await a.ok<Status>('status')).client.loginAgain, [{ user: 'carol' }]);
+  t.like((await statusOf(a)).client.loginAgain, [{ user: 'carol' }]);
   mark = a.events.length;
-  await a.ok('login', 'carol');
+  await login(a, 'carol');
   await a.waitFor(loginAgain('carol', false), 15_000, mark);
-  t.deepEqual(await a.value('user', 'carol', 'home'), { wallpaper: 'green' });
-  t.is((await a.ok<Status>('status')).client.loginAgain, undefined);
+  t.deepEqual(await valueOf(a, 'user', 'carol', 'home'), { wallpaper: 'green' });
+  t.is((await statusOf(a)).client.loginAgain, undefined);
 
   // The link stalls with the fetch in flight and is cut: the login's data never arrived.
   proxy.stall();
   mark = a.events.length;
-  await a.ok('login', 'dave');
+  await login(a, 'dave');
   proxy.cutAll();
   proxy.resume();
   t.like(await a.waitFor(loginAgain('dave', true), 15_000, mark), { reason: 'fetch-failed' });
   await a.waitFor((e) => e.event === 'sync-state' && e.state === 'live', 30_000, mark);
   mark = a.events.length;
-  await a.ok('login', 'dave');
+  await login(a, 'dave');
   await a.waitFor(loginAgain('dave', false), 15_000, mark);
-  t.deepEqual(await a.value('user', 'dave', 'home'), { wallpaper: 'grey' });
-  t.is((await a.ok<Status>('status')).client.loginAgain, undefined);
+  t.deepEqual(await valueOf(a, 'user', 'dave', 'home'), { wallpaper: 'grey' });
+  t.is((await statusOf(a)).client.loginAgain, undefined);
 });
 
 test('on a server-client, users delete is the group\'s; --local deletes its own client\'s copy only', async (t) => {
@@ -158,9 +167,9 @@ test('on a server-client, users delete is the group\'s; --local deletes its own 
   t.is((await sc.sh('user', 'get', 'erin')).code, 7, 'this machine\'s own copy is gone');
   t.deepEqual(await ids(), ['erin', 'finn'], 'the group keeps erin');
   const mark = sc.events.length;
-  await sc.ok('login', 'erin');
+  await login(sc, 'erin');
   await sc.waitRemote('erin', 'home', mark);
-  t.deepEqual(await sc.value('user', 'erin', 'home'), { wallpaper: 'teal' });
+  t.deepEqual(await valueOf(sc, 'user', 'erin', 'home'), { wallpaper: 'teal' });
 
   // Without --local: Delete User Data across the group, as on a server.
   t.deepEqual((await sc.ok<{ deleted: string[] }>('users', 'delete', 'finn', '--yes')).deleted, ['finn']);
