@@ -185,3 +185,19 @@ export function readDepartmentIdFile(path: string): string[] {
     .map((x) => x.trim())
     .filter((x) => x.length > 0);
 }
+
+/**
+ * Changes Department ID management and the registered Department IDs of a data directory (the agent
+ * reads them at its start). `list` replaces the registered IDs; absent, they are kept (turning the
+ * management off clears them: off, no ID is used).
+ */
+export function setDepartmentIds(dir: string, options: { on: boolean; list?: readonly string[] }): { departmentIds: boolean; registered: number } {
+  const { config } = readConfig(dir);
+  const list = checkDepartmentIds(options.list ?? (options.on ? config.departmentIdList ?? [] : []), options.on);
+  // The digest is derived at every read: not written.
+  const next: AgentConfig = { ...config, settings: { loginService: config.settings.loginService, departmentIds: options.on } };
+  if (list.length > 0) next.departmentIdList = list;
+  else delete next.departmentIdList;
+  writeConfig(dir, next);
+  return { departmentIds: options.on, registered: list.length };
+}

@@ -192,6 +192,18 @@ test('Department IDs: the registered sets are compared by digest; a different se
   const { devices } = await server.ok<{ devices: { name: string }[] }>('devices', 'list');
   t.deepEqual(devices.map((d) => d.name).sort(), ['same', 'server']);
 
+  // The registered IDs change with the agent stopped (it reads them at start); then the client is admitted.
+  const fixed = list('fixed', '3\n2\n1\n');
+  const running = await fewer.sh('settings', 'department-ids', 'on', '--list', fixed);
+  t.is(running.code, 3);
+  t.regex(running.stderr, /^error AGENT_RUNNING: stop the agent first/);
+  await fewer.kill();
+  const changed = await shell(fewer.dataDir, 'settings', 'department-ids', 'on', '--list', fixed);
+  t.is(changed.code, 0, changed.stderr);
+  t.like(changed.json, { departmentIds: true, registered: 3 });
+  await fewer.start();
+  await joinClient(fewer, port);
+
   // A server made without a list (before lists) takes the client without one: both are the empty set.
   const { port: port2 } = await startServer(t, { name: 'server-2', initArgs: dept() });
   await joinClient(none, port2);
