@@ -36,10 +36,10 @@ import { createLogger, SyncLog, type Logger } from './logger.js';
 import type { ClientPower, DeepSleepState, PowerState } from './power.js';
 import { LoginLimiter } from './rate-limit.js';
 import { SyncServer } from './server.js';
-import { BackupLog, clearDeviceSlot, describePlace, loadBackup, parsePlace, storeBackup, type BackupLogEntry } from './backup.js';
-import { countImage, pullImage, pushImage, ReplicaServer, type ReplicaInfo, type ReplicaRelation, type ReplicatedRecord } from './replication.js';
+import { BackupLog, clearDeviceSlot, describePlace, loadBackup, parsePlace, placeFailure, storeBackup, type BackupLogEntry } from './backup.js';
+import { countImage, pullImage, pushImage, releaseReplica, ReplicaServer, replicationProtocolFor, type ReplicaInfo, type ReplicaRelation, type ReplicatedRecord } from './replication.js';
 import {
-  DEFAULT_REPLICATION_INTERVAL_MINUTES, DEFAULT_REPLICATION_THRESHOLD, formatStamp, Replicator, type ReplicationStatus,
+  formatStamp, Replicator, startError, startSettings, type ReplicationConfig, type ReplicationStatus, type StopResult,
 } from './replicator.js';
 
 /** The roles of SPEC §1. */
@@ -401,7 +401,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     const current = this.#role;
     const sameServer = target.server && current.server && formatAddress(target.server) === formatAddress(current.server);
-    if (role === current.role && (role !== 'client' || sameServer) && options.user === undefined) return this.status();
+    // The same role again changes nothing, except that a client part the server refused (or that
+    // stopped) is started again: running the command again is how a technician retries.
+    const clientDown = this.#client?.state === 'refused' || this.#client?.state === 'stopped';
+    if (role === current.role && (role !== 'client' || sameServer) && options.user === undefined && !clientDown) return this.status();
     const serving = current.role === 'server' || current.role === 'server-client';
     const willServe = role === 'server' || role === 'server-client';
     if (serving && !willServe) {
@@ -417,6 +420,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.#continuity) throw new MfpError('REPLICATION_RUNNING', `a ${this.#continuity} is under way; change the role when it ends`);
     // A technician switching roles is at an awake machine: the new client part connects at once.
     this.#asleep = false;
+    const release = this.#releaser();
     await this.#stopClient();
     const wasReplica = current.role === 'replica';
     try {
@@ -442,8 +446,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       throw err;
     }
     this.#role = target;
-    // A server that stops serving stops replicating (and forgets the target).
-    if (!willServe) await this.#replicator.stop();
+    // A server that stops serving stops replicating, forgets the target and releases it.
+    if (!willServe) await this.#replicator.stopAndRelease(release);
     // A prepared selection belongs to the server-client that prepared it.
     this.#window?.close();
     this.#window = undefined;
@@ -1037,6 +1041,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       software: SOFTWARE_VERSION,
       ...(this.#o.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#o.handshakeTimeoutMs } : {}),
       onInstalled: (rec) => this.emit('replicated', rec),
+      protocol: replicationProtocolFor(this.#o.protocol ?? PROTOCOL_VERSION, PROTOCOL_VERSION),
     });
     try {
       await replica.start();
@@ -1090,15 +1095,14 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   async replicationStart(options: { to: string; user: string; password: string; intervalMinutes?: number; threshold?: number }): Promise<ReplicationStatus> {
     if (!this.#group || !this.#groupKey) throw new MfpError('WRONG_ROLE', `replication runs on a server; this machine is ${this.#role.role}`);
-    const interval = options.intervalMinutes ?? DEFAULT_REPLICATION_INTERVAL_MINUTES;
-    const threshold = options.threshold ?? DEFAULT_REPLICATION_THRESHOLD;
-    if (!Number.isFinite(interval) || interval < 0.01 || interval > 7 * 24 * 60) throw new MfpError('INVALID_ARGUMENT', '--interval is in minutes, 0.01 to 10080');
-    if (!Number.isInteger(threshold) || threshold < 1) throw new MfpError('INVALID_ARGUMENT', '--threshold is a number of changes, at least 1');
     const address = parseAddress(options.to);
+    const { intervalMinutes: interval, threshold } = startSettings(this.#replicator.record, formatAddress(address), options);
     await this.#replicator.idle();
     this.#busy('replication');
     try {
-      const first = await pushImage(this.#pushOptions(address, { admission: { user: options.user, password: options.password } }));
+      const first = await pushImage(this.#pushOptions(address, { admission: { user: options.user, password: options.password } })).catch((err: unknown) => {
+        throw startError(err);
+      });
       await this.#replicator.start(
         {
           to: formatAddress(address),
@@ -1117,12 +1121,19 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.#replicator.status();
   }
 
-  /** `replication stop`. */
-  async replicationStop(): Promise<{ stopped: boolean }> {
-    if (!this.#replicator.configured) return { stopped: false };
-    await this.#replicator.stop();
-    this.log.info('REPLICATION_STOPPED', 'replication stopped');
-    return { stopped: true };
+  /** `replication stop`: stops, forgets the destination and releases it (SPEC §9). */
+  async replicationStop(): Promise<StopResult> {
+    const r = await this.#replicator.stopAndRelease(this.#releaser());
+    if (r.stopped) this.log.info('REPLICATION_STOPPED', r.message);
+    return r;
+  }
+
+  /** What releases the destination, with the group key as it is now (a role change stops the server first). */
+  #releaser(): ((config: ReplicationConfig) => Promise<void>) | undefined {
+    if (!this.#group || !this.#groupKey || !this.#replicator.configured) return undefined;
+    const o = this.#pushOptions({ host: '', port: 0 }, { pinnedReplicaKey: '' });
+    return (config) =>
+      releaseReplica({ address: parseAddress(config.to), identity: o.identity, name: o.name, software: o.software, groupId: o.groupId, groupKey: o.groupKey, pinnedReplicaKey: config.replicaKey });
   }
 
   /** `replication status`: a server's schedule and last run, or what a replica last received. */
@@ -1130,9 +1141,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.#replica) {
       const last = (await this.#replica.last()) ?? null;
       const relation = (await this.#replica.relation()) ?? null;
-      const message = last
-        ? `Replica of group ${last.groupId} from ${last.source.name} (${last.source.deviceId}). Last Replication: ${formatStamp(last.at)}`
-        : relation ? `Waiting for the first replication of group ${relation.groupId}...` : 'Waiting for a server to start replication to this machine...';
+      const message = last && relation
+        ? `Replica of group ${last.groupId} from ${last.source.name} (${last.source.deviceId}). Last Replication : ${formatStamp(last.at)}`
+        : last
+          ? `Released: holds the last copy of group ${last.groupId} from ${last.source.name} (${last.source.deviceId}), of ${formatStamp(last.at)}; another server may start replication to this machine`
+          : relation ? `Waiting for the first replication of group ${relation.groupId}...` : 'Waiting for a server to start replication to this machine...';
       return { role: 'replica', message, relation, last };
     }
     return this.#replicator.status();
@@ -1189,8 +1202,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /**
-   * `backup --to device|smb://…`: the group's image from one snapshot, in a signed file whose group key
-   * is sealed to every machine of the group. Refused while a replication executes.
+   * `backup --to device|smb://…|DIR`: the group's image from one snapshot, in a signed file whose group
+   * key is sealed for the administrator account. Refused while a replication executes.
    */
   async backup(options: { to: string; user?: string; password?: string }): Promise<{ destination: string; path?: string; bytes: number; seq: number; counts: { users: number; groups: number; devices: number } }> {
     const group = this.#group;
@@ -1235,10 +1248,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       const opener = this.#backupOpener([groupKey.publicKey]);
       const where = await storeBackup(place, bytes, this.dataDir, (b) => void decodeBackupFile(b, opener));
+      // The [Device] slot goes with the next backup to either destination (the device's overwrote it).
+      if (place.kind !== 'device') await clearDeviceSlot(this.backupDir);
       await this.#logRun({ at, op: 'backup', place: describePlace(place), result: 'ok', message: `seq ${seq}, ${counts.users} users, ${bytes.length} bytes`, bytes: bytes.length, seq });
-      return { destination: where, ...(place.kind === 'device' ? { path: where } : {}), bytes: bytes.length, seq, counts };
+      return { destination: where, ...(place.kind !== 'network' ? { path: where } : {}), bytes: bytes.length, seq, counts };
     } catch (err) {
-      const e = err instanceof MfpError ? err : new MfpError(place.kind === 'device' ? 'DBBU01' : 'DBBU02', (err as Error).message, { cause: err });
+      const e = err instanceof MfpError ? err : new MfpError(placeFailure(place, 'backup'), (err as Error).message, { cause: err });
       await this.#logRun({ at, op: 'backup', place: describePlace(place), result: e.code, message: e.message });
       throw e;
     } finally {
@@ -1278,7 +1293,7 @@ export class Agent extends EventEmitter<AgentEvents> {
    * them, only the server whose account sealed the file opens it. A network share's credentials are
    * `shareUser/sharePassword`.
    */
-  async restore(options: { from: string; user?: string; password?: string; shareUser?: string; sharePassword?: string }): Promise<{ source: string; seq: number; createdAt: number; counts: { users: number; groups: number; devices: number }; format: number }> {
+  async restore(options: { from: string; user?: string; password?: string; shareUser?: string; sharePassword?: string }): Promise<{ source: string; seq: number; createdAt: number; counts: { users: number; groups: number; devices: number }; format: number; admits: string; sealedFor: string | null }> {
     this.#quietServer('restore');
     // A directory holds one file per group: a machine that was a client of the group restores its file.
     const pin = await readPin(this.local);
@@ -1296,7 +1311,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       try {
         await this.#installGroup([...file.entries, groupKeyRecord]);
       } catch (err) {
-        throw new MfpError(place.kind === 'device' ? 'DBRS01' : 'DBRS02', `the verified backup could not be installed: ${(err as Error).message}; the previous data is unchanged`, { cause: err });
+        throw new MfpError(placeFailure(place, 'restore'), `the verified backup could not be installed: ${(err as Error).message}; the previous data is unchanged`, { cause: err });
       }
       await clearDeviceSlot(this.backupDir);
       const { header } = file;
@@ -1304,9 +1319,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (file.format < BACKUP_FORMAT) {
         this.log.warning('BACKUP_FORMAT_OLD', `the restored backup is of format ${file.format}: its group key is sealed to every member machine, so any of them opens it; make a new backup now and destroy the old files`);
       }
-      return { source: describePlace(place), seq: header.seq, createdAt: header.createdAt, counts: header.counts, format: file.format };
+      // New clients are admitted with this machine's administrator account, not the backup's (README).
+      return { source: describePlace(place), seq: header.seq, createdAt: header.createdAt, counts: header.counts, format: file.format, admits: this.#config.admin.user, sealedFor: header.admin?.user ?? null };
     } catch (err) {
-      const e = err instanceof MfpError ? err : new MfpError(place.kind === 'device' ? 'DBRS01' : 'DBRS02', (err as Error).message, { cause: err });
+      const e = err instanceof MfpError ? err : new MfpError(placeFailure(place, 'restore'), (err as Error).message, { cause: err });
       await this.#logRun({ at, op: 'restore', place: describePlace(place), result: e.code, message: e.message });
       throw e;
     } finally {

@@ -8,8 +8,9 @@
  * group key, which signs every push) and the server pins the replica's device key (which signs every
  * welcome). Neither side pins before the first copy completed: a first push cut part-way leaves both
  * unpaired, and the next needs the administrator account again. A replica
- * pinned to one group refuses every other (DEST_UNSUPPORTED). A pull always needs the replica's
- * administrator account: whoever recovers gets the group's key.
+ * pinned to one group refuses every other (DEST_UNSUPPORTED) until that group's server releases it
+ * (`replication stop`: a hello signed by the group key, purpose `release`) or its role changes. A pull
+ * always needs the replica's administrator account: whoever recovers gets the group's key.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -18,7 +19,7 @@ import { decodeValue, encodeMessage, encodeValue, type Message } from '../protoc
 import { MfpError } from '../protocol/errors.js';
 import { CHUNK_BYTES, HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES } from '../protocol/limits.js';
 import {
-  readReplHelloBody, readReplWelcomeBody, REPLICATION_PROTOCOL, ReplicationType,
+  MIN_REPLICATION_PROTOCOL, readReplHelloBody, readReplWelcomeBody, RELEASE_PROTOCOL, REPLICATION_PROTOCOL, ReplicationType,
   type DigestEntry, type ImageCounts, type ReplChallengeMessage, type ReplCommitMessage, type ReplHelloBody, type ReplWelcomeBody,
 } from '../protocol/replication.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
@@ -32,6 +33,32 @@ import type { ServerAddress } from './client.js';
 import { Connection } from './connection.js';
 import { admissionProof, checkServerProof, deviceIdOf, serverProof, signParts, verifyParts, type Identity } from './identity.js';
 import { listen, type Listener, type ListeningRoleOptions, type Place } from './listener.js';
+
+/** The four cases of the manual in which a machine cannot be the destination of replication. */
+export type DestCase = 'server' | 'paired' | 'old-version' | 'department-ids';
+
+/** The manual's start error for DEST_UNSUPPORTED. */
+export const DEST_UNSUPPORTED_MESSAGE = 'A device that cannot be used as the destination for replication is set. Select a different device.';
+
+const DEST_CASES: Record<DestCase, string> = {
+  server: 'the machine has started custom setting synchronization (server)',
+  paired: 'another server is set as the replication destination of the machine (it is the destination of another server)',
+  'old-version': 'the version of the machine is old',
+  'department-ids': '<Department ID Management> is enabled on the machine',
+};
+
+/** DEST_UNSUPPORTED with the manual's message, which of its four cases, and the detail. */
+export function destUnsupported(which: DestCase, detail: string): MfpError {
+  return new MfpError('DEST_UNSUPPORTED', `${DEST_UNSUPPORTED_MESSAGE} Case: ${DEST_CASES[which]} — ${detail}`);
+}
+
+/**
+ * The replication protocol an agent speaks: an agent run with an older sync protocol (`run --protocol
+ * N`, simulating older firmware) speaks the replication protocol of that firmware, 1.
+ */
+export function replicationProtocolFor(syncProtocol: number, current: number): number {
+  return syncProtocol < current ? MIN_REPLICATION_PROTOCOL : REPLICATION_PROTOCOL;
+}
 
 /** Largest image a replica or a recovering server stages in memory. */
 export const MAX_IMAGE_BYTES = 512 * 1024 * 1024;
@@ -163,6 +190,8 @@ export interface ReplicaServerOptions extends ListeningRoleOptions {
   local: Store;
   /** A run completed: the image was installed. */
   onInstalled?: (rec: ReplicatedRecord) => void;
+  /** The replication protocol it speaks (default REPLICATION_PROTOCOL; 1 has no `release`). */
+  protocol?: number;
 }
 
 /** The replication target's side. */
@@ -233,8 +262,8 @@ export class ReplicaServer {
       const relation = await this.relation();
       const challenge: ReplChallengeMessage = {
         type: ReplicationType.Challenge,
-        protocol: REPLICATION_PROTOCOL,
-        minProtocol: REPLICATION_PROTOCOL,
+        protocol: this.#o.protocol ?? REPLICATION_PROTOCOL,
+        minProtocol: MIN_REPLICATION_PROTOCOL,
         replicaId: this.#o.identity.deviceId,
         replicaKey: this.#o.identity.publicKey,
         groupId: relation?.groupId ?? '',
@@ -252,20 +281,29 @@ export class ReplicaServer {
       const helloBytes = first.m.body;
       const hello = readReplHelloBody(decodeValue(helloBytes));
       if (deviceIdOf(hello.publicKey) !== hello.deviceId) throw new MfpError('AUTH_INCORRECT', 'the hello names a device id that is not its key\'s');
-      if (hello.protocol < REPLICATION_PROTOCOL) throw new MfpError('DEST_UNSUPPORTED', `the peer speaks replication ${hello.protocol}; this target needs ${REPLICATION_PROTOCOL}`);
-      if (this.#o.settings.departmentIds) throw new MfpError('DEST_UNSUPPORTED', 'this machine has Department ID management enabled: it cannot be a replication target');
+      if (hello.protocol < MIN_REPLICATION_PROTOCOL) throw destUnsupported('old-version', `the peer speaks replication ${hello.protocol}; this target needs ${MIN_REPLICATION_PROTOCOL}`);
+      if (hello.purpose === 'release' && (this.#o.protocol ?? REPLICATION_PROTOCOL) < RELEASE_PROTOCOL) throw new MfpError('MESSAGE_INVALID', `release is not in replication ${this.#o.protocol}`);
+      if (this.#o.settings.departmentIds) throw destUnsupported('department-ids', 'this machine has Department ID management enabled: it cannot be a replication target');
       if (this.#busy) throw new MfpError('REPLICATION_RUNNING', 'another transfer is under way on this replica; retry when it ends');
       this.#busy = true;
       holding = true;
       const attempt = (admission: { user: string; proof: Uint8Array }) =>
         this.#o.limiter.admit({ admin: this.#o.admin, address, remote, deviceId: hello.deviceId, admission, nonce });
       let current: ImageDigest | undefined;
-      if (hello.purpose === 'push') {
+      if (hello.purpose === 'release') {
+        const { groupId, groupKey } = hello;
+        if (!groupId || !groupKey || deviceIdOf(groupKey) !== groupId) throw new MfpError('MESSAGE_INVALID', 'a release names its group and the group\'s key');
+        if (!verifyParts(groupKey, first.m.sig, challengeBytes, helloBytes)) throw new MfpError('AUTH_INCORRECT', 'the release is not signed by the key of the group it names');
+        // Only the server of the group it serves frees it; a release for no relation or another group changes nothing.
+        if (relation && (relation.groupId !== groupId || relation.groupKey !== Buffer.from(groupKey).toString('base64'))) {
+          throw destUnsupported('paired', `this machine is the replication target of group ${relation.groupId}, not of ${groupId}`);
+        }
+      } else if (hello.purpose === 'push') {
         const { groupId, groupKey } = hello;
         if (!groupId || !groupKey || deviceIdOf(groupKey) !== groupId) throw new MfpError('MESSAGE_INVALID', 'a push names its group and the group\'s key');
         if (!verifyParts(groupKey, first.m.sig, challengeBytes, helloBytes)) throw new MfpError('AUTH_INCORRECT', 'the push is not signed by the key of the group it names');
         if (relation && relation.groupId !== groupId) {
-          throw new MfpError('DEST_UNSUPPORTED', `this machine is already the replication target of another server (group ${relation.groupId})`);
+          throw destUnsupported('paired', `this machine is already the replication target of another server (group ${relation.groupId}): stop replication on that server, or start this machine as a server and stop it again`);
         }
         if (!relation && !hello.admission) throw new MfpError('AUTH_INCORRECT', 'the first replication to this machine needs its administrator account');
         if (hello.admission) await attempt(hello.admission);
@@ -280,7 +318,7 @@ export class ReplicaServer {
       }
       const last = await this.last();
       const welcome: ReplWelcomeBody = {
-        protocol: REPLICATION_PROTOCOL,
+        protocol: Math.min(hello.protocol, this.#o.protocol ?? REPLICATION_PROTOCOL),
         adminProof: hello.admission ? serverProof(Buffer.from(this.#o.admin.serverKey, 'base64'), nonce, hello.deviceId, this.#o.identity.publicKey) : null,
         last: last ? { at: last.at, seq: last.seq, entries: last.entries, counts: last.counts } : null,
         groupId: last?.groupId ?? relation?.groupId ?? hello.groupId ?? '',
@@ -293,6 +331,7 @@ export class ReplicaServer {
       place.authenticated();
       deadline.cancel();
       if (hello.purpose === 'push') await this.#receivePush(conn, inbox, hello, current!, relation === undefined);
+      else if (hello.purpose === 'release') await this.#release(conn, hello, relation);
       else await this.#servePull(conn, inbox, hello, last);
       conn.close();
     } catch (err) {
@@ -334,6 +373,15 @@ export class ReplicaServer {
     conn.send({ type: ReplicationType.Done, entries: commit.entries });
     this.#o.log.info('REPLICATED', `image of group ${commit.groupId} at seq ${commit.seq} installed: ${commit.buckets.length} bucket(s), ${receiver.bytes} bytes received`);
     this.#o.onInstalled?.(rec);
+  }
+
+  /** `replication stop` on the paired server: this machine no longer serves its group as target; the copy stays (for a recovery). */
+  async #release(conn: Connection, hello: ReplHelloBody, relation: ReplicaRelation | undefined): Promise<void> {
+    if (relation) {
+      await this.#o.local.setMeta({ replicaOf: undefined });
+      this.#o.log.info('REPLICA_RELEASED', `no longer the replication target of group ${relation.groupId}: server ${hello.name} (${hello.deviceId}) stopped replication; the last copy stays until another server replicates here`);
+    }
+    conn.send({ type: ReplicationType.Done, entries: 0 });
   }
 
   async #servePull(conn: Connection, inbox: Inbox, hello: ReplHelloBody, last: ReplicatedRecord | undefined): Promise<void> {
@@ -394,7 +442,7 @@ interface OpenSession {
 }
 
 /** Connects, checks the challenge, sends the hello `make` builds, and checks the welcome. */
-async function openSession(o: PeerOptions, make: (challenge: ReplChallengeMessage, ephemeral: Uint8Array) => { body: ReplHelloBody; signer: Uint8Array }): Promise<OpenSession> {
+async function openSession(o: PeerOptions, needs: number, make: (challenge: ReplChallengeMessage, ephemeral: Uint8Array) => { body: ReplHelloBody; signer: Uint8Array }): Promise<OpenSession> {
   const url = `ws://${o.address.host.includes(':') ? `[${o.address.host}]` : o.address.host}:${o.address.port}/`;
   const where = `${o.address.host}:${o.address.port}`;
   const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: o.timeoutMs ?? HANDSHAKE_TIMEOUT_MS });
@@ -411,12 +459,12 @@ async function openSession(o: PeerOptions, make: (challenge: ReplChallengeMessag
       if (!opened) throw new MfpError('ADDRESS_INCORRECT', `cannot reach the replication target at ${where}`, { cause: err });
       throw err;
     }
-    if (first.m.type === SessionType.Challenge) throw new MfpError('DEST_UNSUPPORTED', `${where} is a server, not a replication target (set its role to replica)`);
+    if (first.m.type === SessionType.Challenge) throw destUnsupported('server', `${where} is a server, not a replication target (set its role to replica)`);
     if (first.m.type !== ReplicationType.Challenge) throw new MfpError('MESSAGE_UNEXPECTED', `expected repl-challenge, got ${first.m.type}`);
     const challenge = first.m;
     const challengeBytes = first.raw;
-    if (challenge.protocol < REPLICATION_PROTOCOL) throw new MfpError('DEST_UNSUPPORTED', `${where} runs an older version (replication ${challenge.protocol}; this server needs ${REPLICATION_PROTOCOL})`);
-    if (challenge.settings.departmentIds) throw new MfpError('DEST_UNSUPPORTED', `${where} has Department ID management enabled`);
+    if (challenge.protocol < needs) throw destUnsupported('old-version', `${where} runs an older version (replication ${challenge.protocol}; this server needs ${needs})`);
+    if (challenge.settings.departmentIds) throw destUnsupported('department-ids', `${where} has Department ID management enabled`);
     if (deviceIdOf(challenge.replicaKey) !== challenge.replicaId) throw new MfpError('AUTH_INCORRECT', 'the target names a device id that is not its key\'s');
     if (!o.admission) {
       if (!o.pinnedReplicaKey) throw new MfpError('USAGE', 'the first connection to a replica needs its administrator account: --user ID --password PW');
@@ -452,7 +500,7 @@ async function openSession(o: PeerOptions, make: (challenge: ReplChallengeMessag
   }
 }
 
-function helloFor(o: PeerOptions, purpose: 'push' | 'pull', ephemeral: Uint8Array, group?: { groupId: string; groupKey: Uint8Array }, tags: DigestEntry[] = []): ReplHelloBody {
+function helloFor(o: PeerOptions, purpose: 'push' | 'pull' | 'release', ephemeral: Uint8Array, group?: { groupId: string; groupKey: Uint8Array }, tags: DigestEntry[] = []): ReplHelloBody {
   return {
     protocol: REPLICATION_PROTOCOL,
     purpose,
@@ -489,7 +537,7 @@ export async function pushImage(o: PushOptions): Promise<TransferResult> {
     const digest = await ImageDigest.of(snap);
     const seq = (await readFrom<number>(snap, Keys.meta('seq'))) ?? 0;
     const counts = await countImage(snap);
-    session = await openSession(o, (_challenge, ephemeral) => ({
+    session = await openSession(o, RELEASE_PROTOCOL, (_challenge, ephemeral) => ({
       body: helloFor(o, 'push', ephemeral, { groupId: o.groupId, groupKey: o.groupKey.publicKey }, digest.tagList()),
       signer: o.groupKey.secretKey,
     }));
@@ -522,6 +570,24 @@ export async function pushImage(o: PushOptions): Promise<TransferResult> {
   }
 }
 
+/**
+ * `replication stop`: tells the paired replica it is no longer this group's target, so another server
+ * can pair with it. Authenticated as a push is (the pinned replica key, a hello signed by the group
+ * key); the replica keeps its last copy.
+ */
+export async function releaseReplica(o: Omit<PushOptions, 'kv' | 'now'>): Promise<void> {
+  const session = await openSession(o, RELEASE_PROTOCOL, (_challenge, ephemeral) => ({
+    body: helloFor(o, 'release', ephemeral, { groupId: o.groupId, groupKey: o.groupKey.publicKey }),
+    signer: o.groupKey.secretKey,
+  }));
+  try {
+    await session.inbox.expect(ReplicationType.Done);
+    session.conn.close();
+  } finally {
+    if (!session.conn.closed) session.conn.terminate();
+  }
+}
+
 /** What a replica offers, shown before a recovery is confirmed. */
 export interface ReplicaInfo {
   replicaId: string;
@@ -545,7 +611,7 @@ export interface PulledImage {
  */
 export async function pullImage(o: PeerOptions & { confirm: (info: ReplicaInfo) => boolean | Promise<boolean> }): Promise<PulledImage | { info: ReplicaInfo; declined: true }> {
   if (!o.admission) throw new MfpError('USAGE', 'recover needs the replica\'s administrator account: --user ID --password PW');
-  const session = await openSession(o, (_challenge, ephemeral) => ({ body: helloFor(o, 'pull', ephemeral), signer: o.identity.secretKey }));
+  const session = await openSession(o, MIN_REPLICATION_PROTOCOL, (_challenge, ephemeral) => ({ body: helloFor(o, 'pull', ephemeral), signer: o.identity.secretKey }));
   const { conn, inbox, challenge, welcome } = session;
   try {
     if (!welcome.last) throw new MfpError('NOT_FOUND', `the replica at ${o.address.host}:${o.address.port} holds no copy yet`);

@@ -39,7 +39,7 @@ export interface ReplicationRecord {
 /** What `replication status` shows. */
 export interface ReplicationStatus {
   state: 'waiting' | 'running' | 'error';
-  /** The two messages of SPEC §9. */
+  /** The manual's two messages (SPEC §9). */
   message: string;
   to: string;
   intervalMinutes: number;
@@ -51,9 +51,57 @@ export interface ReplicationStatus {
   lastRun: ReplicationRecord['lastSuccess'] | null;
 }
 
+/** What `replication stop` did. */
+export interface StopResult {
+  stopped: boolean;
+  /** Whether the destination was told, and so can be the destination of another server. */
+  released: boolean;
+  to?: string;
+  message: string;
+  error?: { code: string; message: string };
+}
+
 /** Default interval and threshold of `replication start`. */
 export const DEFAULT_REPLICATION_INTERVAL_MINUTES = 60;
 export const DEFAULT_REPLICATION_THRESHOLD = 1000;
+
+/** The manual's status messages (002, "Check whether replication is executed periodically"). */
+export function waitingMessage(last: number | null): string {
+  return `Waiting for replication... To change the [Destination Device for Replication], first perform [Stop Replication], then change device. Last Replication : ${last === null ? '-' : formatStamp(last)}`;
+}
+export function failedMessage(since: number): string {
+  return `Could not perform replication after ${formatStamp(since)} because an error occurred. Check the settings for [Destination Device for Replication] and the status of the destination device.`;
+}
+
+/** The manual's start errors; DEST_UNSUPPORTED's is made where its case is known (agent/replication.ts). */
+const START_MESSAGES: Partial<Record<string, string>> = {
+  ADDRESS_INCORRECT: 'The [Address] is incorrect.',
+  AUTH_INCORRECT: 'The authentication information is incorrect.',
+};
+
+/** A start error as the manual words it, the detail beneath. */
+export function startError(err: unknown): MfpError {
+  const e = toMfpError(err, 'ADDRESS_INCORRECT');
+  const words = START_MESSAGES[e.code];
+  if (!words || e.message.startsWith(words)) return e;
+  return new MfpError(e.code, `${words} — ${e.message}`, { cause: e.cause ?? e });
+}
+
+/**
+ * The interval and threshold of a `replication start`: those given, else — started again to the same
+ * target — the ones it had, else the defaults. Started to another target while one is configured, it
+ * is refused as the manual says (STOP_REPLICATION_FIRST): stop first, then change the destination.
+ */
+export function startSettings(current: ReplicationRecord | undefined, to: string, given: { intervalMinutes?: number; threshold?: number }): { intervalMinutes: number; threshold: number } {
+  if (current && current.config.to !== to) {
+    throw new MfpError('STOP_REPLICATION_FIRST', `${waitingMessage(current.lastSuccess?.at ?? null)} (replicating to ${current.config.to}; \`mfpsync replication stop\` first, then start to ${to})`);
+  }
+  const intervalMinutes = given.intervalMinutes ?? current?.config.intervalMinutes ?? DEFAULT_REPLICATION_INTERVAL_MINUTES;
+  const threshold = given.threshold ?? current?.config.threshold ?? DEFAULT_REPLICATION_THRESHOLD;
+  if (!Number.isFinite(intervalMinutes) || intervalMinutes < 0.01 || intervalMinutes > 7 * 24 * 60) throw new MfpError('INVALID_ARGUMENT', '--interval is in minutes, 0.01 to 10080');
+  if (!Number.isInteger(threshold) || threshold < 1) throw new MfpError('INVALID_ARGUMENT', '--threshold is a number of changes, at least 1');
+  return { intervalMinutes, threshold };
+}
 
 /** yyyy/mm/dd hh:mm in local time, as the status messages show it. */
 export function formatStamp(ms: number): string {
@@ -113,10 +161,18 @@ export class Replicator {
     return this.#record?.config;
   }
 
+  /** The configuration and the outcome of the runs so far. */
+  get record(): ReplicationRecord | undefined {
+    return this.#record;
+  }
+
   /** Starts (or restarts with new settings) after a first run that paired the target succeeded. */
   async start(config: ReplicationConfig, first: TransferResult): Promise<void> {
     this.#stop();
-    this.#record = { config, runs: 0 };
+    // Started again to the same target: the count of runs goes on.
+    const runs = this.#record?.config.to === config.to ? this.#record.runs : 0;
+    this.#record = { config, runs };
+    this.#changes = 0;
     this.#stopped = false;
     await this.#succeeded(first);
     this.#arm();
@@ -128,6 +184,28 @@ export class Replicator {
     this.#record = undefined;
     await this.#o.local.setMeta({ replication: undefined });
     await this.#running?.catch(() => undefined);
+  }
+
+  /**
+   * `replication stop` (and a server that stops serving): stops and forgets the configuration, then
+   * `release` tells the destination it is free for another server. A destination that cannot be told
+   * (off, unreachable) does not keep the stop from happening: the result says so and how to free it.
+   */
+  async stopAndRelease(release: ((config: ReplicationConfig) => Promise<void>) | undefined): Promise<StopResult> {
+    const config = this.#record?.config;
+    if (!config) return { stopped: false, released: false, message: 'replication was not running' };
+    await this.stop();
+    if (!release) return { stopped: true, released: false, to: config.to, message: `replication to ${config.to} stopped; the destination was not told` };
+    try {
+      await release(config);
+      this.#o.log.info('REPLICA_RELEASED', `replication to ${config.to} stopped; the destination is released (another server may replicate to it)`);
+      return { stopped: true, released: true, to: config.to, message: `replication to ${config.to} stopped; the destination is released: another server may replicate to it` };
+    } catch (err) {
+      const e = toMfpError(err, 'ADDRESS_INCORRECT');
+      const message = `replication to ${config.to} stopped, but the destination could not be told (${e.code}: ${e.message}): it stays tied to this group and refuses other servers until it is released — run \`replication start\` to it and \`replication stop\` again, or on it \`role set server\` then \`role set replica\` (the manual: start synchronization as a server, then stop it)`;
+      this.#o.log.warning('REPLICA_NOT_RELEASED', message);
+      return { stopped: true, released: false, to: config.to, message, error: { code: e.code, message: e.message } };
+    }
   }
 
   /** Stops timers (agent shutdown); the configuration stays. */
@@ -219,9 +297,7 @@ export class Replicator {
     if (!rec) throw new MfpError('NOT_FOUND', 'replication is not configured on this server: `mfpsync replication start --to HOST[:PORT] --user ID --password PW`');
     const last = rec.lastSuccess?.at ?? null;
     const failed = rec.lastFailure !== undefined;
-    const message = failed
-      ? `Could not perform replication after ${formatStamp(last ?? rec.config.startedAt)} because an error occurred.`
-      : `Waiting for replication... Last Replication: ${last === null ? '-' : formatStamp(last)}`;
+    const message = failed ? failedMessage(last ?? rec.config.startedAt) : waitingMessage(last);
     return {
       state: this.running ? 'running' : failed ? 'error' : 'waiting',
       message,

@@ -62,6 +62,7 @@ export const ERROR_CODES = {
   DBRS03: 'the network destination was not found',
   DBRS04: 'the network destination is not accessible (credentials or rights)',
   REPLICATION_RUNNING: 'a replication is executing; backup and restore wait until it ends',
+  STOP_REPLICATION_FIRST: 'replication to another destination is configured: perform [Stop Replication], then change the destination',
   DEST_UNSUPPORTED: 'the replication target is a server, already the target of another server, runs an older version, or has Department ID management enabled',
 } as const;
 

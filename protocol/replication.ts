@@ -4,7 +4,7 @@
  *
  *   replica → peer   repl-challenge  {protocol range, replica id and key, group it replicates (or ''),
  *                                     nonce, admission salt, ephemeral key, its auth settings}
- *   peer → replica   repl-hello      {body, sig}  body: purpose (push | pull), identity, group id and key
+ *   peer → replica   repl-hello      {body, sig}  body: purpose (push | pull | release), identity, group id and key
  *                                     (push), admission proof (first push, every pull), ephemeral key,
  *                                     the tag digests of the image it pushes;
  *                                     sig: the group key's (push) or the device key's (pull) signature
@@ -17,6 +17,8 @@
  *         the buckets that differ, `repl-commit` with the buckets sent and the image's digest; replica →
  *         `repl-done` once installed.
  *   pull: peer → `repl-pull`; replica → `repl-data`…, `repl-commit`; peer → `repl-done`.
+ *   release (protocol 2; `replication stop`): the paired server's hello, signed by the group key, no
+ *         admission; replica → `repl-done` {entries: 0} once it no longer serves the group as target.
  *
  * A `refuse` (session family) ends either side with a code. Image entries are raw store records: the
  * receiver stages them and installs nothing until the commit's digest checks (storage/image.ts).
@@ -38,8 +40,17 @@ export const ReplicationType = {
   Pull: 'repl-pull',
 } as const;
 
-/** The replication protocol this build speaks; a replica refuses an older peer (DEST_UNSUPPORTED). */
-export const REPLICATION_PROTOCOL = 1;
+/**
+ * The replication protocol this build speaks. 2 adds `release` (a stopped server frees its target): a
+ * server pushes only to a target that speaks it — an older one could not be released at the stop
+ * (DEST_UNSUPPORTED, "the version of the machine is old") — while a replica still takes pushes and
+ * pulls of protocol 1, and a recovery pulls from a replica of protocol 1.
+ */
+export const REPLICATION_PROTOCOL = 2;
+/** The oldest replication protocol a replica or a recovering server accepts. */
+export const MIN_REPLICATION_PROTOCOL = 1;
+/** The protocol in which `release` appeared: what a server needs of its target. */
+export const RELEASE_PROTOCOL = 2;
 
 /** A digest of a tag or bucket: [name, 16 bytes]. */
 export type DigestEntry = [string, Uint8Array];
@@ -68,7 +79,7 @@ export interface ReplSignedMessage<T extends string> {
 /** What the connecting side says. */
 export interface ReplHelloBody {
   protocol: number;
-  purpose: 'push' | 'pull';
+  purpose: 'push' | 'pull' | 'release';
   deviceId: string;
   publicKey: Uint8Array;
   name: string;
@@ -233,7 +244,7 @@ export function readReplHelloBody(o: unknown): ReplHelloBody {
   const groupKey = o.groupKey === null || o.groupKey === undefined ? null : bin(t, o, 'groupKey', 32);
   return {
     protocol: int(t, o, 'protocol', 1, 65535),
-    purpose: oneOf(t, o, 'purpose', ['push', 'pull'] as const),
+    purpose: oneOf(t, o, 'purpose', ['push', 'pull', 'release'] as const),
     deviceId: str(t, o, 'deviceId', 64),
     publicKey: bin(t, o, 'publicKey', 32),
     name: str(t, o, 'name'),

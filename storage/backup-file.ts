@@ -387,13 +387,13 @@ function readMemberSeal(sealed: Fields): NonNullable<BackupHeader['sealed']> {
 function openAdminSeal(header: BackupHeader, seal: AdminSeal, opener: BackupOpener): Uint8Array {
   const serverKey = opener.adminKey(seal.user, seal.salt);
   if (serverKey === undefined) {
-    throw invalid('no-account', `its group key is sealed for the administrator account "${seal.user}" of group ${header.groupId}: give that account (--user ID --password PW)`);
+    throw invalid('no-account', `its group key is sealed for the administrator account "${seal.user}" of group ${header.groupId} as it was on ${new Date(header.createdAt).toISOString()}: give that account (--user ID --password PW) with the password it had then`);
   }
   const key = sealKey(serverKey, seal.salt, seal.user, header.groupId, header.groupKey);
   const secret = nacl.secretbox.open(seal.box, seal.nonce, key);
   key.fill(0);
   if (secret === null) {
-    throw invalid('wrong-password', `the administrator account given does not open its group key (sealed for "${seal.user}" of group ${header.groupId}, with the password it had when the backup was made)`);
+    throw invalid('wrong-password', `the administrator account given does not open its group key (sealed for "${seal.user}" of group ${header.groupId}, with the password it had when the backup was made, ${new Date(header.createdAt).toISOString()})`);
   }
   return secret;
 }

@@ -5,10 +5,11 @@
  * Data belongs to an *entity*: a user (`u:NAME`), a user group (`g:ID`) or the device-wide shared set
  * (`d:`). An entity holds items by name; the same name may exist for two kinds (`address-list`).
  */
-import { Type, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { createRequire } from 'node:module';
+import type { TSchema } from '@sinclair/typebox';
 import { MfpError } from '../protocol/errors.js';
 import { MAX_NAME_BYTES } from '../protocol/limits.js';
+import { ITEM_CHECKS } from './item-checks.gen.js';
 
 /** Which kind of entity an item belongs to. */
 export type ItemKind = 'user' | 'group' | 'device';
@@ -31,74 +32,9 @@ export interface CatalogItem {
    * does not know (a newer firmware's) are kept as they are, within the value's depth and size bounds.
    */
   readonly schema: TSchema;
+  /** Whether a value matches `schema` (generated from it: storage/item-checks.gen.ts). */
+  readonly check: (value: unknown) => boolean;
 }
-
-// ---- value schemas ------------------------------------------------------------------------------------
-// Bounds are generous for what a panel shows and small against the 256 KiB value bound, so that one
-// oversized field is refused by name rather than by the value's total size.
-
-/** A name of a setting's choice (`full-color`, `pdf-ocr`, `drawer-1`), a function or a screen. */
-const Choice = Type.String({ minLength: 1, maxLength: 64 });
-/** A stable id (a button's, an address entry's, a network place's). */
-const Id = Type.String({ minLength: 1, maxLength: MAX_NAME_BYTES });
-/** Text a user typed: a label, a name, a note. */
-const Label = Type.String({ maxLength: 256 });
-/** An address: e-mail, fax number, SMB path, URL. */
-const Address = Type.String({ maxLength: 1024 });
-const Count = (min: number, max: number) => Type.Integer({ minimum: min, maximum: max });
-/** An open map: the fields named are typed, any other is kept. */
-const Fields = (fields: Parameters<typeof Type.Object>[0]) => Type.Object(fields, { additionalProperties: true });
-const Optional = Type.Optional;
-
-/** A send destination inside default or previous settings: an address, or an entry naming one. */
-const Destination = Type.Union([Address, Fields({ type: Optional(Choice), address: Optional(Address), name: Optional(Label) })]);
-const Destinations = Type.Array(Destination, { maxItems: 512 });
-const JobSettings = Fields({
-  copy: Optional(Fields({
-    colorMode: Optional(Choice), copies: Optional(Count(1, 9999)), paperSource: Optional(Choice), ratio: Optional(Count(1, 1000)),
-    duplex: Optional(Choice), density: Optional(Count(-16, 16)), originalType: Optional(Choice), finishing: Optional(Fields({})),
-    nUp: Optional(Count(1, 16)), sharpness: Optional(Count(-16, 16)), ecoMode: Optional(Type.Boolean()),
-  })),
-  fax: Optional(Fields({
-    resolution: Optional(Choice), density: Optional(Count(-16, 16)), sendStartSpeed: Optional(Choice), ecm: Optional(Type.Boolean()),
-    senderName: Optional(Label), destinations: Optional(Destinations),
-  })),
-  'scan-and-send': Optional(Fields({
-    fileFormat: Optional(Choice), resolution: Optional(Choice), colorMode: Optional(Choice), duplex: Optional(Type.Boolean()),
-    subject: Optional(Address), divideIntoPages: Optional(Type.Boolean()), destinations: Optional(Destinations),
-  })),
-  'scan-and-store': Optional(Fields({ location: Optional(Choice), box: Optional(Choice), fileFormat: Optional(Choice), resolution: Optional(Choice) })),
-  'access-stored-files': Optional(Fields({ sortBy: Optional(Choice), view: Optional(Choice), printCopies: Optional(Count(1, 9999)) })),
-});
-/** A Personal or Shared button: what it starts, with which settings. */
-const Button = Fields({ id: Optional(Id), label: Optional(Label), function: Optional(Choice), settings: Optional(Fields({})), position: Optional(Count(0, 9999)) });
-const Buttons = Type.Array(Button, { maxItems: 1000 });
-/** An address list entry (personal, or a user group's list 01–50). */
-const AddressEntry = Fields({
-  id: Optional(Id), name: Optional(Label), reading: Optional(Label), type: Optional(Choice), address: Optional(Address),
-  email: Optional(Address), fax: Optional(Address), user: Optional(Label), favorite: Optional(Type.Boolean()), note: Optional(Label),
-});
-const AddressList = Type.Array(AddressEntry, { maxItems: 2000 });
-/** A BCP 47 language tag: `ja`, `en-US`, `zh-Hant-TW`. */
-const LanguageTag = Type.String({ minLength: 2, maxLength: 35, pattern: '^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$' });
-
-const SCHEMAS = {
-  language: Fields({ display: LanguageTag, keyboard: Optional(LanguageTag) }),
-  accessibility: Fields({
-    invertColors: Optional(Type.Boolean()), largeText: Optional(Type.Boolean()), contrast: Optional(Count(0, 16)),
-    keyRepeatMs: Optional(Count(0, 60_000)), buzzer: Optional(Choice),
-  }),
-  'screen-after-login': Choice,
-  home: Fields({ layout: Optional(Choice), wallpaper: Optional(Choice), showTimeline: Optional(Type.Boolean()), pages: Optional(Count(1, 100)), sharedButtonsFirst: Optional(Type.Boolean()) }),
-  timeline: Type.Array(Fields({ at: Optional(Count(0, Number.MAX_SAFE_INTEGER)), function: Optional(Choice), summary: Optional(Address) }), { maxItems: 1000 }),
-  /** An SSID is at most 32 bytes (IEEE 802.11). */
-  network: Fields({ ssid: Optional(Type.String({ maxLength: 32 })), directConnection: Optional(Type.Boolean()) }),
-  shortcuts: Type.Array(Fields({ id: Optional(Id), target: Optional(Choice), label: Optional(Label) }), { maxItems: 1000 }),
-  'list-order': Fields({ sortBy: Optional(Choice), descending: Optional(Type.Boolean()), favoritesFirst: Optional(Type.Boolean()) }),
-  'auto-print': Type.Boolean(),
-  /** Network place id → the credentials for it. */
-  keychain: Type.Object({}, { additionalProperties: Fields({ user: Optional(Label), domain: Optional(Label), host: Optional(Label) }), maxProperties: 1000 }),
-} as const;
 
 const SEND_DESTINATIONS = [
   ['fax', 'destinations'],
@@ -107,36 +43,43 @@ const SEND_DESTINATIONS = [
 
 /** The catalog. Order is presentation order. */
 export const CATALOG: readonly CatalogItem[] = [
-  { name: 'language', kind: 'user', defaultValue: { display: 'en', keyboard: 'en-US' }, scopeConfigurable: false, minProtocol: 1, schema: SCHEMAS.language },
-  { name: 'accessibility', kind: 'user', defaultValue: {}, scopeConfigurable: false, minProtocol: 1, schema: SCHEMAS.accessibility },
-  { name: 'screen-after-login', kind: 'user', defaultValue: 'home', scopeConfigurable: false, minProtocol: 1, schema: SCHEMAS['screen-after-login'] },
-  { name: 'home', kind: 'user', defaultValue: {}, scopeConfigurable: false, minProtocol: 1, schema: SCHEMAS.home },
-  { name: 'personal-buttons', kind: 'user', defaultValue: [], scopeConfigurable: false, minProtocol: 1, schema: Buttons },
-  { name: 'timeline', kind: 'user', defaultValue: [], scopeConfigurable: true, minProtocol: 1, schema: SCHEMAS.timeline },
-  { name: 'network', kind: 'user', defaultValue: {}, scopeConfigurable: false, minProtocol: 1, schema: SCHEMAS.network },
-  { name: 'job-defaults', kind: 'user', defaultValue: {}, scopeConfigurable: true, minProtocol: 1, localPaths: SEND_DESTINATIONS, schema: JobSettings },
-  { name: 'shortcuts', kind: 'user', defaultValue: [], scopeConfigurable: false, minProtocol: 2, schema: SCHEMAS.shortcuts },
-  { name: 'previous-settings', kind: 'user', defaultValue: {}, scopeConfigurable: true, minProtocol: 1, localPaths: SEND_DESTINATIONS, schema: JobSettings },
-  { name: 'address-list', kind: 'user', defaultValue: [], scopeConfigurable: false, minProtocol: 1, schema: AddressList },
-  { name: 'list-order', kind: 'user', defaultValue: {}, scopeConfigurable: false, minProtocol: 1, schema: SCHEMAS['list-order'] },
-  { name: 'auto-print', kind: 'user', defaultValue: false, scopeConfigurable: false, minProtocol: 1, schema: SCHEMAS['auto-print'] },
+  { name: 'language', kind: 'user', defaultValue: { display: 'en', keyboard: 'en-US' }, scopeConfigurable: false, minProtocol: 1, ...checked('user:language') },
+  { name: 'accessibility', kind: 'user', defaultValue: {}, scopeConfigurable: false, minProtocol: 1, ...checked('user:accessibility') },
+  { name: 'screen-after-login', kind: 'user', defaultValue: 'home', scopeConfigurable: false, minProtocol: 1, ...checked('user:screen-after-login') },
+  { name: 'home', kind: 'user', defaultValue: {}, scopeConfigurable: false, minProtocol: 1, ...checked('user:home') },
+  { name: 'personal-buttons', kind: 'user', defaultValue: [], scopeConfigurable: false, minProtocol: 1, ...checked('user:personal-buttons') },
+  { name: 'timeline', kind: 'user', defaultValue: [], scopeConfigurable: true, minProtocol: 1, ...checked('user:timeline') },
+  { name: 'network', kind: 'user', defaultValue: {}, scopeConfigurable: false, minProtocol: 1, ...checked('user:network') },
+  { name: 'job-defaults', kind: 'user', defaultValue: {}, scopeConfigurable: true, minProtocol: 1, localPaths: SEND_DESTINATIONS, ...checked('user:job-defaults') },
+  { name: 'shortcuts', kind: 'user', defaultValue: [], scopeConfigurable: false, minProtocol: 2, ...checked('user:shortcuts') },
+  { name: 'previous-settings', kind: 'user', defaultValue: {}, scopeConfigurable: true, minProtocol: 1, localPaths: SEND_DESTINATIONS, ...checked('user:previous-settings') },
+  { name: 'address-list', kind: 'user', defaultValue: [], scopeConfigurable: false, minProtocol: 1, ...checked('user:address-list') },
+  { name: 'list-order', kind: 'user', defaultValue: {}, scopeConfigurable: false, minProtocol: 1, ...checked('user:list-order') },
+  { name: 'auto-print', kind: 'user', defaultValue: false, scopeConfigurable: false, minProtocol: 1, ...checked('user:auto-print') },
   // Keychain entries are keyed by a stable network-place id, so registration order never matters.
-  { name: 'keychain', kind: 'user', defaultValue: {}, scopeConfigurable: false, minProtocol: 2, schema: SCHEMAS.keychain },
-  { name: 'address-list', kind: 'group', defaultValue: [], scopeConfigurable: false, minProtocol: 1, schema: AddressList },
-  { name: 'shared-buttons', kind: 'device', defaultValue: [], scopeConfigurable: false, minProtocol: 1, schema: Buttons },
+  { name: 'keychain', kind: 'user', defaultValue: {}, scopeConfigurable: false, minProtocol: 2, ...checked('user:keychain') },
+  { name: 'address-list', kind: 'group', defaultValue: [], scopeConfigurable: false, minProtocol: 1, ...checked('group:address-list') },
+  { name: 'shared-buttons', kind: 'device', defaultValue: [], scopeConfigurable: false, minProtocol: 1, ...checked('device:shared-buttons') },
 ];
 
-/** Each item's compiled checker (TypeBox's compiler: one generated function per schema, made once). */
-const CHECKERS = new Map<CatalogItem, TypeCheck<TSchema>>(CATALOG.map((i) => [i, TypeCompiler.Compile(i.schema)]));
+/** A catalog row's schema and its checker, compiled ahead of time (storage/item-schemas.ts). */
+function checked(capability: string): { schema: TSchema; check: (value: unknown) => boolean } {
+  const c = ITEM_CHECKS[capability];
+  if (!c) throw new Error(`storage/item-checks.gen.ts has no ${capability}: run npm run gen`);
+  return c;
+}
+
+const require = createRequire(import.meta.url);
 
 /**
  * Why a value does not match its item's schema — the item, the path inside the value (a JSON pointer,
- * `/0/email`) and what was expected — or undefined when it matches.
+ * `/0/email`) and what was expected — or undefined when it matches. A match is decided by the generated
+ * checker alone; only a refusal loads TypeBox (its CommonJS build, synchronously) to say why.
  */
 export function valueProblem(item: CatalogItem, value: unknown): string | undefined {
-  const check = CHECKERS.get(item)!;
-  if (check.Check(value)) return undefined;
-  const first = check.Errors(value).First();
+  if (item.check(value)) return undefined;
+  const { Value } = require('@sinclair/typebox/value') as typeof import('@sinclair/typebox/value');
+  const first = Value.Errors(item.schema, value).First();
   const where = first?.path ? `at ${first.path}` : 'as a whole';
   return `${item.kind} item ${item.name}: the value ${where} does not match: ${first?.message ?? 'wrong shape'}`;
 }

@@ -36,6 +36,7 @@ export const EXIT_CODES: Partial<Record<ErrorCode, number>> = {
   CLIENTS_ACTIVE: 6,
   WRONG_ROLE: 6,
   REPLICATION_RUNNING: 6,
+  STOP_REPLICATION_FIRST: 6,
   NOT_FOUND: 7,
 };
 

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { AgentProcess, joinClient, shell, startServer } from '../helpers/agents.js';
+import { AgentProcess, freePort, joinClient, shell, startServer } from '../helpers/agents.js';
 import { tempDir } from '../helpers/tmp.js';
 
 test('wrong administrator credentials are refused with AUTH_INCORRECT and the role stays', async (t) => {
@@ -227,4 +227,25 @@ test('init refuses a bad Department ID list with INVALID_ARGUMENT and creates no
     t.regex(r.stderr, why);
     t.false(existsSync(join(data, 'config.json')));
   }
+});
+
+test('a running client refused by a machine of another group at its server\'s address starts again with the same role set', async (t) => {
+  const port = await freePort();
+  const { server } = await startServer(t, { port });
+  const a = await AgentProcess.spawn(t, { name: 'A' });
+  await joinClient(a, port);
+  // The server is replaced at its address by a machine serving a group of its own (a replacement
+  // started before its restore): the running client is refused before it sends anything, and stops.
+  await server.kill('SIGTERM');
+  const mark = a.events.length;
+  const { server: other } = await startServer(t, { name: 'other', port });
+  await a.waitFor((e) => e.event === 'sync-state' && e.state === 'refused', 30_000, mark);
+  t.like(await a.ok<{ client: { state: string; lastError: { code: string } } }>('status'), { role: 'client', client: { state: 'refused' } });
+  // The group's server is back at the address: the same command again, no password, connects it.
+  await other.kill('SIGTERM');
+  await server.start();
+  const again = await a.ok<{ client: { state: string } }>('role', 'set', 'client', '--server', `127.0.0.1:${port}`);
+  t.is(again.client.state, 'live');
+  // And on a live client the same command is still a no-op that reports the status.
+  t.is((await a.ok<{ client: { state: string } }>('role', 'set', 'client', '--server', `127.0.0.1:${port}`)).client.state, 'live');
 });

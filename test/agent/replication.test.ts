@@ -1,23 +1,32 @@
 /**
  * End to end: replication (SPEC §9) with agents as real processes and faults injected with the
- * project's TCP proxy and SIGKILL — the start errors; the first full copy and incremental ones that
- * send only what changed; a copy cut midway or killed with the target, leaving the previous copy whole;
- * REPLICATION_RUNNING for a backup during a run; replacing the server by its replica (procedure 2),
- * with the client resuming by checksum; and a new machine recovering from the replica.
+ * project's TCP proxy and SIGKILL — the start errors in the manual's words (an older version among
+ * them); the first full copy and incremental ones that send only what changed; the interval and the
+ * change threshold as triggers; a copy cut midway or killed with the target, leaving the previous copy
+ * whole; REPLICATION_RUNNING for a backup during a run; `replication stop` (and a role change) releasing
+ * the destination for another server; changing the destination only after a stop; a start again
+ * keeping the interval and threshold; the device backup slot deleted by a run and by a recovery;
+ * replacing the server by its replica (procedure 2), with the client resuming by checksum; and a new
+ * machine recovering from the replica.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'ava';
 import type { ReplicationStatus } from '../../agent/replicator.js';
 import { FaultProxy } from '../../tools/proxy.js';
 import { userRecord } from '../../tools/bench/records.js';
 import { AgentProcess, freePort, joinClient, startServer, type AgentEvent } from '../helpers/agents.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const ADMIN = ['--user', 'admin', '--password', 'secret-pw'];
 const STAMP = /\d{4}\/\d\d\/\d\d \d\d:\d\d/;
+const WAITING = new RegExp(`^Waiting for replication\\.\\.\\. To change the \\[Destination Device for Replication\\], first perform \\[Stop Replication\\], then change device\\. Last Replication : ${STAMP.source}`);
+const DEST = /^A device that cannot be used as the destination for replication is set\. Select a different device\. Case: /;
 
 /** A replica on a fixed port (it restarts on the same address). */
-async function startReplica(t: Parameters<typeof AgentProcess.spawn>[0], name = 'replica', initArgs: string[] = []): Promise<{ replica: AgentProcess; port: number }> {
+async function startReplica(t: Parameters<typeof AgentProcess.spawn>[0], name = 'replica', initArgs: string[] = [], runArgs: string[] = []): Promise<{ replica: AgentProcess; port: number }> {
   const port = await freePort();
-  const replica = await AgentProcess.spawn(t, { name, port, initArgs });
+  const replica = await AgentProcess.spawn(t, { name, port, initArgs, runArgs });
   await replica.ok('role', 'set', 'replica');
   return { replica, port };
 }
@@ -37,31 +46,36 @@ function replicatedAfter(replica: AgentProcess, seq: number, since = 0): Promise
   return replica.waitFor((e) => e.event === 'replicated' && Number(e.seq) > seq, 30_000, since);
 }
 
-test('replication start refuses an unreachable target, a server, a wrong password, Department IDs and a target of another group', async (t) => {
-  const [{ server }, { replica, port: replicaPort }, { port: deptPort }] = await Promise.all([
+test('replication start refuses an unreachable target, a server, a wrong password, Department IDs, an older version and a target of another group', async (t) => {
+  const [{ server }, { replica, port: replicaPort }, { port: deptPort }, { port: oldPort }] = await Promise.all([
     startServer(t),
     startReplica(t),
     startReplica(t, 'dept', ['--department-ids', 'on']),
+    startReplica(t, 'old', [], ['--protocol', '1']),
   ]);
   const { server: other, port: otherPort } = await startServer(t, { name: 'other' });
   const nobody = await freePort();
 
-  const refused = async (agent: AgentProcess, to: number, code: string, exit: number, args = ADMIN) => {
+  const refused = async (agent: AgentProcess, to: number, code: string, exit: number, message: RegExp, args = ADMIN) => {
     const r = await agent.sh('replication', 'start', '--to', `127.0.0.1:${to}`, ...args);
     t.is(r.code, exit, `${code}: ${r.stderr}`);
-    t.is((r.json as { error: { code: string } }).error.code, code);
+    const e = (r.json as { error: { code: string; message: string } }).error;
+    t.is(e.code, code);
+    t.regex(e.message, message, code);
   };
-  await refused(server, nobody, 'ADDRESS_INCORRECT', 5);
-  await refused(server, otherPort, 'DEST_UNSUPPORTED', 4);
-  await refused(server, replicaPort, 'AUTH_INCORRECT', 4, ['--user', 'admin', '--password', 'wrong']);
-  await refused(server, deptPort, 'DEST_UNSUPPORTED', 4);
+  // The manual's start errors, with which of the four cases a DEST_UNSUPPORTED is.
+  await refused(server, nobody, 'ADDRESS_INCORRECT', 5, /^The \[Address\] is incorrect\. — cannot reach/);
+  await refused(server, otherPort, 'DEST_UNSUPPORTED', 4, new RegExp(`${DEST.source}the machine has started custom setting synchronization \\(server\\)`));
+  await refused(server, replicaPort, 'AUTH_INCORRECT', 4, /^The authentication information is incorrect\. — /, ['--user', 'admin', '--password', 'wrong']);
+  await refused(server, deptPort, 'DEST_UNSUPPORTED', 4, new RegExp(`${DEST.source}<Department ID Management> is enabled on the machine`));
+  await refused(server, oldPort, 'DEST_UNSUPPORTED', 4, new RegExp(`${DEST.source}the version of the machine is old — .*replication 1; this server needs 2`));
   t.is((await server.sh('replication', 'status')).code, 7, 'nothing configured after refusals');
 
   const started = await server.ok<ReplicationStatus>('replication', 'start', '--to', `127.0.0.1:${replicaPort}`, ...ADMIN);
-  t.regex(started.message, new RegExp(`^Waiting for replication\\.\\.\\. Last Replication: ${STAMP.source}$`));
+  t.regex(started.message, new RegExp(`${WAITING.source}$`));
   t.is(started.runs, 1);
   // Paired with this group now: another server is refused even with the right account.
-  await refused(other, replicaPort, 'DEST_UNSUPPORTED', 4);
+  await refused(other, replicaPort, 'DEST_UNSUPPORTED', 4, new RegExp(`${DEST.source}another server is set as the replication destination`));
   const onReplica = await replica.ok<{ message: string; last: { groupId: string } }>('replication', 'status');
   t.regex(onReplica.message, /^Replica of group \S+ from server/);
   t.is(onReplica.last.groupId, (await server.ok<{ group: { groupId: string } }>('status')).group.groupId);
@@ -108,7 +122,7 @@ test('incremental copies send what changed; a cut or a killed target leaves the 
   proxy.cutAfter('up', 20_000);
   await restartClient();
   const failed = await waitStatus(server, (s) => s.lastError !== null);
-  t.regex(failed.message, new RegExp(`^Could not perform replication after ${STAMP.source} because an error occurred\\.$`));
+  t.regex(failed.message, new RegExp(`^Could not perform replication after ${STAMP.source} because an error occurred\\. Check the settings for \\[Destination Device for Replication\\] and the status of the destination device\\.$`));
   t.is((await replica.ok<{ last: { seq: number } }>('replication', 'status')).last.seq, before.last.seq, 'the replica kept its copy');
 
   // The replica killed midway through a slow run: it restarts with the previous copy.
@@ -190,7 +204,9 @@ test('a backup during a replication run is refused with REPLICATION_RUNNING; a n
   t.is((await server.sh('backup', '--to', 'device')).code, 0, 'after the run, a backup goes through');
 
   // A new server recovers: it shows the copy's time first, loads only when confirmed.
-  const { server: fresh } = await startServer(t, { name: 'new' });
+  const freshSlot = tempDir(t);
+  const { server: fresh } = await startServer(t, { name: 'new', runArgs: ['--backup-dir', freshSlot] });
+  await fresh.ok('backup', '--to', 'device');
   const wrong = await fresh.sh('recover', '--from', `127.0.0.1:${replicaPort}`, '--user', 'admin', '--password', 'nope', '--yes');
   t.is((wrong.json as { error: { code: string } }).error.code, 'AUTH_INCORRECT');
   const unconfirmed = await fresh.sh('recover', '--from', `127.0.0.1:${replicaPort}`, ...ADMIN);
@@ -199,8 +215,10 @@ test('a backup during a replication run is refused with REPLICATION_RUNNING; a n
   t.false(probe.loaded);
   t.is(probe.replica.counts.users, 60);
   t.is((await fresh.ok<{ users: unknown[] }>('users', 'list')).users.length, 0, 'nothing loaded before confirmation');
+  t.true(existsSync(join(freshSlot, 'mfpsync-backup.mfpb')), 'a declined recovery leaves the device slot');
   const loaded = await fresh.ok<{ loaded: boolean }>('recover', '--from', `127.0.0.1:${replicaPort}`, ...ADMIN, '--yes');
   t.true(loaded.loaded);
+  t.false(existsSync(join(freshSlot, 'mfpsync-backup.mfpb')), 'a recovery deletes the device slot');
   t.is((await fresh.ok<{ users: unknown[] }>('users', 'list')).users.length, 60);
   t.deepEqual(await fresh.value('user', 'user5', 'address-list'), await server.value('user', 'user5', 'address-list'));
   const groups = [await server.ok<{ group: { groupId: string; groupKey: string } }>('status'), await fresh.ok<{ group: { groupId: string; groupKey: string; epoch: string } }>('status')];
@@ -208,4 +226,100 @@ test('a backup during a replication run is refused with REPLICATION_RUNNING; a n
   t.is(groups[1]!.group.groupKey, groups[0]!.group.groupKey);
   const log = await fresh.ok<{ runs: { op: string; result: string }[] }>('backup', 'log');
   t.like(log.runs.at(-1), { op: 'recover', result: 'ok' });
+});
+
+/** The server's sync log lines of runs triggered by `reason`. */
+async function runsBy(server: AgentProcess, reason: string): Promise<number> {
+  const { entries } = await server.ok<{ entries: { code: string; message: string }[] }>('log');
+  return entries.filter((e) => e.code === 'REPLICATED' && e.message.startsWith(`replication (${reason})`)).length;
+}
+
+/** Polls the server's log until `n` runs by `reason` are in it (a run's log line follows its install). */
+async function waitRuns(server: AgentProcess, reason: string, n: number): Promise<number> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const got = await runsBy(server, reason);
+    if (got >= n || Date.now() > deadline) return got;
+  }
+}
+
+test('the interval and the change threshold trigger runs; a run deletes the device backup slot; a start again keeps the settings', async (t) => {
+  const slot = tempDir(t);
+  const [{ server }, { replica, port: replicaPort }] = await Promise.all([startServer(t, { runArgs: ['--backup-dir', slot] }), startReplica(t)]);
+  await seedUsers(server, 5);
+  await server.ok('backup', '--to', 'device');
+  const to = `127.0.0.1:${replicaPort}`;
+
+  // The interval: every 0.01 min (0.6 s), no change needed; the replica reports each run installed.
+  let mark = replica.events.length;
+  const first = await server.ok<ReplicationStatus>('replication', 'start', '--to', to, ...ADMIN, '--interval', '0.01', '--threshold', '100000');
+  t.false(existsSync(join(slot, 'mfpsync-backup.mfpb')), 'a replication run deletes the device slot');
+  let installed = 0;
+  await replica.waitFor((e) => e.event === 'replicated' && ++installed === 2, 30_000, mark);
+  t.true((await waitRuns(server, 'interval', 1)) >= 1, 'a run by the interval');
+  t.is(first.runs, 1);
+
+  // Started again without settings: the interval and threshold stay (the README's "a last copy").
+  const again = await server.ok<ReplicationStatus>('replication', 'start', '--to', to, ...ADMIN);
+  t.like(again, { intervalMinutes: 0.01, threshold: 100000 });
+  t.true(again.runs >= 2, `runs go on counting: ${again.runs}`);
+
+  // The threshold: a long interval, and more changes than 3 since the last run start one.
+  const slow = await server.ok<ReplicationStatus>('replication', 'start', '--to', to, ...ADMIN, '--interval', '600', '--threshold', '3');
+  t.like(slow, { intervalMinutes: 600, threshold: 3 });
+  const seq = (await server.ok<{ group: { seq: number } }>('status')).group.seq;
+  mark = replica.events.length;
+  t.is(await runsBy(server, 'threshold'), 0);
+  for (let i = 0; i < 4; i++) await server.control('item.set', { kind: 'user', id: `user${i}`, item: 'language', value: { display: 'fr', keyboard: `fr-${i}` } });
+  await replicatedAfter(replica, seq, mark);
+  t.true((await waitRuns(server, 'threshold', 1)) >= 1, 'a run past the threshold');
+  const kept = await server.ok<ReplicationStatus>('replication', 'start', '--to', to, ...ADMIN, '--threshold', '50');
+  t.like(kept, { intervalMinutes: 600, threshold: 50 }, 'only what is given changes');
+});
+
+test('replication stop releases the destination for another server; changing it needs a stop first; a role change stops and releases too', async (t) => {
+  const [{ server }, { server: other }, { replica, port: r1 }, { replica: replica2, port: r2 }] = await Promise.all([
+    startServer(t),
+    startServer(t, { name: 'other' }),
+    startReplica(t),
+    startReplica(t, 'replica2'),
+  ]);
+  const start = (agent: AgentProcess, port: number, ...more: string[]) => agent.sh('replication', 'start', '--to', `127.0.0.1:${port}`, ...ADMIN, ...more);
+  const errorOf = (r: { json?: unknown }) => (r.json as { error: { code: string; message: string } }).error;
+  t.is((await start(server, r1, '--interval', '30', '--threshold', '50')).code, 0);
+
+  // Another destination while one is configured: the manual's message, the configuration unchanged.
+  const change = await start(server, r2);
+  t.is(change.code, 6);
+  t.is(errorOf(change).code, 'STOP_REPLICATION_FIRST');
+  t.regex(errorOf(change).message, WAITING);
+  t.regex(errorOf(change).message, new RegExp(`replicating to 127\\.0\\.0\\.1:${r1}`));
+  t.like(await server.ok<ReplicationStatus>('replication', 'status'), { to: `127.0.0.1:${r1}`, intervalMinutes: 30, threshold: 50 });
+  t.is((await replica2.ok<{ relation: unknown }>('replication', 'status')).relation, null, 'the other destination was not touched');
+  t.is(errorOf(await start(other, r1)).code, 'DEST_UNSUPPORTED', 'paired: another server is refused');
+
+  // Stopped: the destination is released (its copy stays), and another server can pair with it.
+  const stopped = await server.ok<{ stopped: boolean; released: boolean; message: string }>('replication', 'stop');
+  t.like(stopped, { stopped: true, released: true });
+  const freed = await replica.ok<{ relation: unknown; last: { groupId: string } | null; message: string }>('replication', 'status');
+  t.is(freed.relation, null);
+  t.truthy(freed.last, 'the last copy stays, for a recovery');
+  t.regex(freed.message, /^Released: /);
+  t.is((await start(other, r1)).code, 0, 'another server pairs with the released destination');
+  // The first server now changes its destination; after a stop its settings start from the defaults.
+  t.like(await server.ok<ReplicationStatus>('replication', 'start', '--to', `127.0.0.1:${r2}`, ...ADMIN), { intervalMinutes: 60, threshold: 1000 });
+
+  // A role change stops replication and releases the destination as well.
+  await server.ok('role', 'set', 'standalone');
+  t.is((await server.sh('replication', 'status')).code, 7, 'nothing configured on the former server');
+  t.is((await replica2.ok<{ relation: unknown }>('replication', 'status')).relation, null, 'the role change released it');
+  t.is((await other.ok('replication', 'stop') as { released: boolean }).released, true);
+  t.is((await start(other, r2)).code, 0, 'another server pairs with it');
+
+  // A destination that cannot be told (off): the stop happens, and says how to free it.
+  await replica2.kill('SIGTERM');
+  const unreleased = await other.ok<{ stopped: boolean; released: boolean; message: string }>('replication', 'stop');
+  t.like(unreleased, { stopped: true, released: false });
+  t.regex(unreleased.message, /could not be told .*role set server/);
+  t.is((await other.sh('replication', 'status')).code, 7);
 });

@@ -13,6 +13,7 @@ import { ManualClock } from '../../agent/clock.js';
 import {
   classifySmbOutput, formatSmbUrl, parseSmbListing, parseSmbUrl, SmbError, smbErrorCode, SmbShare, type SmbFailure,
 } from '../../agent/smb.js';
+import { withChecklist } from '../../agent/backup.js';
 import { MfpError, type ErrorCode } from '../../protocol/errors.js';
 import { rng } from '../../tools/bench/records.js';
 import { freePort } from '../helpers/agents.js';
@@ -172,6 +173,19 @@ test('smbErrorCode maps each kind to the backup and restore codes', (t) => {
   t.is(smbErrorCode('boom', 'restore').code, 'DBRS02');
   const coded = new MfpError('INVALID_ARGUMENT', 'bad url');
   t.is(smbErrorCode(coded, 'backup'), coded);
+});
+
+test('DBBU02 and DBRS02 show the manual\'s checklist with smbclient\'s detail beneath it; the other codes stay as they are', (t) => {
+  const err = new SmbError('other', 'smb://nas/b', 'put x: NT_STATUS_CONNECTION_RESET');
+  const b = withChecklist(smbErrorCode(err, 'backup'));
+  t.is(b.code, 'DBBU02');
+  t.is(b.message, 'Failed to generate the backup file (network). An error with an unidentified cause may have occurred. Check the following: whether the settings are entered correctly; the access privileges for the SMB server; the network environment.\n  detail: smb://nas/b: put x: NT_STATUS_CONNECTION_RESET');
+  t.is(b.cause, err);
+  const r = withChecklist(smbErrorCode(err, 'restore'));
+  t.is(r.code, 'DBRS02');
+  t.regex(r.message, /^Failed to restore data from the network destination\. .*SMB server.*\n {2}detail: smb:\/\/nas\/b: put x: NT_STATUS_CONNECTION_RESET$/s);
+  const known = smbErrorCode(new SmbError('access', 'smb://nas/b', 'NT_STATUS_LOGON_FAILURE'), 'backup');
+  t.is(withChecklist(known), known);
 });
 
 test('names, local paths and users that would break out of the smbclient command are refused', async (t) => {

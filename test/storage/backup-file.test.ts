@@ -181,7 +181,7 @@ test('the group key is sealed for the administrator: its server key or password 
   t.deepEqual(Buffer.from(decodeBackupFile(SMALL_FILE, opener(A)).groupSecretKey), Buffer.from(GROUP.secretKey));
   t.deepEqual(Buffer.from(decodeBackupFile(SMALL_FILE, opener(C, [], withPassword('admin', 'pw'))).groupSecretKey), Buffer.from(GROUP.secretKey), 'on a machine that trusts no group key');
   refused(t, () => decodeBackupFile(SMALL_FILE, opener(A, [GROUP.publicKey], withPassword('admin', 'wrong'))), 'wrong-password', /administrator account given does not open its group key \(sealed for "admin" of group grp-7f3a/);
-  refused(t, () => decodeBackupFile(SMALL_FILE, opener(A, [GROUP.publicKey], withPassword('root', 'pw'))), 'no-account', /sealed for the administrator account "admin" of group grp-7f3a: give that account \(--user ID --password PW\)/);
+  refused(t, () => decodeBackupFile(SMALL_FILE, opener(A, [GROUP.publicKey], withPassword('root', 'pw'))), 'no-account', /sealed for the administrator account "admin" of group grp-7f3a as it was on 2026-03-03T04:05:06\.000Z: give that account \(--user ID --password PW\) with the password it had then/);
   // Another server's account with the same user id and password: another salt, another server key.
   refused(t, () => decodeBackupFile(SMALL_FILE, opener(A, [GROUP.publicKey], ownKey(OTHER_ADMIN))), 'no-account', /give that account/);
   refused(t, () => decodeBackupFile(SMALL_FILE, opener(A, [GROUP.publicKey], (user) => (user === 'admin' ? OTHER_ADMIN.serverKey : undefined))), 'wrong-password', /does not open/);

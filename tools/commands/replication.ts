@@ -42,19 +42,19 @@ export function register(program: Command): void {
   const cmd = program.command('replication').description('a server\'s periodic copy of its database to a replica');
   cmd
     .command('start')
-    .description('pair with a replica (its administrator account), copy now, then at the interval, past the threshold and when a client starts')
+    .description('pair with a replica (its administrator account), copy now, then at the interval, past the threshold and when a client starts; again to the same replica: a copy now, the interval and threshold kept unless given')
     .option('--to <host[:port]>', 'the replica (role replica), default port 8443')
     .option('--user <id>', 'the replica\'s administrator user id')
     .option('--password <pw>', 'the replica\'s administrator password')
-    .option('--interval <minutes>', 'minutes between copies (default 60)')
-    .option('--threshold <n>', 'copy once more than this many changes were made since the last copy (default 1000)')
+    .option('--interval <minutes>', 'minutes between copies (default: as configured, else 60)')
+    .option('--threshold <n>', 'copy once more than this many changes were made since the last copy (default: as configured, else 1000)')
     .action(action(async (ctx, o: StartOptions) => print(ctx, await collectStart(ctx, o), formatReplication)));
   cmd
     .command('stop')
-    .description('stop replicating and forget the target')
-    .action(action(async (ctx) => print(ctx, await control(ctx, 'replication.stop'), (r: { stopped: boolean }) => (r.stopped ? 'replication stopped' : 'replication was not running'))));
+    .description('stop replicating, forget the destination and release it (another server may then replicate to it)')
+    .action(action(async (ctx) => print(ctx, await control(ctx, 'replication.stop'), (r: { message: string }) => r.message)));
   cmd
     .command('status')
-    .description('Waiting for replication… / Could not perform replication… with the last replication time')
+    .description('Waiting for replication... / Could not perform replication... with the last replication time')
     .action(action(async (ctx) => print(ctx, await control(ctx, 'replication.status'), formatReplication)));
 }
