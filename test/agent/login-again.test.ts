@@ -37,6 +37,7 @@ test('a client copy that differs from the server\'s: the login says log in again
   await Promise.all([joinClient(a, port), joinClient(b, port)]);
   await b.ok('user', 'set', 'alice', 'language', '{"display":"ja","keyboard":"ja-JP"}');
   await b.ok('user', 'set', 'alice', 'address-list', '[{"name":"Legal","email":"legal@example.com"}]');
+  await b.ok('user', 'set', 'alice', 'job-defaults', '{"fax":{"destinations":["0312345678"]}}');
   await b.ok('user', 'set', 'bob', 'home', '{"wallpaper":"blue"}');
   await b.waitFor((e) => e.event === 'changes-acked' && e.queued === 0);
   let mark = a.events.length;
@@ -44,6 +45,12 @@ test('a client copy that differs from the server\'s: the login says log in again
   await login(a, 'bob');
   await Promise.all([a.waitRemote('alice', 'address-list', mark), a.waitRemote('bob', 'home', mark)]);
   t.deepEqual((await checksums(a))['user:alice'], (await checksums(server))['user:alice']);
+  // A's own send destinations stay on A (blanked in the group's copy): not a difference.
+  await a.ok('user', 'set', 'alice', 'job-defaults', '{"fax":{"destinations":["0398765432"]}}');
+  await a.waitFor((e) => e.event === 'changes-acked' && e.queued === 0, 15_000, mark);
+  await login(a, 'alice');
+  await login(a, 'bob');
+  // (Checked at the end: these logins, whose copies equal the server's, asked for nothing.)
 
   // Changes made while A's synchronization was stopped never reach the server: A's copy diverges.
   await a.ok('role', 'set', 'standalone');
@@ -102,6 +109,13 @@ test('a client copy that differs from the server\'s: the login says log in again
   t.deepEqual((await a.ok<{ deleted: string[] }>('users', 'delete', 'g:07', '--yes')).deleted, ['07']);
   await a.waitFor((e) => e.event === 'item-changed' && e.kind === 'group' && e.id === '07' && e.source === 'remote', 15_000, mark);
   t.deepEqual(await valueOf(a, 'group', '07', 'address-list'), [{ name: 'Sales', email: 'sales@example.com' }]);
+
+  // Every login-again A reported: only alice's divergence, and its repair (the answers to the logins
+  // above came on the same session before the later ones, so they are all in by now).
+  t.deepEqual(
+    a.events.filter((e) => e.event === 'login-again').map((e) => [e.user, e.required, e.reason]),
+    [['alice', true, 'checksum'], ['alice', false, undefined]],
+  );
 
   // On a pure server there is no copy of its own: --local is WRONG_ROLE; without it, the group's delete.
   const local = await server.sh('users', 'delete', 'bob', '--local', '--yes');
