@@ -9,7 +9,7 @@ import { MfpError } from '../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, MISSED_HEARTBEATS, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { CATALOG, catalogItem, checkName, entityKey, itemsOfKind, parseEntity, type EntityKey, type ItemKind } from '../storage/catalog.js';
 import { BACKUP_FORMAT, decodeBackupFile, encodeBackupFile } from '../storage/backup-file.js';
-import { changesOf, countsOf, encodeExportFile, readExportFile, writeExportFile } from '../storage/export-file.js';
+import { changesOf, countsOf, encodeExportFile, readExportFile, writeExportFile, type AddressListKind } from '../storage/export-file.js';
 import { imageEntries, installImage } from '../storage/image.js';
 import { Keys } from '../storage/keys.js';
 import { decodeRecord, encodeRecord } from '../storage/records.js';
@@ -18,13 +18,16 @@ import { LevelKv } from '../storage/level-kv.js';
 import { LocalStore, type RemoteItem } from '../storage/local-store.js';
 import type { ConflictEntry, Durability, ItemRecord, LogLevel, Store, SyncLogEntry } from '../storage/store.js';
 import { PLAUSIBLE_SINCE, systemClock, type Clock } from './clock.js';
-import { formatAddress, readPin, SyncClient, type AckSummary, type ClientState, type JoinProgress, type ServerAddress, type SyncClientOptions } from './client.js';
+import {
+  deleteLocalCopies, formatAddress, loginAgainEvent, readPin, SyncClient, type AckSummary, type LoginAgainEvent, type ClientState, type JoinProgress, type ServerAddress, type SyncClientOptions,
+} from './client.js';
 import { describeCounts } from './describe.js';
 import { dataPaths, readConfig, ROLES, SOFTWARE_VERSION, type AgentConfig, type Role } from './config.js';
 
 export { isInitialized, ROLES, type Role } from './config.js';
 import {
-  ExportWindow, isOwnServer, outside, PREPARE_MAX_GROUPS, PREPARE_MAX_USERS, PREPARE_TIMEOUT_MS, PREPARE_WARNING,
+  ADDRESS_LIST_NAMES, addressListsOf, checkAddressList, checkImportKind, checkPrepareLimits, ExportWindow, isOwnServer, outside,
+  PREPARE_TIMEOUT_MS, PREPARE_WARNING,
   readExportBody, type ExportResult, type ImportResult, type PrepareResult,
 } from './export.js';
 import { createIdentity, fingerprintOf, identityFromSecret, serverKeyOf, type Identity } from './identity.js';
@@ -110,6 +113,8 @@ export interface AgentEvents {
   'deep-sleep': [DeepSleepEvent];
   /** A client of this server became operating, sleeping or offline. */
   'device-state': [DeviceStateEvent];
+  /** On a client: a logging-in user could not be given current data and must log in again, or a login repaired it. */
+  'login-again': [LoginAgainEvent];
 }
 
 /** One client in `power status` on a server. */
@@ -556,7 +561,7 @@ export class Agent extends EventEmitter<AgentEvents> {
    * A client of `address` with this machine's identity, store and settings, not started. The agent's own
    * client part is made here; tools and tests use it to open extra sessions (probes, handshake timing).
    */
-  async createClient(address: ServerAddress, callbacks: Pick<SyncClientOptions, 'onRemote' | 'onState' | 'onAcked' | 'onEvicted' | 'onJoinProgress'> = {}): Promise<SyncClient> {
+  async createClient(address: ServerAddress, callbacks: Pick<SyncClientOptions, 'onRemote' | 'onState' | 'onAcked' | 'onEvicted' | 'onJoinProgress' | 'onLoginAgain'> = {}): Promise<SyncClient> {
     const client = new SyncClient({
       store: this.local,
       identity: this.identity,
@@ -584,6 +589,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       onAcked: (summary) => this.emit('changes-acked', summary),
       onJoinProgress: (progress) => this.emit('join-progress', progress),
       onEvicted: (users) => this.#evicted(users),
+      onLoginAgain: (user, entry) => this.emit('login-again', loginAgainEvent(user, entry)),
     });
     this.#client = client;
     // A queued change is sent while its batch is being written (see LocalStore.onQueued).
@@ -696,8 +702,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Users and user groups, filtered by partial, case-insensitive match (blank lists all). */
-  listUsers(search = '', options: { checksums?: boolean } = {}): UserEntry[] {
-    const store = this.#role.role === 'standalone' || this.#role.role === 'client' || !this.#group ? this.local : this.#group;
+  listUsers(search = '', options: { checksums?: boolean; local?: boolean } = {}): UserEntry[] {
+    const store = options.local || this.#role.role === 'standalone' || this.#role.role === 'client' || !this.#group ? this.local : this.#group;
     const q = search.toLowerCase();
     const out: UserEntry[] = [];
     const seen = new Set<string>();
@@ -714,16 +720,25 @@ export class Agent extends EventEmitter<AgentEvents> {
     return out;
   }
 
-  /** Delete User Data (SPEC §8): on a server, across the group; on a standalone machine, locally. */
-  async deleteUsers(targets: { users?: string[]; groups?: string[]; search?: string }): Promise<{ deleted: string[] }> {
+  /**
+   * Delete User Data (SPEC §8): on a server and a server-client, across the group; on a standalone
+   * machine, locally; on a client — and on a server-client with `local` — this machine's copy only
+   * (the next login fetches it again).
+   */
+  async deleteUsers(targets: { users?: string[]; groups?: string[]; search?: string; local?: boolean }): Promise<{ deleted: string[] }> {
     const role = this.#role.role;
-    if (role === 'client' || role === 'replica') throw new MfpError('WRONG_ROLE', 'delete user data on the server: a client would get it back from the group');
+    if (role === 'replica') throw new MfpError('WRONG_ROLE', 'a replica holds a copy of the server; delete user data on the server');
+    const local = role === 'client' || targets.local === true;
+    if (local && role === 'server') throw new MfpError('WRONG_ROLE', 'a server has no copy of its own to delete: `users delete` without --local deletes across the group');
     const keys = new Set<EntityKey>();
     for (const u of targets.users ?? []) keys.add(entityKey('user', u));
     for (const g of targets.groups ?? []) keys.add(entityKey('group', g));
-    if (targets.search !== undefined) for (const u of this.listUsers(targets.search)) keys.add(entityKey(u.kind, u.id));
+    if (targets.search !== undefined) for (const u of this.listUsers(targets.search, { local })) keys.add(entityKey(u.kind, u.id));
     let deleted: EntityKey[];
-    if (this.#group) {
+    if (local && this.#client) {
+      deleted = await deleteLocalCopies(this.local, this.#client, [...keys]);
+      for (const e of deleted) this.emit('entity-deleted', { kind: parseEntity(e)!.kind as ItemKind, id: e.slice(2) });
+    } else if (this.#group) {
       deleted = (await this.#group.deleteEntities([...keys], `admin:${this.identity.deviceId}`)).map((f) => f.e);
     } else {
       deleted = await this.local.deleteLocal([...keys]);
@@ -763,18 +778,20 @@ export class Agent extends EventEmitter<AgentEvents> {
    * written atomically: the group's copy on a server, this machine's elsewhere; inside an export window
    * only its selection. Refused with SYNC_RESTRICTED while client synchronization runs.
    */
-  async exportData(path: string): Promise<ExportResult> {
+  async exportData(path: string, options: { addressList?: AddressListKind } = {}): Promise<ExportResult> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    const addressList = checkAddressList(options.addressList);
     const { store, window } = this.#exportAccess('export');
     const createdAt = this.clock.now();
-    const body = await readExportBody(store, window);
+    const all = await readExportBody(store, window);
+    const body = addressList ? addressListsOf(all, addressList) : all;
     const selection = window ? ('prepared' as const) : ('all' as const);
     const source = { deviceId: this.identity.deviceId, name: this.#config.name, role: this.#role.role };
-    const bytes = encodeExportFile({ software: SOFTWARE_VERSION, createdAt, source, selection }, body);
+    const bytes = encodeExportFile({ software: SOFTWARE_VERSION, createdAt, source, selection, ...(addressList ? { addressList } : {}) }, body);
     await writeExportFile(path, bytes);
     const counts = countsOf(body);
-    this.log.info('EXPORTED', `exported ${describeCounts(counts)} to ${path}`);
-    return { path, bytes: bytes.length, createdAt, selection, counts, ...(window ? { window: window.describe() } : {}) };
+    this.log.info('EXPORTED', `exported ${addressList ? `[${ADDRESS_LIST_NAMES[addressList]}]: ` : ''}${describeCounts(counts)} to ${path}`);
+    return { path, bytes: bytes.length, createdAt, selection, ...(addressList ? { addressList } : {}), counts, ...(window ? { window: window.describe() } : {}) };
   }
 
   /**
@@ -784,11 +801,13 @@ export class Agent extends EventEmitter<AgentEvents> {
    * export window only for the prepared users and groups. Refused with SYNC_RESTRICTED while client
    * synchronization runs.
    */
-  async importData(path: string): Promise<ImportResult> {
+  async importData(path: string, options: { addressList?: AddressListKind } = {}): Promise<ImportResult> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    const addressList = checkAddressList(options.addressList);
     // Checked before the file is read and again after: the role or the window may change meanwhile.
     this.#exportAccess('import');
     const file = await readExportFile(path);
+    checkImportKind(file.header, addressList);
     const { store, window } = this.#exportAccess('import');
     if (window) {
       const others = outside(file.body, window);
@@ -823,7 +842,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       const p = parseEntity(ch.e)!;
       this.emit('item-changed', { kind: p.kind, id: p.id, item: ch.n, source: 'local', applyNow: true });
     }
-    return { path, source: header.source, createdAt: header.createdAt, software: header.software, counts: header.counts, applied: applied.length, conflicts };
+    return { path, source: header.source, createdAt: header.createdAt, software: header.software, ...(header.addressList ? { addressList: header.addressList } : {}), counts: header.counts, applied: applied.length, conflicts };
   }
 
   /**
@@ -844,13 +863,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const groups = all ? listed.filter((u) => u.kind === 'group').map((u) => u.id) : [...new Set(selection.groups ?? [])];
     users.forEach((u) => checkName(u, 'user name'));
     groups.forEach((g) => checkName(g, 'group id'));
-    const blank = all ? ' (a blank selection selects every user and group of the group)' : '';
-    if (users.length > PREPARE_MAX_USERS) {
-      throw new MfpError('INVALID_ARGUMENT', `at most ${PREPARE_MAX_USERS} users can be prepared at once; ${users.length} are selected${blank}: name them with --users`);
-    }
-    if (groups.length > PREPARE_MAX_GROUPS) {
-      throw new MfpError('INVALID_ARGUMENT', `at most ${PREPARE_MAX_GROUPS} user groups can be prepared at once; ${groups.length} are selected${blank}: name them with --groups`);
-    }
+    checkPrepareLimits({ users, groups, loggedIn: this.#loggedIn, blank: all });
     const known = new Set(group.users().map((u) => u.name));
     const missing = [
       ...users.filter((u) => !known.has(u) && !group.hasEntity(`u:${u}`)).map((u) => `user ${u}`),
@@ -1382,6 +1395,7 @@ export class Agent extends EventEmitter<AgentEvents> {
               queued: this.local.queueSize,
               ...(client.pin?.groupKey ? { groupId: client.pin.groupId, groupKey: fingerprintOf(Buffer.from(client.pin.groupKey, 'base64')) } : {}),
               ...(client.lastError ? { error: { code: client.lastError.code, message: client.lastError.message } } : {}),
+              ...(client.loginAgain.length > 0 ? { loginAgain: client.loginAgain } : {}),
             },
           }
         : {}),
@@ -1425,6 +1439,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         queued: this.local.queueSize,
         skewMs: client.skewMs,
         ...(e ? { error: { code: e.code, message: e.message } } : {}),
+        loginAgain: client.loginAgain,
       };
       const r = client.refusals;
       if (r.error) facts.client.refusals = { count: r.count, code: r.error.code, message: r.error.message };

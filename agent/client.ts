@@ -67,6 +67,47 @@ export type ClientState = 'connecting' | 'joining' | 'live' | 'offline' | 'refus
 /** How long a client going to sleep waits for the server to acknowledge (close the session). */
 export const SLEEP_ACK_MS = 2000;
 
+/** What the panel shows when a login could not give the user current data (manual 002; SPEC §8). */
+export const LOGIN_AGAIN_MESSAGE = 'Synchronize Custom Settings: Log in again for synchronization.';
+
+/**
+ * A user whose login could not be given current data: the fetch failed (the server unreachable, the
+ * session lost before the answer), or this machine's copy differs from the server's by checksum. The
+ * user's next login repairs it (a checksum difference: the server's whole copy replaces this one's).
+ */
+export interface LoginAgain {
+  user: string;
+  reason: 'fetch-failed' | 'checksum';
+  /** Why, for the technician. */
+  detail: string;
+  since: number;
+}
+
+/** The `login-again` event: a user must log in again (with the panel's message and why), or a login repaired it. */
+export type LoginAgainEvent =
+  | { user: string; required: true; reason: LoginAgain['reason']; message: string; detail: string }
+  | { user: string; required: false };
+
+/** The event for a user's log-in-again entry (undefined: cleared). */
+export function loginAgainEvent(user: string, entry: LoginAgain | undefined): LoginAgainEvent {
+  return entry ? { user, required: true, reason: entry.reason, message: LOGIN_AGAIN_MESSAGE, detail: entry.detail } : { user, required: false };
+}
+
+/**
+ * Deletes this machine's copy of users and user groups only (SPEC §8, "delete the user settings
+ * information, and log in again"): the group keeps its copy. The server stops sending the deleted
+ * users (release) and their next login fetches them whole; a user group, which every client holds,
+ * is fetched again at once. Changes of theirs still queued are sent as usual (an edit is not lost).
+ */
+export async function deleteLocalCopies(store: LocalStore, client: SyncClient | undefined, keys: readonly EntityKey[]): Promise<EntityKey[]> {
+  const deleted = await store.deleteLocal(keys);
+  const users = deleted.filter((e) => e.startsWith('u:')).map((e) => e.slice(2));
+  client?.release(users);
+  for (const u of users) client?.forgetLoginAgain(u);
+  client?.fetchAgain(deleted.filter((e) => e.startsWith('g:')));
+  return deleted;
+}
+
 /** Options of a client. */
 export interface SyncClientOptions {
   store: LocalStore;
@@ -92,6 +133,8 @@ export interface SyncClientOptions {
   onAcked?: (summary: AckSummary) => void;
   /** While a join (or a resync by checksum) runs: how much of the server's copy has arrived. */
   onJoinProgress?: (progress: JoinProgress) => void;
+  /** A user must log in again (an entry), or a login repaired it (undefined). */
+  onLoginAgain?: (user: string, entry: LoginAgain | undefined) => void;
 }
 
 /**
@@ -174,8 +217,15 @@ export class SyncClient {
   #flushing = false;
   #flushAgain = false;
   #kicked = false;
-  /** Entities to fetch from the server once live (users at login). */
-  #pendingFetch = new Set<EntityKey>();
+  /**
+   * Entities to fetch from the server once live (users at login); `login`: a login waits for it (it
+   * may clear the user's log-in-again), not a retry of a fetch that failed.
+   */
+  #pendingFetch = new Map<EntityKey, { login: boolean }>();
+  /** Fetches sent and not answered yet, in order (the server answers them in order). */
+  #fetching: { e: EntityKey; login: boolean; repair: boolean }[] = [];
+  /** Users whose login could not be given current data: their next login repairs it. */
+  readonly #loginAgain = new Map<string, LoginAgain>();
   /** The join snapshot being received: items not applied yet, the entities it replaces, those done. */
   #snapshot = emptySnapshot();
   #welcome: WelcomeBody | undefined;
@@ -324,10 +374,45 @@ export class SyncClient {
     wait.resolve(told && !wait.timedOut);
   }
 
-  /** A user logged in: fetch their data now, or as soon as the session is live. */
+  /**
+   * A user logged in: fetch their data now, or as soon as the session is live. While the server cannot
+   * be reached (offline, refused) the user is told to log in again at once; the fetch is still sent
+   * once the session is live. A user told so before is repaired: the server's whole copy is fetched
+   * and replaces this machine's.
+   */
   login(user: string): void {
-    this.#pendingFetch.add(`u:${user}`);
+    const e: EntityKey = `u:${user}`;
+    if (this.#state === 'offline' || this.#state === 'refused') {
+      const why = this.#error ? ` (${this.#error.code}: ${this.#error.message})` : '';
+      this.#requireLogin(user, 'fetch-failed', `the server ${formatAddress(this.#o.server)} could not be reached at login${why}: this machine's copy may not be current`);
+      if (!this.#pendingFetch.has(e)) this.#pendingFetch.set(e, { login: false });
+      return;
+    }
+    this.#pendingFetch.set(e, { login: true });
     if (this.#state === 'live') this.#sendFetches();
+  }
+
+  /** Fetches entities again (not a login): at once if live, else when the session is. */
+  fetchAgain(entities: readonly EntityKey[]): void {
+    for (const e of entities) if (!this.#pendingFetch.has(e)) this.#pendingFetch.set(e, { login: false });
+    if (entities.length > 0 && this.#state === 'live') this.#sendFetches();
+  }
+
+  /** Users who must log in again, oldest first. */
+  get loginAgain(): LoginAgain[] {
+    return [...this.#loginAgain.values()];
+  }
+
+  /** Forgets a user's log-in-again (its local copy was deleted: the next login fetches it whole). */
+  forgetLoginAgain(user: string): void {
+    if (this.#loginAgain.delete(user)) this.#o.onLoginAgain?.(user, undefined);
+  }
+
+  #requireLogin(user: string, reason: LoginAgain['reason'], detail: string): void {
+    const entry: LoginAgain = { user, reason, detail, since: this.#loginAgain.get(user)?.since ?? this.#o.clock.now() };
+    this.#loginAgain.set(user, entry);
+    this.#o.log.warning('LOGIN_AGAIN', `${user}: ${LOGIN_AGAIN_MESSAGE} (${detail})`);
+    this.#o.onLoginAgain?.(user, entry);
   }
 
   /** The local store dropped users (its bound): the server stops sending them. */
@@ -399,6 +484,7 @@ export class SyncClient {
     this.#conn = conn;
     this.#welcome = undefined;
     this.#join = undefined;
+    this.#fetching = [];
     this.#inFlight.clear();
     this.#sentUpTo = 0;
     this.#flushing = false;
@@ -407,6 +493,7 @@ export class SyncClient {
   #onClose(conn: Connection, opened: boolean, reason: MfpError | undefined): void {
     if (this.#conn !== conn) return;
     this.#conn = undefined;
+    this.#fetchesLost(reason);
     this.#welcome = undefined;
     this.#heartbeat?.cancel();
     this.#silence?.cancel();
@@ -461,6 +548,21 @@ export class SyncClient {
     const attempt = Math.max(this.#attempt++, this.#refusals);
     const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(attempt, 16));
     this.#retry = this.#o.clock.setTimeout(() => this.#connect(), Math.random() * ceiling);
+  }
+
+  /**
+   * The session ended: logins whose fetch was not answered could not be given current data. Their
+   * fetch is sent again by the next session (as a retry: only a login clears the user's log-in-again).
+   */
+  #fetchesLost(reason: MfpError | undefined): void {
+    const lost = [...this.#fetching.filter((f) => f.login).map((f) => f.e), ...[...this.#pendingFetch].filter(([, p]) => p.login).map(([e]) => e)];
+    for (const f of this.#fetching) this.#pendingFetch.set(f.e, { login: false });
+    this.#fetching = [];
+    for (const e of lost) {
+      this.#pendingFetch.set(e, { login: false });
+      if (!e.startsWith('u:') || this.#stopped || this.#sleeping) continue;
+      this.#requireLogin(e.slice(2), 'fetch-failed', `the session to ${formatAddress(this.#o.server)} ended before the login's data arrived${reason ? ` (${reason.code})` : ''}`);
+    }
   }
 
   /** Restarts the silence timer: three heartbeat intervals without a frame and the server is gone. */
@@ -588,7 +690,7 @@ export class SyncClient {
       // The server applied changes whose local batch was then lost (sent while being written, then a
       // crash or a failed write): its own changes are never echoed back, so fetch every entity held here
       // by version; only what differs comes back.
-      for (const e of this.#o.store.entities()) this.#pendingFetch.add(e);
+      for (const e of this.#o.store.entities()) if (!this.#pendingFetch.has(e)) this.#pendingFetch.set(e, { login: false });
       this.#o.log.warning('RESYNC', `the server holds changes of this machine up to ${welcome.lastCounter}, this store only up to ${this.#o.store.durableCounter}: fetching its copy of every entity held here`);
     }
     await this.#o.store.raiseCounter(welcome.lastCounter);
@@ -709,7 +811,7 @@ export class SyncClient {
   async #onSnapshot(m: SnapshotMessage, size: number): Promise<void> {
     const store = this.#o.store;
     if (m.reason === 'fetch') {
-      await this.#applyRemote({ items: m.items.map(toRemote) });
+      await this.#onFetched(m);
       return;
     }
     const snap = this.#snapshot;
@@ -764,6 +866,39 @@ export class SyncClient {
     this.#joinProgress('done');
     this.#join = undefined;
     this.#goLive();
+  }
+
+  /**
+   * A login's fetch answered: applies it (a repair replaces the whole entity, this machine's own
+   * device-scope items and items with a change waiting kept; what it loses goes to the conflict log,
+   * reason `resync`), then compares this machine's copy with the server's checksum. A copy that
+   * differs asks the user to log in again; a login whose copy is the server's clears that.
+   */
+  async #onFetched(m: SnapshotMessage): Promise<void> {
+    const f = this.#fetching.shift();
+    const items = m.items.map(toRemote);
+    if (!f?.repair) {
+      await this.#applyRemote({ items });
+    } else {
+      const keep = (e: EntityKey, n: string) => this.#deviceScoped(e, n) || !this.#knows(e, n);
+      await this.#applyRemote({ items, replace: [f.e], keep, selfId: this.#o.identity.deviceId, reason: 'resync' });
+    }
+    if (!f || !f.e.startsWith('u:')) return;
+    const user = f.e.slice(2);
+    const theirs = m.checks?.find(([e]) => e === f.e)?.[1];
+    // A change of this user waiting for the server makes the copies differ for now: its ack settles it.
+    // A server holding nothing of the user (an older server, or an upload still to come) is no comparison.
+    if (typeof theirs === 'string' && !this.#o.store.isQueued(f.e)) {
+      const mine = this.#o.store.entityHash(f.e, (n) => !this.#deviceScoped(f.e, n) && this.#knows(f.e, n)) ?? null;
+      if (mine !== theirs) {
+        this.#requireLogin(user, 'checksum', `this machine's copy differs from the server's (checksum ${mine ?? 'none'}, server ${theirs})${f.repair ? ' after a repair: it changed meanwhile' : ''}`);
+        return;
+      }
+    }
+    if (f.login && this.#loginAgain.delete(user)) {
+      this.#o.log.info('LOGIN_AGAIN', `${user}: ${f.repair ? 'repaired: this machine\'s copy was replaced by the server\'s' : 'logged in again with current data'}`);
+      this.#o.onLoginAgain?.(user, undefined);
+    }
   }
 
   /** Applies what the server sent and tells the agent what changed and which users the bound dropped. */
@@ -864,9 +999,12 @@ export class SyncClient {
   #sendFetches(): void {
     const conn = this.#conn;
     if (!conn) return;
-    for (const e of this.#pendingFetch) {
-      const have = [...(this.#o.store.itemStates(e) ?? new Map())].map(([n, s]) => [n, s.v] as [string, number]);
-      conn.send({ type: SyncType.Fetch, e, have });
+    for (const [e, { login }] of this.#pendingFetch) {
+      // A user told to log in again is repaired: the server's whole copy, whatever the versions say.
+      const repair = login && e.startsWith('u:') && this.#loginAgain.get(e.slice(2))?.reason === 'checksum';
+      const have = repair ? [] : [...(this.#o.store.itemStates(e) ?? new Map())].map(([n, s]) => [n, s.v] as [string, number]);
+      if (conn.send({ type: SyncType.Fetch, e, have })) this.#fetching.push({ e, login, repair });
+      else this.#fetching.push({ e, login, repair: false });
     }
     this.#pendingFetch.clear();
   }

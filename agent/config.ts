@@ -13,7 +13,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { MfpError } from '../protocol/errors.js';
-import type { AuthSettings } from '../protocol/session.js';
+import { canonicalDepartmentId, departmentIdsDigest, MAX_DEPARTMENT_IDS, type AuthSettings } from '../protocol/session.js';
 import { createIdentity, identityFromSecret, makeAdminSecret, type AdminSecret, type Identity } from './identity.js';
 
 /** This build's software version, as devices report it. */
@@ -36,7 +36,13 @@ export interface AgentConfig {
   serial: string;
   location: string;
   admin: AdminSecret;
+  /** As read: its `departmentIdsDigest` is always the digest of `departmentIdList`. */
   settings: AuthSettings;
+  /**
+   * The Department IDs registered on this machine (canonical, sorted), compared across the group by
+   * their digest. Absent in a directory made before lists: the empty set.
+   */
+  departmentIdList?: string[];
   createdAt: number;
 }
 
@@ -64,7 +70,9 @@ export interface InitOptions {
   location?: string;
   adminUser?: string;
   adminPassword?: string;
-  settings?: Partial<AuthSettings>;
+  settings?: Partial<Pick<AuthSettings, 'loginService' | 'departmentIds'>>;
+  /** The Department IDs registered on this machine (1-7 digits each); needs Department ID management on. */
+  departmentIdList?: readonly string[];
 }
 
 /** Result of `init`. */
@@ -75,6 +83,8 @@ export interface InitResult {
   adminUser: string;
   /** Where the generated administrator password was written, when none was given. */
   passwordFile?: string;
+  /** How many Department IDs were registered, when a list was given. */
+  departmentIds?: number;
 }
 
 /** Creates a data directory with a fresh identity. Refuses if one exists. */
@@ -86,6 +96,8 @@ export function initDataDir(dir: string, options: InitOptions = {}): InitResult 
   if (options.adminPassword !== undefined && options.adminPassword.length === 0) {
     throw new MfpError('INVALID_ARGUMENT', 'the administrator password must not be empty');
   }
+  const departmentIds = options.settings?.departmentIds ?? false;
+  const departmentIdList = checkDepartmentIds(options.departmentIdList ?? [], departmentIds);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   const identity = createIdentity();
@@ -97,7 +109,8 @@ export function initDataDir(dir: string, options: InitOptions = {}): InitResult 
     serial: options.serial ?? '',
     location: options.location ?? '',
     admin: makeAdminSecret(adminUser, password),
-    settings: { loginService: options.settings?.loginService ?? 'user-authentication', departmentIds: options.settings?.departmentIds ?? false },
+    settings: { loginService: options.settings?.loginService ?? 'user-authentication', departmentIds },
+    ...(departmentIdList.length > 0 ? { departmentIdList } : {}),
     createdAt: Date.now(),
   };
   let passwordFile: string | undefined;
@@ -106,7 +119,7 @@ export function initDataDir(dir: string, options: InitOptions = {}): InitResult 
     passwordFile = paths.initialPassword;
   }
   writeConfig(dir, config);
-  return { dataDir: dir, deviceId: identity.deviceId, name: config.name, adminUser, ...(passwordFile ? { passwordFile } : {}) };
+  return { dataDir: dir, deviceId: identity.deviceId, name: config.name, adminUser, ...(passwordFile ? { passwordFile } : {}), ...(departmentIdList.length > 0 ? { departmentIds: departmentIdList.length } : {}) };
 }
 
 /** Writes config.json atomically. */
@@ -128,8 +141,63 @@ export function readConfig(dir: string): { config: AgentConfig; identity: Identi
   }
   try {
     const config = JSON.parse(text) as AgentConfig;
+    // The digest is derived, never trusted from the file: a directory made before lists has none.
+    config.settings = { ...config.settings, departmentIdsDigest: departmentIdsDigest(config.departmentIdList ?? []) };
     return { config, identity: identityFromSecret(Buffer.from(config.secretKey, 'base64')) };
   } catch (err) {
     throw new MfpError('STORE_CORRUPT', `${paths.config} cannot be read: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/**
+ * The Department IDs as registered: each canonical (1-7 digits, leading zeros dropped), no repeats,
+ * sorted, at most MAX_DEPARTMENT_IDS. A list needs Department ID management on (off, no ID is used).
+ */
+export function checkDepartmentIds(ids: readonly string[], managementOn: boolean): string[] {
+  if (ids.length > 0 && !managementOn) {
+    throw new MfpError('INVALID_ARGUMENT', 'a Department ID list needs Department ID management on (--department-ids on)');
+  }
+  const out = new Set<string>();
+  for (const [i, text] of ids.entries()) {
+    const id = canonicalDepartmentId(text);
+    if (id === undefined) throw new MfpError('INVALID_ARGUMENT', `Department ID ${i + 1} (${JSON.stringify(text.slice(0, 32))}) is not 1-7 digits`);
+    out.add(id);
+  }
+  if (out.size > MAX_DEPARTMENT_IDS) throw new MfpError('INVALID_ARGUMENT', `at most ${MAX_DEPARTMENT_IDS} Department IDs can be registered; the list holds ${out.size}`);
+  return [...out].sort((a, b) => Number(a) - Number(b));
+}
+
+/**
+ * Reads a Department ID list file: one ID per line (commas separate too); blank lines and lines
+ * starting with `#` are skipped. A file that cannot be read is INVALID_ARGUMENT.
+ */
+export function readDepartmentIdFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new MfpError('INVALID_ARGUMENT', `cannot read the Department ID list ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return text
+    .split(/\r?\n/)
+    .filter((l) => !l.trim().startsWith('#'))
+    .flatMap((l) => l.split(','))
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+}
+
+/**
+ * Changes Department ID management and the registered Department IDs of a data directory (the agent
+ * reads them at its start). `list` replaces the registered IDs; absent, they are kept (turning the
+ * management off clears them: off, no ID is used).
+ */
+export function setDepartmentIds(dir: string, options: { on: boolean; list?: readonly string[] }): { departmentIds: boolean; registered: number } {
+  const { config } = readConfig(dir);
+  const list = checkDepartmentIds(options.list ?? (options.on ? config.departmentIdList ?? [] : []), options.on);
+  // The digest is derived at every read: not written.
+  const next: AgentConfig = { ...config, settings: { loginService: config.settings.loginService, departmentIds: options.on } };
+  if (list.length > 0) next.departmentIdList = list;
+  else delete next.departmentIdList;
+  writeConfig(dir, next);
+  return { departmentIds: options.on, registered: list.length };
 }

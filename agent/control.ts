@@ -28,12 +28,7 @@ export class ControlServer {
   /** Listens; replaces a stale socket file left by a dead agent, refuses if a live one answers. */
   async start(): Promise<void> {
     if (existsSync(this.path)) {
-      const alive = await new Promise<boolean>((resolve) => {
-        const probe = createConnection(this.path);
-        probe.once('connect', () => { probe.destroy(); resolve(true); });
-        probe.once('error', () => resolve(false));
-      });
-      if (alive) throw new MfpError('AGENT_RUNNING', `an agent already answers on ${this.path}`);
+      if (await controlAnswers(this.path)) throw new MfpError('AGENT_RUNNING', `an agent already answers on ${this.path}`);
       unlinkSync(this.path);
     }
     const server = createServer((socket) => this.#serve(socket));
@@ -129,5 +124,15 @@ export async function callControl(path: string, method: string, params: Record<s
         reject(new MfpError('AGENT_NOT_RUNNING', `no agent is running on this data directory (${path}): start it with \`mfpsync run\``));
       } else reject(new MfpError('CONTROL_FAILED', err.message, { cause: err }));
     });
+  });
+}
+
+/** Whether a live agent answers on a control socket path (a stale socket file does not). */
+export function controlAnswers(path: string): Promise<boolean> {
+  if (!existsSync(path)) return Promise.resolve(false);
+  return new Promise<boolean>((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('error', () => resolve(false));
   });
 }

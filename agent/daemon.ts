@@ -5,6 +5,7 @@
 import { isAbsolute } from 'node:path';
 import { MfpError } from '../protocol/errors.js';
 import type { ItemKind } from '../storage/catalog.js';
+import type { AddressListKind } from '../storage/export-file.js';
 import type { LogLevel } from '../storage/store.js';
 import { Agent, type AgentOptions, type Role } from './agent.js';
 import { dataPaths } from './config.js';
@@ -37,6 +38,11 @@ function absolutePath(p: Params): string {
   const path = req(p, 'path');
   if (!isAbsolute(path)) throw new MfpError('INVALID_ARGUMENT', `path must be absolute: ${JSON.stringify(path)}`);
   return path;
+}
+
+/** The `addressList` parameter of export and import (checked by the agent). */
+function addressListOf(p: Params): { addressList?: AddressListKind } {
+  return p.addressList === undefined || p.addressList === null ? {} : { addressList: p.addressList as AddressListKind };
 }
 
 function kindOf(p: Params): ItemKind {
@@ -77,18 +83,19 @@ export function controlMethods(agent: Agent): Record<string, (p: Params) => Prom
     'users.list': (p) => ({ users: agent.listUsers(opt(p, 'search') ?? '', { checksums: p.checksums === true }) }),
     'users.delete': (p) => {
       agent.log.info('ADMIN', 'users delete requested through the control socket');
-      const t: { users?: string[]; groups?: string[]; search?: string } = {};
+      const t: { users?: string[]; groups?: string[]; search?: string; local?: boolean } = {};
       const users = strings(p, 'users');
       const groups = strings(p, 'groups');
       const search = opt(p, 'search');
       if (users) t.users = users;
       if (groups) t.groups = groups;
       if (search !== undefined) t.search = search;
+      if (p.local === true) t.local = true;
       return agent.deleteUsers(t);
     },
     'devices.list': (p) => ({ devices: agent.listDevices(opt(p, 'filter') ?? '') }),
     'devices.remove': (p) => agent.removeDevice(req(p, 'id')),
-    export: (p) => agent.exportData(absolutePath(p)),
+    export: (p) => agent.exportData(absolutePath(p), addressListOf(p)),
     'export.prepare': (p) => {
       const selection: { users?: string[]; groups?: string[] } = {};
       const users = strings(p, 'users');
@@ -97,7 +104,7 @@ export function controlMethods(agent: Agent): Record<string, (p: Params) => Prom
       if (groups) selection.groups = groups;
       return agent.prepareExport(selection);
     },
-    import: (p) => agent.importData(absolutePath(p)),
+    import: (p) => agent.importData(absolutePath(p), addressListOf(p)),
     'conflicts.list': async () => ({ conflicts: await agent.conflicts() }),
     'sharing.list': () => agent.sharingList(),
     'sharing.set': (p) => {

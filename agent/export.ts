@@ -9,8 +9,9 @@
  * (the login path) until they are current, and for 15 minutes export and import of exactly that
  * selection are allowed. Users who log in meanwhile may overwrite the prepared data.
  */
+import { MfpError } from '../protocol/errors.js';
 import { parseEntity } from '../storage/catalog.js';
-import type { ExportBody, ExportCounts, ExportEntity, ExportHeader } from '../storage/export-file.js';
+import { ADDRESS_LIST_KINDS, type AddressListKind, type ExportBody, type ExportCounts, type ExportEntity, type ExportHeader } from '../storage/export-file.js';
 import type { Store } from '../storage/store.js';
 import type { Clock, Timer } from './clock.js';
 
@@ -22,6 +23,30 @@ export const PREPARE_MAX_GROUPS = 50;
 export const EXPORT_WINDOW_MS = 15 * 60_000;
 /** How long a preparation waits for the selected users to be current. */
 export const PREPARE_TIMEOUT_MS = 60_000;
+/** The manual's words on the selection's bounds (003, Prepare for User Data Export, step 5). */
+export const PREPARE_LIMIT_NOTE = 'You can select up to 500 users and 50 user groups. Users logged in from the control panel are also included.';
+
+/**
+ * Refuses a selection over the bounds (INVALID_ARGUMENT, with the manual's words). The users logged
+ * in on this machine's panel count toward the 500 (manual 002: "users who are logged in via the touch
+ * panel display are included in the count"), each once, whether selected or not: their data is brought
+ * up to date on this machine all the same, and may overwrite the prepared data.
+ */
+export function checkPrepareLimits(selection: { users: readonly string[]; groups: readonly string[]; loggedIn: Iterable<string>; blank: boolean }): void {
+  const selected = new Set(selection.users);
+  const extra = [...new Set(selection.loggedIn)].filter((u) => !selected.has(u)).sort();
+  const blank = selection.blank ? ' (a blank selection selects every user and group of the group)' : '';
+  const count = selected.size + extra.length;
+  if (count > PREPARE_MAX_USERS) {
+    const shown = extra.slice(0, 5).join(', ') + (extra.length > 5 ? `, … (${extra.length})` : '');
+    const panel = extra.length > 0 ? ` and ${extra.length} more logged in on the touch panel (${shown}): log them out or select fewer` : `${blank}: name them with --users`;
+    throw new MfpError('INVALID_ARGUMENT', `${PREPARE_LIMIT_NOTE} At most ${PREPARE_MAX_USERS} users can be prepared at once; ${selected.size} are selected${panel}`);
+  }
+  if (new Set(selection.groups).size > PREPARE_MAX_GROUPS) {
+    throw new MfpError('INVALID_ARGUMENT', `${PREPARE_LIMIT_NOTE} At most ${PREPARE_MAX_GROUPS} user groups can be prepared at once; ${new Set(selection.groups).size} are selected${blank}: name them with --groups`);
+  }
+}
+
 /** What the prepare command tells the technician. */
 export const PREPARE_WARNING = 'users who log in on any machine of the group during the window may overwrite the prepared data';
 
@@ -90,6 +115,37 @@ export async function readExportBody(store: Store, selection?: Selection): Promi
   return body;
 }
 
+/** The manual's names of the two address-list files ([Address List] on the export screen). */
+export const ADDRESS_LIST_NAMES: Record<AddressListKind, string> = {
+  personal: 'Personal Address List (All)',
+  groups: 'User Group Address List (All)',
+};
+
+/** Checks an `addressList` option: `personal`, `groups` or absent (the batch file). */
+export function checkAddressList(kind: unknown): AddressListKind | undefined {
+  if (kind === undefined) return undefined;
+  if (typeof kind === 'string' && (ADDRESS_LIST_KINDS as readonly string[]).includes(kind)) return kind as AddressListKind;
+  throw new MfpError('INVALID_ARGUMENT', `--address-list takes personal ([${ADDRESS_LIST_NAMES.personal}]) or groups ([${ADDRESS_LIST_NAMES.groups}]), not ${JSON.stringify(kind)}`);
+}
+
+/**
+ * The address lists of one kind out of a body (manual: "export personal address lists or user group
+ * address lists as individual files"): users' or user groups' `address-list` items only; entities
+ * without one are left out, and the Shared buttons never go in.
+ */
+export function addressListsOf(body: ExportBody, kind: AddressListKind): ExportBody {
+  const only = (xs: ExportEntity[]) =>
+    xs.filter((x) => x.items['address-list'] !== undefined).map((x) => ({ id: x.id, items: { 'address-list': x.items['address-list'] } }));
+  return kind === 'personal' ? { users: only(body.users), groups: [], shared: null } : { users: [], groups: only(body.groups), shared: null };
+}
+
+/** Refuses to import a file that is not the address-list file asked for (IMPORT_INVALID). */
+export function checkImportKind(header: ExportHeader, kind: AddressListKind | undefined): void {
+  if (kind === undefined || header.addressList === kind) return;
+  const is = header.addressList ? `a [${ADDRESS_LIST_NAMES[header.addressList]}] file` : 'a batch file of personalized data';
+  throw new MfpError('IMPORT_INVALID', `not a [${ADDRESS_LIST_NAMES[kind]}] file: it is ${is}; nothing was imported`);
+}
+
 /** The users and groups of a body outside a selection (an import inside a window may not touch them). */
 export function outside(body: ExportBody, selection: Selection): string[] {
   return [
@@ -105,6 +161,8 @@ export interface ExportResult {
   bytes: number;
   createdAt: number;
   selection: 'all' | 'prepared';
+  /** An address-list file: which kind (absent: the batch file). */
+  addressList?: AddressListKind;
   counts: ExportCounts;
   /** The export window the file was made in (a server-client's prepared selection). */
   window?: ReturnType<ExportWindow['describe']>;
@@ -116,6 +174,8 @@ export interface ImportResult {
   source: ExportHeader['source'];
   createdAt: number;
   software: string;
+  /** The file was an address-list file of this kind. */
+  addressList?: AddressListKind;
   counts: ExportCounts;
   /** Items written. */
   applied: number;

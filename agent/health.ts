@@ -29,6 +29,8 @@ export interface HealthFacts {
     state: ClientState; server: string; queued: number; skewMs: number | null; error?: { code: string; message: string };
     /** Sessions in a row the server ended refusing what this client sent, and the last refusal. */
     refusals?: { count: number; code: string; message: string };
+    /** Users told to log in again (SPEC §8): a login could not give them current data. */
+    loginAgain?: { user: string; reason: string; detail: string }[];
   };
   /** On a server: the clients with a session, and their last measured skew. */
   clients?: { deviceId: string; name: string; skewMs: number | null }[];
@@ -76,6 +78,9 @@ export function assessHealth(f: HealthFacts): { health: Health; reasons: HealthR
   }
   if (c && c.skewMs !== null && Math.abs(c.skewMs) > MAX_CLOCK_SKEW_MS) {
     yellow.push({ level: 'yellow', code: 'CLOCK_SKEW', message: `this clock is ${skewText(c.skewMs)} the server's` });
+  }
+  for (const l of c?.loginAgain ?? []) {
+    yellow.push({ level: 'yellow', code: 'LOGIN_AGAIN', message: `${l.user}: Synchronize Custom Settings: Log in again for synchronization. (${l.detail})` });
   }
   for (const s of f.clients ?? []) {
     if (s.skewMs !== null && Math.abs(s.skewMs) > MAX_CLOCK_SKEW_MS) {

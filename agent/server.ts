@@ -17,14 +17,14 @@ import {
   PROTOCOL_VERSION,
 } from '../protocol/limits.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
-import { readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
+import { authSettingsMismatch, readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
   AckStatus, Chunker, chunk, rejectedAck, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
   type SnapshotItem, type UploadMessage,
 } from '../protocol/sync.js';
 import { capabilitiesFor, kindOfKey, parseEntity, type EntityKey } from '../storage/catalog.js';
 import { feedValueSize, isValidChange, type ChangeOutcome, type DeviceRecord, type FeedEntry, type GroupStore } from '../storage/group-store.js';
-import { splitItemRecord } from '../storage/records.js';
+import { entityHash, splitItemRecord } from '../storage/records.js';
 import type { Timer } from './clock.js';
 import { Connection } from './connection.js';
 import { listen, type Listener, type ListeningRoleOptions, type Place } from './listener.js';
@@ -309,13 +309,8 @@ export class SyncServer {
     if (hello.protocol < MIN_PROTOCOL_VERSION || hello.minProtocol > PROTOCOL_VERSION) {
       throw new MfpError('PROTOCOL_UNSUPPORTED', `client speaks ${hello.minProtocol}-${hello.protocol}, server ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`);
     }
-    const mine = this.#o.settings;
-    if (hello.settings.loginService !== mine.loginService) {
-      throw new MfpError('AUTH_SETTINGS_MISMATCH', `login service differs: server "${mine.loginService}", client "${hello.settings.loginService}"`);
-    }
-    if (hello.settings.departmentIds !== mine.departmentIds) {
-      throw new MfpError('AUTH_SETTINGS_MISMATCH', `Department ID management differs: server ${mine.departmentIds ? 'on' : 'off'}, client ${hello.settings.departmentIds ? 'on' : 'off'}`);
-    }
+    const mismatch = authSettingsMismatch(this.#o.settings, hello.settings);
+    if (mismatch) throw mismatch;
     const self = hello.deviceId === this.#o.identity.deviceId;
     let device = store.device(hello.deviceId);
     let admitted = false;
@@ -606,13 +601,17 @@ export class SyncServer {
     if (entity.kind === 'user') await store.touchUser(entity.id);
     const have = new Map(m.have);
     const items: SnapshotItem[] = [];
+    // The checksum of what was read, item hashes from the same records: the client compares its copy.
+    const hashes: [string, string][] = [];
     await store.scanEntities([m.e], (e, n, bytes, key) => {
       if (!this.#knows(s, e, n)) return;
       const rec = splitItemRecord(bytes, key);
+      hashes.push([n, rec.head.h]);
       if (have.get(n) !== rec.head.v) items.push([e, n, rec.head.v, wireValue(rec)]);
     });
+    const checks: [string, string | null][] = [[m.e, hashes.length > 0 ? entityHash(hashes) : null]];
     s.sent.items += items.length;
-    s.conn.send({ type: SyncType.Snapshot, reason: 'fetch', items, replace: [], deletes: [], versions: [], copies: [], final: true, seq: store.seq });
+    s.conn.send({ type: SyncType.Snapshot, reason: 'fetch', items, replace: [], deletes: [], versions: [], copies: [], final: true, seq: store.seq, checks });
   }
 
   /** Whether the client is sent this item from the group's copy: it knows it, and it is shared. */

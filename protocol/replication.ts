@@ -26,7 +26,7 @@
 import { MfpError } from './errors.js';
 import { MAX_FRAME_BYTES } from './limits.js';
 import { bin, bool, fields, int, isFields, list, oneOf, str, strOrNull, type Fields } from './validate.js';
-import type { AuthSettings } from './session.js';
+import { readAuthSettings, type AuthSettings } from './session.js';
 
 /** Message types of the replication family. */
 export const ReplicationType = {
@@ -174,8 +174,7 @@ function countsOf(t: string, o: Fields): ImageCounts {
 }
 
 function settingsOf(t: string, o: Fields): AuthSettings {
-  const s = fields(t, o, 'settings');
-  return { loginService: str(t, s, 'loginService', 64), departmentIds: bool(t, s, 'departmentIds') };
+  return readAuthSettings(t, o);
 }
 
 /** Validates a decoded replication message. */

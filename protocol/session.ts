@@ -16,9 +16,10 @@
  * it (a lower protocol, another ephemeral key) is caught. Every frame after the welcome is sealed with
  * keys derived from the two ephemeral keys (protocol/secure.ts).
  */
+import { createHash } from 'node:crypto';
 import { MAX_MESSAGE_TEXT_BYTES, PROTOCOL_VERSION } from './limits.js';
 import {
-  bin, bool, fields, int, isFields, oneOf, str, strList, strOrNull, type Fields,
+  bin, bool, fields, int, invalid, isFields, oneOf, str, strList, strOrNull, type Fields,
 } from './validate.js';
 import { MfpError, isErrorCode, type ErrorCode } from './errors.js';
 
@@ -57,6 +58,71 @@ export type WelcomeMessage = SignedMessage<typeof SessionType.Welcome>;
 export interface AuthSettings {
   loginService: string;
   departmentIds: boolean;
+  /**
+   * SHA-256 (hex) of the machine's registered Department IDs (departmentIdsDigest): the set itself
+   * never travels. Absent on the wire from a build before it, read as the empty set's digest.
+   */
+  departmentIdsDigest?: string;
+}
+
+/** Most Department IDs one machine registers. */
+export const MAX_DEPARTMENT_IDS = 10_000;
+
+/**
+ * A Department ID in its canonical form: 1-7 digits (Canon's format), leading zeros dropped, so
+ * `0000123` and `123` are the same department. Undefined when the text is not one.
+ */
+export function canonicalDepartmentId(text: string): string | undefined {
+  const t = text.trim();
+  return /^\d{1,7}$/.test(t) ? String(Number(t)) : undefined;
+}
+
+/**
+ * The digest of a set of Department IDs, as the handshake compares it: order and repeats do not
+ * matter. The IDs must be canonical (canonicalDepartmentId).
+ */
+export function departmentIdsDigest(ids: Iterable<string>): string {
+  const sorted = [...new Set(ids)].sort((a, b) => Number(a) - Number(b));
+  return createHash('sha256').update(`mfpsync department ids 1\n${sorted.join('\n')}`).digest('hex');
+}
+
+/** The digest of no Department IDs: what a machine without a list (or a build before lists) has. */
+export const EMPTY_DEPARTMENT_IDS_DIGEST = departmentIdsDigest([]);
+
+/**
+ * Why a client's settings may not join this server's group (SPEC §6), or undefined when they match:
+ * the login service, whether Department ID management is on, and the registered Department IDs.
+ */
+export function authSettingsMismatch(server: AuthSettings, client: AuthSettings): MfpError | undefined {
+  if (client.loginService !== server.loginService) {
+    return new MfpError('AUTH_SETTINGS_MISMATCH', `login service differs: server "${server.loginService}", client "${client.loginService}"`);
+  }
+  if (client.departmentIds !== server.departmentIds) {
+    return new MfpError('AUTH_SETTINGS_MISMATCH', `Department ID management differs: server ${server.departmentIds ? 'on' : 'off'}, client ${client.departmentIds ? 'on' : 'off'}`);
+  }
+  const mine = server.departmentIdsDigest ?? EMPTY_DEPARTMENT_IDS_DIGEST;
+  const theirs = client.departmentIdsDigest ?? EMPTY_DEPARTMENT_IDS_DIGEST;
+  if (mine !== theirs) {
+    const show = (d: string) => (d === EMPTY_DEPARTMENT_IDS_DIGEST ? 'none registered' : `digest ${d.slice(0, 12)}`);
+    return new MfpError('AUTH_SETTINGS_MISMATCH', `Department IDs differ: server ${show(mine)}, client ${show(theirs)}; register the same Department IDs on every machine of the group`);
+  }
+  return undefined;
+}
+
+/** Reads the settings map of a hello or a replication challenge. */
+export function readAuthSettings(t: string, o: Fields): AuthSettings {
+  const s = fields(t, o, 'settings');
+  return {
+    loginService: str(t, s, 'loginService', 64),
+    departmentIds: bool(t, s, 'departmentIds'),
+    ...(s.departmentIdsDigest === undefined ? {} : { departmentIdsDigest: hexDigest(t, s) }),
+  };
+}
+
+function hexDigest(t: string, s: Fields): string {
+  const d = str(t, s, 'departmentIdsDigest', 64);
+  if (!/^[0-9a-f]{64}$/.test(d)) invalid(t, 'settings.departmentIdsDigest', 'must be 64 hex digits');
+  return d;
 }
 
 /** What a client says about itself. */
@@ -155,7 +221,6 @@ export function readSessionMessage(o: Fields): SessionMessage {
 export function readHelloBody(o: unknown): HelloBody {
   const t = 'hello';
   if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'hello body must be a map');
-  const settings = fields(t, o, 'settings');
   const admission = o.admission === null || o.admission === undefined ? null : fields(t, o, 'admission');
   const protocol = int(t, o, 'protocol', 1, 65535);
   return {
@@ -173,7 +238,7 @@ export function readHelloBody(o: unknown): HelloBody {
     cursor: int(t, o, 'cursor'),
     heartbeat: int(t, o, 'heartbeat', 1, 3600),
     sharingVersion: o.sharingVersion === undefined ? 0 : int(t, o, 'sharingVersion'),
-    settings: { loginService: str(t, settings, 'loginService', 64), departmentIds: bool(t, settings, 'departmentIds') },
+    settings: readAuthSettings(t, o),
     admission: admission ? { user: str(t, admission, 'user'), proof: bin(t, admission, 'proof', 32) } : null,
     ephemeral: bin(t, o, 'ephemeral', 32),
   };

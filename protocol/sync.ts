@@ -59,6 +59,12 @@ export interface SnapshotMessage {
   final: boolean;
   /** The server's seq when the snapshot was taken; the cursor after the final part. */
   seq: number;
+  /**
+   * A login's fetch: [entity, content hash of the server's copy over the items this client is sent,
+   * or null when the server holds none], read with the items. The client compares its own copy's
+   * (SPEC §8: a copy that differs asks the user to log in again). Absent from older servers.
+   */
+  checks?: [string, string | null][];
 }
 export interface FetchMessage { type: typeof SyncType.Fetch; e: string; have: [string, number][] }
 /** [counter, entity, item, base version, value] */
@@ -174,6 +180,12 @@ export function readSyncMessage(o: Fields, itemCodes = false): SyncMessage {
         }) as [string, string, unknown]),
         final: bool(t, o, 'final'),
         seq: int(t, o, 'seq'),
+        ...(o.checks === undefined ? {} : {
+          checks: list(t, o, 'checks', MAX_ITEMS).map((x) => tuple(t, 'checks', x, 2, (a) => {
+            textAt(t, 'checks', a, 0);
+            if (a[1] !== null) strValue(t, 'checks', a[1], 64);
+          }) as [string, string | null]),
+        }),
       };
     case SyncType.Fetch:
       return {

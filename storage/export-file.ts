@@ -82,8 +82,18 @@ export interface ExportHeader {
   source: { deviceId: string; name: string; role: string };
   /** `all`: everything the machine held; `prepared`: a server-client's prepared selection. */
   selection: 'all' | 'prepared';
+  /**
+   * An address-list file (manual: "export personal address lists or user group address lists as
+   * individual files"): `personal`, only users' `address-list`; `groups`, only user groups'. Absent
+   * in a batch file. A build before it reads such a file as a batch file holding only those items.
+   */
+  addressList?: AddressListKind;
   counts: ExportCounts;
 }
+
+/** The two kinds of address-list file: [Personal Address List (All)], [User Group Address List (All)]. */
+export const ADDRESS_LIST_KINDS = ['personal', 'groups'] as const;
+export type AddressListKind = (typeof ADDRESS_LIST_KINDS)[number];
 
 /** A verified export file. */
 export interface ExportFile {
@@ -133,6 +143,14 @@ export function decodeExportFile(bytes: Uint8Array): ExportFile {
   for (const k of ['users', 'groups', 'shared', 'items'] as const) {
     if (counts[k] !== header.counts[k]) throw invalid(`the header counts ${header.counts[k]} ${k}, the body holds ${counts[k]}`);
   }
+  if (header.addressList) {
+    // An address-list file holds address lists of its kind and nothing else.
+    const [holds, other] = header.addressList === 'personal' ? [body.users, body.groups] : [body.groups, body.users];
+    const extra = holds.flatMap((x) => Object.keys(x.items).filter((n) => n !== 'address-list'));
+    if (other.length > 0 || body.shared !== null || extra.length > 0) {
+      throw invalid(`a ${header.addressList === 'personal' ? 'personal' : 'user group'} address-list file holds other data`);
+    }
+  }
   return { format, header, body };
 }
 
@@ -175,6 +193,7 @@ function readHeader(o: Fields): ExportHeader {
     createdAt: int(t, o, 'createdAt'),
     source: { deviceId: str(t, source, 'deviceId'), name: str(t, source, 'name', MAX_LABEL_BYTES), role: str(t, source, 'role') },
     selection: oneOf(t, o, 'selection', ['all', 'prepared'] as const),
+    ...(o.addressList === undefined ? {} : { addressList: oneOf(t, o, 'addressList', ADDRESS_LIST_KINDS) }),
     counts: {
       users: int('header.counts', counts, 'users', 0, MAX_USERS),
       groups: int('header.counts', counts, 'groups', 0, MAX_EXPORT_GROUPS),

@@ -16,6 +16,7 @@ import { register as recover } from './commands/recover.js';
 import { register as replication } from './commands/replication.js';
 import { register as role } from './commands/role.js';
 import { register as run } from './commands/run.js';
+import { register as settings } from './commands/settings.js';
 import { register as sharing } from './commands/sharing.js';
 import { register as sim } from './commands/sim.js';
 import { register as status } from './commands/status.js';
@@ -30,7 +31,7 @@ const program = new Command('mfpsync')
   .exitOverride();
 program.configureOutput({ writeErr: () => undefined });
 
-for (const register of [init, run, status, role, login, items, users, devices, sharing, exportCommand, importCommand, replication, recover, backup, power, conflicts, log, sim]) register(program);
+for (const register of [init, run, status, role, login, items, users, devices, sharing, exportCommand, importCommand, replication, recover, backup, power, conflicts, log, settings, sim]) register(program);
 for (const cmd of program.commands) {
   cmd.exitOverride();
   for (const sub of cmd.commands) sub.exitOverride();

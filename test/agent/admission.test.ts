@@ -2,7 +2,7 @@
  * End to end: admission with the administrator account, the 10-machine group bound, removing a device,
  * mixed protocol versions, and the shell's coded errors.
  */
-import { statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { AgentProcess, freePort, joinClient, shell, startServer } from '../helpers/agents.js';
@@ -155,8 +155,78 @@ test('Delete User Data on the server deletes the user on the clients that hold i
   await Promise.all(['olga', 'oscar'].map((id) => a.waitFor((e) => e.event === 'entity-deleted' && e.id === id, 15_000, mark)));
   t.is((await a.sh('user', 'get', 'olga')).code, 7);
   t.deepEqual(await a.value('user', 'pia', 'home'), {});
-  const clientDelete = await a.sh('users', 'delete', 'pia', '--yes');
-  t.regex(clientDelete.stderr, /^error WRONG_ROLE: /);
+  // On a client, Delete User Data deletes this machine's copy only (SPEC §8): the server keeps pia.
+  t.deepEqual((await a.ok<{ deleted: string[] }>('users', 'delete', 'pia', '--yes')).deleted, ['pia']);
+  t.is((await a.sh('user', 'get', 'pia')).code, 7);
+  t.deepEqual(await server.value('user', 'pia', 'home'), {});
+});
+
+test('Department IDs: the registered sets are compared by digest; a different set is AUTH_SETTINGS_MISMATCH naming it', async (t) => {
+  const dir = tempDir(t);
+  const list = (name: string, text: string) => {
+    const path = join(dir, `${name}.txt`);
+    writeFileSync(path, text);
+    return path;
+  };
+  const dept = (file?: string) => ['--department-ids', 'on', ...(file ? ['--department-id-list', file] : [])];
+  const [{ server, port }, same, fewer, none] = await Promise.all([
+    startServer(t, { initArgs: dept(list('server', '1\n2\n3\n')) }),
+    // The same set, in another order, with a comment, commas and leading zeros: the same digest.
+    AgentProcess.spawn(t, { name: 'same', initArgs: dept(list('same', '# accounting, sales, print room\n0000003\n2, 1\n\n')) }),
+    AgentProcess.spawn(t, { name: 'fewer', initArgs: dept(list('fewer', '1\n2\n')) }),
+    // No list: a data directory as made before lists (no list, no digest in config.json).
+    AgentProcess.spawn(t, { name: 'none', initArgs: dept() }),
+  ]);
+  const config = JSON.parse(readFileSync(join(none.dataDir, 'config.json'), 'utf8')) as { settings: Record<string, unknown>; departmentIdList?: unknown };
+  t.deepEqual(config.settings, { loginService: 'user-authentication', departmentIds: true });
+  t.is(config.departmentIdList, undefined);
+
+  await joinClient(same, port);
+  for (const [agent, why] of [[fewer, /Department IDs differ: server digest [0-9a-f]{12}, client digest [0-9a-f]{12}/], [none, /Department IDs differ: server digest [0-9a-f]{12}, client none registered/]] as const) {
+    const r = await agent.sh('role', 'set', 'client', '--server', `127.0.0.1:${port}`, '--user', 'admin', '--password', 'secret-pw');
+    t.is(r.code, 4, r.stderr);
+    t.regex(r.stderr, /^error AUTH_SETTINGS_MISMATCH: /);
+    t.regex(r.stderr, why);
+    t.is((await agent.ok<{ role: string }>('status')).role, 'standalone');
+  }
+  const { devices } = await server.ok<{ devices: { name: string }[] }>('devices', 'list');
+  t.deepEqual(devices.map((d) => d.name).sort(), ['same', 'server']);
+
+  // The registered IDs change with the agent stopped (it reads them at start); then the client is admitted.
+  const fixed = list('fixed', '3\n2\n1\n');
+  const running = await fewer.sh('settings', 'department-ids', 'on', '--list', fixed);
+  t.is(running.code, 3);
+  t.regex(running.stderr, /^error AGENT_RUNNING: stop the agent first/);
+  await fewer.kill();
+  const changed = await shell(fewer.dataDir, 'settings', 'department-ids', 'on', '--list', fixed);
+  t.is(changed.code, 0, changed.stderr);
+  t.like(changed.json, { departmentIds: true, registered: 3 });
+  await fewer.start();
+  await joinClient(fewer, port);
+
+  // A server made without a list (before lists) takes the client without one: both are the empty set.
+  const { port: port2 } = await startServer(t, { name: 'server-2', initArgs: dept() });
+  await joinClient(none, port2);
+  t.is((await none.ok<{ client: { state: string } }>('status')).client.state, 'live');
+});
+
+test('init refuses a bad Department ID list with INVALID_ARGUMENT and creates nothing', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'ids.txt');
+  writeFileSync(file, '1\n12a\n');
+  const cases: [string[], RegExp][] = [
+    [['--department-ids', 'on', '--department-id-list', file], /Department ID 2 \("12a"\) is not 1-7 digits/],
+    [['--department-ids', 'on', '--department-id-list', join(dir, 'missing.txt')], /cannot read the Department ID list/],
+    [['--department-id-list', file], /needs Department ID management on/],
+  ];
+  for (const [i, [args, why]] of cases.entries()) {
+    const data = join(dir, `d${i}`);
+    const r = await shell(data, 'init', '--name', 'x', '--admin-password', 'pw', ...args);
+    t.is(r.code, 2, r.stderr);
+    t.regex(r.stderr, /^error INVALID_ARGUMENT: /);
+    t.regex(r.stderr, why);
+    t.false(existsSync(join(data, 'config.json')));
+  }
 });
 
 test('a running client that finds a machine of another group at its server\'s address retries, red, and follows the group\'s server when it is back', async (t) => {

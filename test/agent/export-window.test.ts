@@ -251,9 +251,9 @@ test('export prepare selects at most 500 users and 50 user groups; a blank selec
   const users = Array.from({ length: 501 }, (_, i) => `user${String(i).padStart(3, '0')}`);
   const groups = Array.from({ length: 51 }, (_, i) => String(i + 1).padStart(2, '0'));
 
-  await rejects(t, sc.prepareExport(), 'INVALID_ARGUMENT', /at most 500 users can be prepared at once; 501 are selected \(a blank selection selects every user/);
-  await rejects(t, sc.prepareExport({ users }), 'INVALID_ARGUMENT', /at most 500 users .* 501 are selected: name them with --users$/);
-  await rejects(t, sc.prepareExport({ groups }), 'INVALID_ARGUMENT', /at most 50 user groups can be prepared at once; 51 are selected/);
+  await rejects(t, sc.prepareExport(), 'INVALID_ARGUMENT', /At most 500 users can be prepared at once; 501 are selected \(a blank selection selects every user/);
+  await rejects(t, sc.prepareExport({ users }), 'INVALID_ARGUMENT', /At most 500 users .* 501 are selected: name them with --users$/);
+  await rejects(t, sc.prepareExport({ groups }), 'INVALID_ARGUMENT', /At most 50 user groups can be prepared at once; 51 are selected/);
   await rejects(t, sc.prepareExport({ users: ['user000', 'ghost'], groups: ['99'] }), 'NOT_FOUND', /not in the group: user ghost, group 99/);
   await rejects(t, sc.prepareExport({ users: [''] }), 'INVALID_ARGUMENT', /user name must be/);
   t.is(sc.exportWindow, undefined, 'no refused preparation opened a window');
@@ -268,6 +268,29 @@ test('export prepare selects at most 500 users and 50 user groups; a blank selec
   await sc.deleteUsers({ users: ['user500'], groups: ['51'] });
   const all = await sc.prepareExport();
   t.deepEqual([all.users.length, all.groups.length], [500, 50]);
+});
+
+test('users logged in on the panel count toward the 500: 499 selected and 1 logged in pass, 500 and 1 are refused', async (t) => {
+  const sc = await openAgent(t, 'SC');
+  await sc.setRole('server-client');
+  const users = Array.from({ length: 501 }, (_, i) => `user${String(i).padStart(3, '0')}`);
+  await sc.group!.applyChanges('admin:test', users.map((u, i) => ({ c: 0, e: `u:${u}`, n: 'home', val: { i }, base: 0 })));
+  await sc.login('user500');
+
+  const ok = await sc.prepareExport({ users: users.slice(0, 499) });
+  t.is(ok.users.length, 499);
+  // A logged-in user who is also selected counts once.
+  t.is((await sc.prepareExport({ users: [...users.slice(0, 499), 'user500'] })).users.length, 500);
+
+  const manual = /^You can select up to 500 users and 50 user groups\. Users logged in from the control panel are also included\. /;
+  const refused = sc.prepareExport({ users: users.slice(0, 500) });
+  await rejects(t, refused, 'INVALID_ARGUMENT', manual);
+  await rejects(t, sc.prepareExport({ users: users.slice(0, 500) }), 'INVALID_ARGUMENT', /500 are selected and 1 more logged in on the touch panel \(user500\): log them out or select fewer$/);
+  t.is(sc.exportWindow?.users.size, 500, 'the refused preparation left the previous window as it was');
+
+  // Logged out, the user no longer counts.
+  await sc.logout('user500');
+  t.is((await sc.prepareExport({ users: users.slice(0, 500) })).users.length, 500);
 });
 
 test('export prepare is refused on a standalone machine and on a pure server', async (t) => {

@@ -154,7 +154,7 @@ test('server-client: export prepare opens a 15-minute window for the prepared us
 
   const tooMany = await sc.sh('export', 'prepare', '--users', Array.from({ length: 501 }, (_, i) => `u${i}`).join(','));
   t.is(tooMany.code, 2);
-  t.regex(tooMany.stderr, /^error INVALID_ARGUMENT: at most 500 users can be prepared at once; 501 are selected/);
+  t.regex(tooMany.stderr, /^error INVALID_ARGUMENT: You can select up to 500 users and 50 user groups\. Users logged in from the control panel are also included\. At most 500 users can be prepared at once; 501 are selected/);
   const ghost = await sc.sh('export', 'prepare', '--users', 'ghost');
   t.regex(ghost.stderr, /^error NOT_FOUND: not in the group: user ghost/);
 });
@@ -182,4 +182,65 @@ test('an import on the server reaches a client holding the user', async (t) => {
   t.false(a.events.slice(mark2).some((e) => e.id === 'nina'), 'a user the client does not hold is not sent to it');
   const log = await server.ok<{ entries: { code: string; message: string }[] }>('log');
   t.true(log.entries.some((e) => e.code === 'IMPORTED' && e.message.includes('exported by other elsewhere')));
+});
+
+test('address lists export as individual files, [Personal Address List (All)] and [User Group Address List (All)], and import back', async (t) => {
+  const dir = tempDir(t);
+  const [a, b] = await Promise.all([AgentProcess.spawn(t, { name: 'A' }), AgentProcess.spawn(t, { name: 'B' })]);
+  await a.ok('user', 'set', 'alice', 'address-list', '[{"name":"Legal","email":"legal@example.com"}]');
+  await a.ok('user', 'set', 'alice', 'language', '{"display":"ja","keyboard":"ja-JP"}');
+  await a.ok('user', 'set', 'bob', 'address-list', '[{"name":"Print room","fax":"03-1234-5678"}]');
+  await a.ok('user', 'set', 'carl', 'language', '{"display":"de","keyboard":"de-DE"}');
+  await a.ok('group', 'set', '01', 'address-list', '[{"name":"Sales","email":"sales@example.com"}]');
+  await a.ok('shared', 'set', 'shared-buttons', '[{"id":"s1","label":"Scan"}]');
+
+  const personal = join(dir, 'personal.mfpx');
+  const p = await a.ok<ExportResult>('export', '--address-list', 'personal', '--out', personal);
+  t.like(p, { addressList: 'personal', counts: { users: 2, groups: 0, shared: 0, items: 2 } });
+  const pf = decodeExportFile(readFileSync(personal));
+  t.is(pf.header.addressList, 'personal');
+  t.deepEqual(pf.body, {
+    users: [
+      { id: 'alice', items: { 'address-list': [{ name: 'Legal', email: 'legal@example.com' }] } },
+      { id: 'bob', items: { 'address-list': [{ name: 'Print room', fax: '03-1234-5678' }] } },
+    ],
+    groups: [],
+    shared: null,
+  });
+  const groups = join(dir, 'groups.mfpx');
+  t.regex((await human(a.dataDir, 'export', '--address-list', 'groups', '--out', groups)).stdout, /^exported \[User Group Address List \(All\)\]: /);
+  t.deepEqual(decodeExportFile(readFileSync(groups)).body, { users: [], groups: [{ id: '01', items: { 'address-list': [{ name: 'Sales', email: 'sales@example.com' }] } }], shared: null });
+
+  const bad = await a.sh('export', '--address-list', 'all', '--out', join(dir, 'x.mfpx'));
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /^error INVALID_ARGUMENT: --address-list takes personal \(\[Personal Address List \(All\)\]\) or groups/);
+  t.false(existsSync(join(dir, 'x.mfpx')));
+
+  // B has its own alice: the personal file replaces her address list and keeps her other items.
+  await b.ok('user', 'set', 'alice', 'address-list', '[{"name":"Old"}]');
+  await b.ok('user', 'set', 'alice', 'language', '{"display":"ko","keyboard":"ko-KR"}');
+  const wrongKind = await b.sh('import', personal, '--address-list', 'groups');
+  t.is(wrongKind.code, 1);
+  t.regex(wrongKind.stderr, /^error IMPORT_INVALID: not a \[User Group Address List \(All\)\] file: it is a \[Personal Address List \(All\)\] file; nothing was imported/);
+  const batch = exportFile(join(dir, 'batch.mfpx'), { users: [{ id: 'x', items: { home: {} } }], groups: [], shared: null });
+  t.regex((await b.sh('import', batch, '--address-list', 'personal')).stderr, /^error IMPORT_INVALID: not a \[Personal Address List \(All\)\] file: it is a batch file/);
+  t.deepEqual(await b.value('user', 'alice', 'address-list'), [{ name: 'Old' }], 'a refused import changes nothing');
+
+  const imported = await b.ok<ImportResult>('import', personal, '--address-list', 'personal');
+  t.like(imported, { addressList: 'personal', applied: 2 });
+  t.deepEqual(await b.value('user', 'alice', 'address-list'), [{ name: 'Legal', email: 'legal@example.com' }]);
+  t.deepEqual(await b.value('user', 'alice', 'language'), { display: 'ko', keyboard: 'ko-KR' });
+  t.is((await b.sh('user', 'get', 'carl')).code, 7, 'carl has no address list: not in the file');
+  await b.ok('import', groups);
+  t.deepEqual(await b.value('group', '01', 'address-list'), [{ name: 'Sales', email: 'sales@example.com' }]);
+  t.false((await b.ok<Items>('shared', 'get')).items['shared-buttons']!.set, 'no Shared buttons in an address-list file');
+
+  // A file that says it holds personal address lists but holds more is refused whole.
+  const forged = join(dir, 'forged.mfpx');
+  writeFileSync(forged, encodeExportFile(
+    { software: '0.1.0', createdAt: Date.UTC(2026, 0, 2), source: { deviceId: 'elsewhere', name: 'other', role: 'standalone' }, selection: 'all', addressList: 'personal' },
+    { users: [{ id: 'alice', items: { 'address-list': [], language: { display: 'en' } } }], groups: [], shared: null },
+  ));
+  t.regex((await b.sh('import', forged)).stderr, /^error IMPORT_INVALID: not a valid export file: a personal address-list file holds other data/);
+  t.deepEqual(await b.value('user', 'alice', 'language'), { display: 'ko', keyboard: 'ko-KR' });
 });

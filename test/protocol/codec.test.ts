@@ -460,6 +460,8 @@ const SHAPES: ShapeCase[] = [
   { type: 'snapshot', title: 'an item name over 128 bytes', mutate: (o) => { tupleOf(o, 'items')[1] = LONG_ASCII; }, field: 'items', why: /exceeds 128 bytes/ },
   { type: 'snapshot', title: 'a versions entry with a string version', mutate: (o) => { tupleOf(o, 'versions')[2] = '4'; }, field: 'versions', why: INT_RANGE },
   { type: 'snapshot', title: 'a delete over 128 bytes', mutate: (o) => { o.deletes = [LONG_2BYTE]; }, field: 'deletes', why: /exceeds 128 bytes/ },
+  { type: 'snapshot', title: 'a checks entry with a numeric checksum', mutate: (o) => { o.checks = [['u:alice', 7]]; }, field: 'checks', why: /must be a string/ },
+  { type: 'snapshot', title: 'a 1-tuple checks entry', mutate: (o) => { o.checks = [['u:alice']]; }, field: 'checks', why: /entries must be 2-tuples/ },
   {
     type: 'snapshot', title: `${MAX_LIST_ENTRIES * 4 + 1} items`, field: 'items', why: /has more than 16384 entries/,
     mutate: (o) => { o.items = Array.from({ length: MAX_LIST_ENTRIES * 4 + 1 }, () => ['u:a', 'home', 1, 0]); },
@@ -729,6 +731,7 @@ const HELLO_CASES: BodyCase[] = [
   { title: 'settings missing', mutate: (o) => { delete o.settings; }, field: /^hello\.settings /, why: /must be a map/ },
   { title: 'settings.loginService missing', mutate: (o) => { delete settingsOf(o).loginService; }, field: /^hello\.(settings\.)?loginService /, why: /must be a string/ },
   { title: 'settings.departmentIds as "yes"', mutate: (o) => { settingsOf(o).departmentIds = 'yes'; }, field: /^hello\.(settings\.)?departmentIds /, why: /must be a boolean/ },
+  { title: 'settings.departmentIdsDigest not a digest', mutate: (o) => { settingsOf(o).departmentIdsDigest = 'ab'.repeat(31) + 'zz'; }, field: /^hello\.settings\.departmentIdsDigest /, why: /must be 64 hex digits/ },
   { title: 'admission as a string', mutate: (o) => { o.admission = 'admin:secret'; }, field: /^hello\.admission /, why: /must be a map/ },
   { title: 'admission.user missing', mutate: (o) => { delete admissionOf(o).user; }, field: /^hello\.(admission\.)?user /, why: /must be a string/ },
   { title: 'admission.proof of 31 bytes', mutate: (o) => { admissionOf(o).proof = new Uint8Array(31); }, field: /^hello\.(admission\.)?proof /, why: /must be 32 bytes/ },

@@ -1,19 +1,19 @@
 /**
- * `mfpsync export --out FILE` / `mfpsync export prepare [--users U,…] [--groups G,…]` (SPEC §7): export
+ * `mfpsync export --out FILE [--address-list personal|groups]` / `mfpsync export prepare [--users U,…] [--groups G,…]` (SPEC §7): export
  * personalized data to one file; on a server-client, prepare a selection of users and user groups for a
  * 15-minute export window.
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { describeCounts } from '../../agent/describe.js';
-import type { ExportResult, PrepareResult } from '../../agent/export.js';
+import { ADDRESS_LIST_NAMES, type ExportResult, type PrepareResult } from '../../agent/export.js';
 import { MfpError } from '../../protocol/errors.js';
 import { action, control, formatTime, print, type ShellContext } from '../shell.js';
 
 /** Exports through the agent to FILE (resolved here: the agent's working directory is not the shell's). */
-export async function collectExport(ctx: ShellContext, o: { out?: string }): Promise<ExportResult> {
+export async function collectExport(ctx: ShellContext, o: { out?: string; addressList?: string }): Promise<ExportResult> {
   if (o.out === undefined || o.out === '') throw new MfpError('USAGE', 'export needs --out FILE (or `export prepare` on a server-client)');
-  return (await control(ctx, 'export', { path: resolve(o.out) })) as ExportResult;
+  return (await control(ctx, 'export', { path: resolve(o.out), ...(o.addressList !== undefined ? { addressList: o.addressList } : {}) })) as ExportResult;
 }
 
 /** A comma-separated option as a list; absent stays absent. */
@@ -28,7 +28,8 @@ export async function collectPrepare(ctx: ShellContext, o: { users?: string; gro
 
 function formatExport(r: ExportResult): string {
   const window = r.window ? `\nprepared selection; the export window ends ${formatTime(r.window.endsAt)}` : '';
-  return `exported ${describeCounts(r.counts)} to ${r.path} (${r.bytes} bytes)${window}`;
+  const what = r.addressList ? `[${ADDRESS_LIST_NAMES[r.addressList]}]: ` : '';
+  return `exported ${what}${describeCounts(r.counts)} to ${r.path} (${r.bytes} bytes)${window}`;
 }
 
 function formatPrepare(r: PrepareResult): string {
@@ -46,7 +47,8 @@ export function register(program: Command): void {
     .command('export')
     .description('export personalized data to one file (users, user group address lists, Shared buttons)')
     .option('--out <file>', 'the file to write (replaced atomically)')
-    .action(action(async (ctx, o: { out?: string }) => print(ctx, await collectExport(ctx, o), formatExport)));
+    .option('--address-list <personal|groups>', 'an address-list file instead of the batch file: every user\'s address list ([Personal Address List (All)]) or every user group\'s ([User Group Address List (All)])')
+    .action(action(async (ctx, o: { out?: string; addressList?: string }) => print(ctx, await collectExport(ctx, o), formatExport)));
   cmd
     .command('prepare')
     .description('server-client: bring users up to date and open a 15-minute export/import window for them')

@@ -1,6 +1,6 @@
 /** `mfpsync init`: creates the data directory and this machine's identity. */
 import type { Command } from 'commander';
-import { initDataDir, type InitOptions, type InitResult } from '../../agent/config.js';
+import { initDataDir, readDepartmentIdFile, type InitOptions, type InitResult } from '../../agent/config.js';
 import { MfpError } from '../../protocol/errors.js';
 import { action, print, type ShellContext } from '../shell.js';
 
@@ -20,9 +20,11 @@ export function register(program: Command): void {
     .option('--admin-password <pw>', 'administrator password (generated and written to a file if omitted)')
     .option('--login-service <name>', 'login service; every machine of a group must use the same', 'user-authentication')
     .option('--department-ids <on|off>', 'Department ID management; every machine of a group must agree', 'off')
+    .option('--department-id-list <file>', 'the Department IDs registered on this machine, one per line (needs --department-ids on); every machine of a group must register the same')
     .action(
-      action(async (ctx, o: { name: string; serial: string; location: string; adminUser: string; adminPassword?: string; loginService: string; departmentIds: string }) => {
+      action(async (ctx, o: { name: string; serial: string; location: string; adminUser: string; adminPassword?: string; loginService: string; departmentIds: string; departmentIdList?: string }) => {
         if (o.departmentIds !== 'on' && o.departmentIds !== 'off') throw new MfpError('USAGE', '--department-ids takes on or off');
+        const departmentIdList = o.departmentIdList === undefined ? undefined : readDepartmentIdFile(o.departmentIdList);
         const result = collectInit(ctx, {
           name: o.name,
           serial: o.serial,
@@ -30,12 +32,14 @@ export function register(program: Command): void {
           adminUser: o.adminUser,
           ...(o.adminPassword !== undefined ? { adminPassword: o.adminPassword } : {}),
           settings: { loginService: o.loginService, departmentIds: o.departmentIds === 'on' },
+          ...(departmentIdList ? { departmentIdList } : {}),
         });
         print(ctx, result, (r: InitResult) =>
           [
             `initialized ${r.dataDir}`,
             `device id: ${r.deviceId}`,
             `administrator: ${r.adminUser}`,
+            ...(r.departmentIds !== undefined ? [`Department IDs registered: ${r.departmentIds}`] : []),
             ...(r.passwordFile ? [`generated administrator password written to ${r.passwordFile}`] : []),
           ].join('\n'),
         );

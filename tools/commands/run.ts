@@ -55,6 +55,7 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     daemon.agent.on('deep-sleep', emit('deep-sleep'));
     daemon.agent.on('device-state', emit('device-state'));
     daemon.agent.on('replicated', emit('replicated'));
+    daemon.agent.on('login-again', emit('login-again'));
   }
   const status = daemon.agent.status();
   const ready = { event: 'ready', ...status, control: dataPaths(ctx.dataDir).control, ...(initialized ? { initialized } : {}) };
@@ -89,6 +90,6 @@ export function register(program: Command): void {
     .option('--backup-dir <dir>', 'folder of the device backup slot (default DATA/backup)')
     // For the soak and tests: this process reads a clock MS off (a machine whose time is not set right).
     .addOption(new Option('--clock-skew <ms>', 'run with the clock this many ms off').hideHelp())
-    .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, join-progress, deep-sleep, device-state, replicated) as JSON lines on stdout')
+    .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, join-progress, deep-sleep, device-state, replicated, login-again) as JSON lines on stdout')
     .action(action(runAgent));
 }
