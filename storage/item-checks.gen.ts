@@ -7,1317 +7,886 @@ import type { TSchema } from '@sinclair/typebox';
 const KIND = Symbol.for('TypeBox.Kind');
 const OPTIONAL = Symbol.for('TypeBox.Optional');
 
+/** user:language */
+const SCHEMA_0 = {
+  schema: {
+    "additionalProperties": true,
+    "type": "object",
+    "required": ["display"],
+    "properties": {
+      "display": {
+        "minLength": 2,
+        "maxLength": 35,
+        "pattern": "^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$",
+        "type": "string",
+        [KIND]: "String",
+      },
+      "keyboard": {
+        "minLength": 2,
+        "maxLength": 35,
+        "pattern": "^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$",
+        "type": "string",
+        [KIND]: "String",
+        [OPTIONAL]: "Optional",
+      },
+    },
+    [KIND]: "Object",
+  },
+  check: (() => {
+  const local_0 = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
+  const local_1 = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
+  return function check(value) {
+    return (
+      (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+      (typeof value['display'] === 'string') &&
+      value['display'].length <= 35 &&
+      value['display'].length >= 2 &&
+      local_0.test(value['display']) &&
+      (value['keyboard'] !== undefined ? ((typeof value['keyboard'] === 'string') && value['keyboard'].length <= 35 && value['keyboard'].length >= 2 && local_1.test(value['keyboard'])) : true)
+    )
+  }
+  })(),
+};
+
+/** user:accessibility */
+const SCHEMA_1 = {
+  schema: {
+    "additionalProperties": true,
+    "type": "object",
+    "properties": {
+      "invertColors": {
+        "type": "boolean",
+        [KIND]: "Boolean",
+        [OPTIONAL]: "Optional",
+      },
+      "largeText": {
+        "type": "boolean",
+        [KIND]: "Boolean",
+        [OPTIONAL]: "Optional",
+      },
+      "contrast": {
+        "minimum": 0,
+        "maximum": 16,
+        "type": "integer",
+        [KIND]: "Integer",
+        [OPTIONAL]: "Optional",
+      },
+      "keyRepeatMs": {
+        "minimum": 0,
+        "maximum": 60000,
+        "type": "integer",
+        [KIND]: "Integer",
+        [OPTIONAL]: "Optional",
+      },
+      "buzzer": {
+        "minLength": 1,
+        "maxLength": 64,
+        "type": "string",
+        [KIND]: "String",
+        [OPTIONAL]: "Optional",
+      },
+    },
+    [KIND]: "Object",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+      (value['invertColors'] !== undefined ? ((typeof value['invertColors'] === 'boolean')) : true) &&
+      (value['largeText'] !== undefined ? ((typeof value['largeText'] === 'boolean')) : true) &&
+      (value['contrast'] !== undefined ? (Number.isInteger(value['contrast']) && value['contrast'] <= 16 && value['contrast'] >= 0) : true) &&
+      (value['keyRepeatMs'] !== undefined ? (Number.isInteger(value['keyRepeatMs']) && value['keyRepeatMs'] <= 60000 && value['keyRepeatMs'] >= 0) : true) &&
+      (value['buzzer'] !== undefined ? ((typeof value['buzzer'] === 'string') && value['buzzer'].length <= 64 && value['buzzer'].length >= 1) : true)
+    )
+  }
+  })(),
+};
+
+/** user:screen-after-login */
+const SCHEMA_2 = {
+  schema: {
+    "minLength": 1,
+    "maxLength": 64,
+    "type": "string",
+    [KIND]: "String",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      (typeof value === 'string') &&
+      value.length <= 64 &&
+      value.length >= 1
+    )
+  }
+  })(),
+};
+
+/** user:home */
+const SCHEMA_3 = {
+  schema: {
+    "additionalProperties": true,
+    "type": "object",
+    "properties": {
+      "layout": {
+        "minLength": 1,
+        "maxLength": 64,
+        "type": "string",
+        [KIND]: "String",
+        [OPTIONAL]: "Optional",
+      },
+      "wallpaper": {
+        "minLength": 1,
+        "maxLength": 64,
+        "type": "string",
+        [KIND]: "String",
+        [OPTIONAL]: "Optional",
+      },
+      "showTimeline": {
+        "type": "boolean",
+        [KIND]: "Boolean",
+        [OPTIONAL]: "Optional",
+      },
+      "pages": {
+        "minimum": 1,
+        "maximum": 100,
+        "type": "integer",
+        [KIND]: "Integer",
+        [OPTIONAL]: "Optional",
+      },
+      "sharedButtonsFirst": {
+        "type": "boolean",
+        [KIND]: "Boolean",
+        [OPTIONAL]: "Optional",
+      },
+    },
+    [KIND]: "Object",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+      (value['layout'] !== undefined ? ((typeof value['layout'] === 'string') && value['layout'].length <= 64 && value['layout'].length >= 1) : true) &&
+      (value['wallpaper'] !== undefined ? ((typeof value['wallpaper'] === 'string') && value['wallpaper'].length <= 64 && value['wallpaper'].length >= 1) : true) &&
+      (value['showTimeline'] !== undefined ? ((typeof value['showTimeline'] === 'boolean')) : true) &&
+      (value['pages'] !== undefined ? (Number.isInteger(value['pages']) && value['pages'] <= 100 && value['pages'] >= 1) : true) &&
+      (value['sharedButtonsFirst'] !== undefined ? ((typeof value['sharedButtonsFirst'] === 'boolean')) : true)
+    )
+  }
+  })(),
+};
+
+/** user:personal-buttons, device:shared-buttons */
+const SCHEMA_4 = {
+  schema: {
+    "maxItems": 1000,
+    "type": "array",
+    "items": {
+      "additionalProperties": true,
+      "type": "object",
+      "properties": {
+        "id": {
+          "minLength": 1,
+          "maxLength": 128,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "label": {
+          "maxLength": 256,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "function": {
+          "minLength": 1,
+          "maxLength": 64,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "settings": {
+          "additionalProperties": true,
+          "type": "object",
+          "properties": {},
+          [KIND]: "Object",
+          [OPTIONAL]: "Optional",
+        },
+        "position": {
+          "minimum": 0,
+          "maximum": 9999,
+          "type": "integer",
+          [KIND]: "Integer",
+          [OPTIONAL]: "Optional",
+        },
+      },
+      [KIND]: "Object",
+    },
+    [KIND]: "Array",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      Array.isArray(value) &&
+      value.length <= 1000 &&
+      ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['id'] !== undefined ? ((typeof value['id'] === 'string') && value['id'].length <= 128 && value['id'].length >= 1) : true) && (value['label'] !== undefined ? ((typeof value['label'] === 'string') && value['label'].length <= 256) : true) && (value['function'] !== undefined ? ((typeof value['function'] === 'string') && value['function'].length <= 64 && value['function'].length >= 1) : true) && (value['settings'] !== undefined ? ((typeof value['settings'] === 'object' && value['settings'] !== null && !Array.isArray(value['settings']))) : true) && (value['position'] !== undefined ? (Number.isInteger(value['position']) && value['position'] <= 9999 && value['position'] >= 0) : true)))) { return false }; return true; })(value)
+    )
+  }
+  })(),
+};
+
+/** user:timeline */
+const SCHEMA_5 = {
+  schema: {
+    "maxItems": 1000,
+    "type": "array",
+    "items": {
+      "additionalProperties": true,
+      "type": "object",
+      "properties": {
+        "at": {
+          "minimum": 0,
+          "maximum": 9007199254740991,
+          "type": "integer",
+          [KIND]: "Integer",
+          [OPTIONAL]: "Optional",
+        },
+        "function": {
+          "minLength": 1,
+          "maxLength": 64,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "summary": {
+          "maxLength": 1024,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+      },
+      [KIND]: "Object",
+    },
+    [KIND]: "Array",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      Array.isArray(value) &&
+      value.length <= 1000 &&
+      ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['at'] !== undefined ? (Number.isInteger(value['at']) && value['at'] <= 9007199254740991 && value['at'] >= 0) : true) && (value['function'] !== undefined ? ((typeof value['function'] === 'string') && value['function'].length <= 64 && value['function'].length >= 1) : true) && (value['summary'] !== undefined ? ((typeof value['summary'] === 'string') && value['summary'].length <= 1024) : true)))) { return false }; return true; })(value)
+    )
+  }
+  })(),
+};
+
+/** user:network */
+const SCHEMA_6 = {
+  schema: {
+    "additionalProperties": true,
+    "type": "object",
+    "properties": {
+      "ssid": {
+        "maxLength": 32,
+        "type": "string",
+        [KIND]: "String",
+        [OPTIONAL]: "Optional",
+      },
+      "directConnection": {
+        "type": "boolean",
+        [KIND]: "Boolean",
+        [OPTIONAL]: "Optional",
+      },
+    },
+    [KIND]: "Object",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+      (value['ssid'] !== undefined ? ((typeof value['ssid'] === 'string') && value['ssid'].length <= 32) : true) &&
+      (value['directConnection'] !== undefined ? ((typeof value['directConnection'] === 'boolean')) : true)
+    )
+  }
+  })(),
+};
+
+/** user:job-defaults, user:previous-settings */
+const SCHEMA_7 = {
+  schema: {
+    "additionalProperties": true,
+    "type": "object",
+    "properties": {
+      "copy": {
+        "additionalProperties": true,
+        "type": "object",
+        "properties": {
+          "colorMode": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "copies": {
+            "minimum": 1,
+            "maximum": 9999,
+            "type": "integer",
+            [KIND]: "Integer",
+            [OPTIONAL]: "Optional",
+          },
+          "paperSource": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "ratio": {
+            "minimum": 1,
+            "maximum": 1000,
+            "type": "integer",
+            [KIND]: "Integer",
+            [OPTIONAL]: "Optional",
+          },
+          "duplex": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "density": {
+            "minimum": -16,
+            "maximum": 16,
+            "type": "integer",
+            [KIND]: "Integer",
+            [OPTIONAL]: "Optional",
+          },
+          "originalType": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "finishing": {
+            "additionalProperties": true,
+            "type": "object",
+            "properties": {},
+            [KIND]: "Object",
+            [OPTIONAL]: "Optional",
+          },
+          "nUp": {
+            "minimum": 1,
+            "maximum": 16,
+            "type": "integer",
+            [KIND]: "Integer",
+            [OPTIONAL]: "Optional",
+          },
+          "sharpness": {
+            "minimum": -16,
+            "maximum": 16,
+            "type": "integer",
+            [KIND]: "Integer",
+            [OPTIONAL]: "Optional",
+          },
+          "ecoMode": {
+            "type": "boolean",
+            [KIND]: "Boolean",
+            [OPTIONAL]: "Optional",
+          },
+        },
+        [KIND]: "Object",
+        [OPTIONAL]: "Optional",
+      },
+      "fax": {
+        "additionalProperties": true,
+        "type": "object",
+        "properties": {
+          "resolution": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "density": {
+            "minimum": -16,
+            "maximum": 16,
+            "type": "integer",
+            [KIND]: "Integer",
+            [OPTIONAL]: "Optional",
+          },
+          "sendStartSpeed": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "ecm": {
+            "type": "boolean",
+            [KIND]: "Boolean",
+            [OPTIONAL]: "Optional",
+          },
+          "senderName": {
+            "maxLength": 256,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "destinations": {
+            "maxItems": 512,
+            "type": "array",
+            "items": {
+              "anyOf": [{
+                "maxLength": 1024,
+                "type": "string",
+                [KIND]: "String",
+              }, {
+                "additionalProperties": true,
+                "type": "object",
+                "properties": {
+                  "type": {
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "type": "string",
+                    [KIND]: "String",
+                    [OPTIONAL]: "Optional",
+                  },
+                  "address": {
+                    "maxLength": 1024,
+                    "type": "string",
+                    [KIND]: "String",
+                    [OPTIONAL]: "Optional",
+                  },
+                  "name": {
+                    "maxLength": 256,
+                    "type": "string",
+                    [KIND]: "String",
+                    [OPTIONAL]: "Optional",
+                  },
+                },
+                [KIND]: "Object",
+              }],
+              [KIND]: "Union",
+            },
+            [KIND]: "Array",
+            [OPTIONAL]: "Optional",
+          },
+        },
+        [KIND]: "Object",
+        [OPTIONAL]: "Optional",
+      },
+      "scan-and-send": {
+        "additionalProperties": true,
+        "type": "object",
+        "properties": {
+          "fileFormat": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "resolution": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "colorMode": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "duplex": {
+            "type": "boolean",
+            [KIND]: "Boolean",
+            [OPTIONAL]: "Optional",
+          },
+          "subject": {
+            "maxLength": 1024,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "divideIntoPages": {
+            "type": "boolean",
+            [KIND]: "Boolean",
+            [OPTIONAL]: "Optional",
+          },
+          "destinations": {
+            "maxItems": 512,
+            "type": "array",
+            "items": {
+              "anyOf": [{
+                "maxLength": 1024,
+                "type": "string",
+                [KIND]: "String",
+              }, {
+                "additionalProperties": true,
+                "type": "object",
+                "properties": {
+                  "type": {
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "type": "string",
+                    [KIND]: "String",
+                    [OPTIONAL]: "Optional",
+                  },
+                  "address": {
+                    "maxLength": 1024,
+                    "type": "string",
+                    [KIND]: "String",
+                    [OPTIONAL]: "Optional",
+                  },
+                  "name": {
+                    "maxLength": 256,
+                    "type": "string",
+                    [KIND]: "String",
+                    [OPTIONAL]: "Optional",
+                  },
+                },
+                [KIND]: "Object",
+              }],
+              [KIND]: "Union",
+            },
+            [KIND]: "Array",
+            [OPTIONAL]: "Optional",
+          },
+        },
+        [KIND]: "Object",
+        [OPTIONAL]: "Optional",
+      },
+      "scan-and-store": {
+        "additionalProperties": true,
+        "type": "object",
+        "properties": {
+          "location": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "box": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "fileFormat": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "resolution": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+        },
+        [KIND]: "Object",
+        [OPTIONAL]: "Optional",
+      },
+      "access-stored-files": {
+        "additionalProperties": true,
+        "type": "object",
+        "properties": {
+          "sortBy": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "view": {
+            "minLength": 1,
+            "maxLength": 64,
+            "type": "string",
+            [KIND]: "String",
+            [OPTIONAL]: "Optional",
+          },
+          "printCopies": {
+            "minimum": 1,
+            "maximum": 9999,
+            "type": "integer",
+            [KIND]: "Integer",
+            [OPTIONAL]: "Optional",
+          },
+        },
+        [KIND]: "Object",
+        [OPTIONAL]: "Optional",
+      },
+    },
+    [KIND]: "Object",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+      (value['copy'] !== undefined ? ((typeof value['copy'] === 'object' && value['copy'] !== null && !Array.isArray(value['copy'])) && (value['copy']['colorMode'] !== undefined ? ((typeof value['copy']['colorMode'] === 'string') && value['copy']['colorMode'].length <= 64 && value['copy']['colorMode'].length >= 1) : true) && (value['copy']['copies'] !== undefined ? (Number.isInteger(value['copy']['copies']) && value['copy']['copies'] <= 9999 && value['copy']['copies'] >= 1) : true) && (value['copy']['paperSource'] !== undefined ? ((typeof value['copy']['paperSource'] === 'string') && value['copy']['paperSource'].length <= 64 && value['copy']['paperSource'].length >= 1) : true) && (value['copy']['ratio'] !== undefined ? (Number.isInteger(value['copy']['ratio']) && value['copy']['ratio'] <= 1000 && value['copy']['ratio'] >= 1) : true) && (value['copy']['duplex'] !== undefined ? ((typeof value['copy']['duplex'] === 'string') && value['copy']['duplex'].length <= 64 && value['copy']['duplex'].length >= 1) : true) && (value['copy']['density'] !== undefined ? (Number.isInteger(value['copy']['density']) && value['copy']['density'] <= 16 && value['copy']['density'] >= -16) : true) && (value['copy']['originalType'] !== undefined ? ((typeof value['copy']['originalType'] === 'string') && value['copy']['originalType'].length <= 64 && value['copy']['originalType'].length >= 1) : true) && (value['copy']['finishing'] !== undefined ? ((typeof value['copy']['finishing'] === 'object' && value['copy']['finishing'] !== null && !Array.isArray(value['copy']['finishing']))) : true) && (value['copy']['nUp'] !== undefined ? (Number.isInteger(value['copy']['nUp']) && value['copy']['nUp'] <= 16 && value['copy']['nUp'] >= 1) : true) && (value['copy']['sharpness'] !== undefined ? (Number.isInteger(value['copy']['sharpness']) && value['copy']['sharpness'] <= 16 && value['copy']['sharpness'] >= -16) : true) && (value['copy']['ecoMode'] !== undefined ? ((typeof value['copy']['ecoMode'] === 'boolean')) : true)) : true) &&
+      (value['fax'] !== undefined ? ((typeof value['fax'] === 'object' && value['fax'] !== null && !Array.isArray(value['fax'])) && (value['fax']['resolution'] !== undefined ? ((typeof value['fax']['resolution'] === 'string') && value['fax']['resolution'].length <= 64 && value['fax']['resolution'].length >= 1) : true) && (value['fax']['density'] !== undefined ? (Number.isInteger(value['fax']['density']) && value['fax']['density'] <= 16 && value['fax']['density'] >= -16) : true) && (value['fax']['sendStartSpeed'] !== undefined ? ((typeof value['fax']['sendStartSpeed'] === 'string') && value['fax']['sendStartSpeed'].length <= 64 && value['fax']['sendStartSpeed'].length >= 1) : true) && (value['fax']['ecm'] !== undefined ? ((typeof value['fax']['ecm'] === 'boolean')) : true) && (value['fax']['senderName'] !== undefined ? ((typeof value['fax']['senderName'] === 'string') && value['fax']['senderName'].length <= 256) : true) && (value['fax']['destinations'] !== undefined ? (Array.isArray(value['fax']['destinations']) && value['fax']['destinations'].length <= 512 && ((array) => { for(const value of array) if(!(((((typeof value === 'string') && value.length <= 1024) || ((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['type'] !== undefined ? ((typeof value['type'] === 'string') && value['type'].length <= 64 && value['type'].length >= 1) : true) && (value['address'] !== undefined ? ((typeof value['address'] === 'string') && value['address'].length <= 1024) : true) && (value['name'] !== undefined ? ((typeof value['name'] === 'string') && value['name'].length <= 256) : true)))))) { return false }; return true; })(value['fax']['destinations'])) : true)) : true) &&
+      (value['scan-and-send'] !== undefined ? ((typeof value['scan-and-send'] === 'object' && value['scan-and-send'] !== null && !Array.isArray(value['scan-and-send'])) && (value['scan-and-send']['fileFormat'] !== undefined ? ((typeof value['scan-and-send']['fileFormat'] === 'string') && value['scan-and-send']['fileFormat'].length <= 64 && value['scan-and-send']['fileFormat'].length >= 1) : true) && (value['scan-and-send']['resolution'] !== undefined ? ((typeof value['scan-and-send']['resolution'] === 'string') && value['scan-and-send']['resolution'].length <= 64 && value['scan-and-send']['resolution'].length >= 1) : true) && (value['scan-and-send']['colorMode'] !== undefined ? ((typeof value['scan-and-send']['colorMode'] === 'string') && value['scan-and-send']['colorMode'].length <= 64 && value['scan-and-send']['colorMode'].length >= 1) : true) && (value['scan-and-send']['duplex'] !== undefined ? ((typeof value['scan-and-send']['duplex'] === 'boolean')) : true) && (value['scan-and-send']['subject'] !== undefined ? ((typeof value['scan-and-send']['subject'] === 'string') && value['scan-and-send']['subject'].length <= 1024) : true) && (value['scan-and-send']['divideIntoPages'] !== undefined ? ((typeof value['scan-and-send']['divideIntoPages'] === 'boolean')) : true) && (value['scan-and-send']['destinations'] !== undefined ? (Array.isArray(value['scan-and-send']['destinations']) && value['scan-and-send']['destinations'].length <= 512 && ((array) => { for(const value of array) if(!(((((typeof value === 'string') && value.length <= 1024) || ((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['type'] !== undefined ? ((typeof value['type'] === 'string') && value['type'].length <= 64 && value['type'].length >= 1) : true) && (value['address'] !== undefined ? ((typeof value['address'] === 'string') && value['address'].length <= 1024) : true) && (value['name'] !== undefined ? ((typeof value['name'] === 'string') && value['name'].length <= 256) : true)))))) { return false }; return true; })(value['scan-and-send']['destinations'])) : true)) : true) &&
+      (value['scan-and-store'] !== undefined ? ((typeof value['scan-and-store'] === 'object' && value['scan-and-store'] !== null && !Array.isArray(value['scan-and-store'])) && (value['scan-and-store']['location'] !== undefined ? ((typeof value['scan-and-store']['location'] === 'string') && value['scan-and-store']['location'].length <= 64 && value['scan-and-store']['location'].length >= 1) : true) && (value['scan-and-store']['box'] !== undefined ? ((typeof value['scan-and-store']['box'] === 'string') && value['scan-and-store']['box'].length <= 64 && value['scan-and-store']['box'].length >= 1) : true) && (value['scan-and-store']['fileFormat'] !== undefined ? ((typeof value['scan-and-store']['fileFormat'] === 'string') && value['scan-and-store']['fileFormat'].length <= 64 && value['scan-and-store']['fileFormat'].length >= 1) : true) && (value['scan-and-store']['resolution'] !== undefined ? ((typeof value['scan-and-store']['resolution'] === 'string') && value['scan-and-store']['resolution'].length <= 64 && value['scan-and-store']['resolution'].length >= 1) : true)) : true) &&
+      (value['access-stored-files'] !== undefined ? ((typeof value['access-stored-files'] === 'object' && value['access-stored-files'] !== null && !Array.isArray(value['access-stored-files'])) && (value['access-stored-files']['sortBy'] !== undefined ? ((typeof value['access-stored-files']['sortBy'] === 'string') && value['access-stored-files']['sortBy'].length <= 64 && value['access-stored-files']['sortBy'].length >= 1) : true) && (value['access-stored-files']['view'] !== undefined ? ((typeof value['access-stored-files']['view'] === 'string') && value['access-stored-files']['view'].length <= 64 && value['access-stored-files']['view'].length >= 1) : true) && (value['access-stored-files']['printCopies'] !== undefined ? (Number.isInteger(value['access-stored-files']['printCopies']) && value['access-stored-files']['printCopies'] <= 9999 && value['access-stored-files']['printCopies'] >= 1) : true)) : true)
+    )
+  }
+  })(),
+};
+
+/** user:shortcuts */
+const SCHEMA_8 = {
+  schema: {
+    "maxItems": 1000,
+    "type": "array",
+    "items": {
+      "additionalProperties": true,
+      "type": "object",
+      "properties": {
+        "id": {
+          "minLength": 1,
+          "maxLength": 128,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "target": {
+          "minLength": 1,
+          "maxLength": 64,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "label": {
+          "maxLength": 256,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+      },
+      [KIND]: "Object",
+    },
+    [KIND]: "Array",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      Array.isArray(value) &&
+      value.length <= 1000 &&
+      ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['id'] !== undefined ? ((typeof value['id'] === 'string') && value['id'].length <= 128 && value['id'].length >= 1) : true) && (value['target'] !== undefined ? ((typeof value['target'] === 'string') && value['target'].length <= 64 && value['target'].length >= 1) : true) && (value['label'] !== undefined ? ((typeof value['label'] === 'string') && value['label'].length <= 256) : true)))) { return false }; return true; })(value)
+    )
+  }
+  })(),
+};
+
+/** user:address-list, group:address-list */
+const SCHEMA_9 = {
+  schema: {
+    "maxItems": 2000,
+    "type": "array",
+    "items": {
+      "additionalProperties": true,
+      "type": "object",
+      "properties": {
+        "id": {
+          "minLength": 1,
+          "maxLength": 128,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "name": {
+          "maxLength": 256,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "reading": {
+          "maxLength": 256,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "type": {
+          "minLength": 1,
+          "maxLength": 64,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "address": {
+          "maxLength": 1024,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "email": {
+          "maxLength": 1024,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "fax": {
+          "maxLength": 1024,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "user": {
+          "maxLength": 256,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "favorite": {
+          "type": "boolean",
+          [KIND]: "Boolean",
+          [OPTIONAL]: "Optional",
+        },
+        "note": {
+          "maxLength": 256,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+      },
+      [KIND]: "Object",
+    },
+    [KIND]: "Array",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      Array.isArray(value) &&
+      value.length <= 2000 &&
+      ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['id'] !== undefined ? ((typeof value['id'] === 'string') && value['id'].length <= 128 && value['id'].length >= 1) : true) && (value['name'] !== undefined ? ((typeof value['name'] === 'string') && value['name'].length <= 256) : true) && (value['reading'] !== undefined ? ((typeof value['reading'] === 'string') && value['reading'].length <= 256) : true) && (value['type'] !== undefined ? ((typeof value['type'] === 'string') && value['type'].length <= 64 && value['type'].length >= 1) : true) && (value['address'] !== undefined ? ((typeof value['address'] === 'string') && value['address'].length <= 1024) : true) && (value['email'] !== undefined ? ((typeof value['email'] === 'string') && value['email'].length <= 1024) : true) && (value['fax'] !== undefined ? ((typeof value['fax'] === 'string') && value['fax'].length <= 1024) : true) && (value['user'] !== undefined ? ((typeof value['user'] === 'string') && value['user'].length <= 256) : true) && (value['favorite'] !== undefined ? ((typeof value['favorite'] === 'boolean')) : true) && (value['note'] !== undefined ? ((typeof value['note'] === 'string') && value['note'].length <= 256) : true)))) { return false }; return true; })(value)
+    )
+  }
+  })(),
+};
+
+/** user:list-order */
+const SCHEMA_10 = {
+  schema: {
+    "additionalProperties": true,
+    "type": "object",
+    "properties": {
+      "sortBy": {
+        "minLength": 1,
+        "maxLength": 64,
+        "type": "string",
+        [KIND]: "String",
+        [OPTIONAL]: "Optional",
+      },
+      "descending": {
+        "type": "boolean",
+        [KIND]: "Boolean",
+        [OPTIONAL]: "Optional",
+      },
+      "favoritesFirst": {
+        "type": "boolean",
+        [KIND]: "Boolean",
+        [OPTIONAL]: "Optional",
+      },
+    },
+    [KIND]: "Object",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+      (value['sortBy'] !== undefined ? ((typeof value['sortBy'] === 'string') && value['sortBy'].length <= 64 && value['sortBy'].length >= 1) : true) &&
+      (value['descending'] !== undefined ? ((typeof value['descending'] === 'boolean')) : true) &&
+      (value['favoritesFirst'] !== undefined ? ((typeof value['favoritesFirst'] === 'boolean')) : true)
+    )
+  }
+  })(),
+};
+
+/** user:auto-print */
+const SCHEMA_11 = {
+  schema: {
+    "type": "boolean",
+    [KIND]: "Boolean",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      (typeof value === 'boolean')
+    )
+  }
+  })(),
+};
+
+/** user:keychain */
+const SCHEMA_12 = {
+  schema: {
+    "additionalProperties": {
+      "additionalProperties": true,
+      "type": "object",
+      "properties": {
+        "user": {
+          "maxLength": 256,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "domain": {
+          "maxLength": 256,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+        "host": {
+          "maxLength": 256,
+          "type": "string",
+          [KIND]: "String",
+          [OPTIONAL]: "Optional",
+        },
+      },
+      [KIND]: "Object",
+    },
+    "maxProperties": 1000,
+    "type": "object",
+    "properties": {},
+    [KIND]: "Object",
+  },
+  check: (() => {
+  return function check(value) {
+    return (
+      (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
+      Object.getOwnPropertyNames(value).length <= 1000 &&
+      (Object.getOwnPropertyNames(value).every(key => [].includes(key) || ((typeof value[key] === 'object' && value[key] !== null && !Array.isArray(value[key])) && (value[key]['user'] !== undefined ? ((typeof value[key]['user'] === 'string') && value[key]['user'].length <= 256) : true) && (value[key]['domain'] !== undefined ? ((typeof value[key]['domain'] === 'string') && value[key]['domain'].length <= 256) : true) && (value[key]['host'] !== undefined ? ((typeof value[key]['host'] === 'string') && value[key]['host'].length <= 256) : true))))
+    )
+  }
+  })(),
+};
+
 export const ITEM_CHECKS: Readonly<Record<string, { schema: TSchema; check: (value: unknown) => boolean }>> = {
-  "user:language": {
-    schema: {
-      "additionalProperties": true,
-      "type": "object",
-      "required": ["display"],
-      "properties": {
-        "display": {
-          "minLength": 2,
-          "maxLength": 35,
-          "pattern": "^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$",
-          "type": "string",
-          [KIND]: "String",
-        },
-        "keyboard": {
-          "minLength": 2,
-          "maxLength": 35,
-          "pattern": "^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$",
-          "type": "string",
-          [KIND]: "String",
-          [OPTIONAL]: "Optional",
-        },
-      },
-      [KIND]: "Object",
-    },
-    check: (() => {
-    const local_0 = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
-    const local_1 = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
-    return function check(value) {
-      return (
-        (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
-        (typeof value['display'] === 'string') &&
-        value['display'].length <= 35 &&
-        value['display'].length >= 2 &&
-        local_0.test(value['display']) &&
-        (value['keyboard'] !== undefined ? ((typeof value['keyboard'] === 'string') && value['keyboard'].length <= 35 && value['keyboard'].length >= 2 && local_1.test(value['keyboard'])) : true)
-      )
-    }
-    })(),
-  },
-  "user:accessibility": {
-    schema: {
-      "additionalProperties": true,
-      "type": "object",
-      "properties": {
-        "invertColors": {
-          "type": "boolean",
-          [KIND]: "Boolean",
-          [OPTIONAL]: "Optional",
-        },
-        "largeText": {
-          "type": "boolean",
-          [KIND]: "Boolean",
-          [OPTIONAL]: "Optional",
-        },
-        "contrast": {
-          "minimum": 0,
-          "maximum": 16,
-          "type": "integer",
-          [KIND]: "Integer",
-          [OPTIONAL]: "Optional",
-        },
-        "keyRepeatMs": {
-          "minimum": 0,
-          "maximum": 60000,
-          "type": "integer",
-          [KIND]: "Integer",
-          [OPTIONAL]: "Optional",
-        },
-        "buzzer": {
-          "minLength": 1,
-          "maxLength": 64,
-          "type": "string",
-          [KIND]: "String",
-          [OPTIONAL]: "Optional",
-        },
-      },
-      [KIND]: "Object",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
-        (value['invertColors'] !== undefined ? ((typeof value['invertColors'] === 'boolean')) : true) &&
-        (value['largeText'] !== undefined ? ((typeof value['largeText'] === 'boolean')) : true) &&
-        (value['contrast'] !== undefined ? (Number.isInteger(value['contrast']) && value['contrast'] <= 16 && value['contrast'] >= 0) : true) &&
-        (value['keyRepeatMs'] !== undefined ? (Number.isInteger(value['keyRepeatMs']) && value['keyRepeatMs'] <= 60000 && value['keyRepeatMs'] >= 0) : true) &&
-        (value['buzzer'] !== undefined ? ((typeof value['buzzer'] === 'string') && value['buzzer'].length <= 64 && value['buzzer'].length >= 1) : true)
-      )
-    }
-    })(),
-  },
-  "user:screen-after-login": {
-    schema: {
-      "minLength": 1,
-      "maxLength": 64,
-      "type": "string",
-      [KIND]: "String",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        (typeof value === 'string') &&
-        value.length <= 64 &&
-        value.length >= 1
-      )
-    }
-    })(),
-  },
-  "user:home": {
-    schema: {
-      "additionalProperties": true,
-      "type": "object",
-      "properties": {
-        "layout": {
-          "minLength": 1,
-          "maxLength": 64,
-          "type": "string",
-          [KIND]: "String",
-          [OPTIONAL]: "Optional",
-        },
-        "wallpaper": {
-          "minLength": 1,
-          "maxLength": 64,
-          "type": "string",
-          [KIND]: "String",
-          [OPTIONAL]: "Optional",
-        },
-        "showTimeline": {
-          "type": "boolean",
-          [KIND]: "Boolean",
-          [OPTIONAL]: "Optional",
-        },
-        "pages": {
-          "minimum": 1,
-          "maximum": 100,
-          "type": "integer",
-          [KIND]: "Integer",
-          [OPTIONAL]: "Optional",
-        },
-        "sharedButtonsFirst": {
-          "type": "boolean",
-          [KIND]: "Boolean",
-          [OPTIONAL]: "Optional",
-        },
-      },
-      [KIND]: "Object",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
-        (value['layout'] !== undefined ? ((typeof value['layout'] === 'string') && value['layout'].length <= 64 && value['layout'].length >= 1) : true) &&
-        (value['wallpaper'] !== undefined ? ((typeof value['wallpaper'] === 'string') && value['wallpaper'].length <= 64 && value['wallpaper'].length >= 1) : true) &&
-        (value['showTimeline'] !== undefined ? ((typeof value['showTimeline'] === 'boolean')) : true) &&
-        (value['pages'] !== undefined ? (Number.isInteger(value['pages']) && value['pages'] <= 100 && value['pages'] >= 1) : true) &&
-        (value['sharedButtonsFirst'] !== undefined ? ((typeof value['sharedButtonsFirst'] === 'boolean')) : true)
-      )
-    }
-    })(),
-  },
-  "user:personal-buttons": {
-    schema: {
-      "maxItems": 1000,
-      "type": "array",
-      "items": {
-        "additionalProperties": true,
-        "type": "object",
-        "properties": {
-          "id": {
-            "minLength": 1,
-            "maxLength": 128,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "label": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "function": {
-            "minLength": 1,
-            "maxLength": 64,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "settings": {
-            "additionalProperties": true,
-            "type": "object",
-            "properties": {},
-            [KIND]: "Object",
-            [OPTIONAL]: "Optional",
-          },
-          "position": {
-            "minimum": 0,
-            "maximum": 9999,
-            "type": "integer",
-            [KIND]: "Integer",
-            [OPTIONAL]: "Optional",
-          },
-        },
-        [KIND]: "Object",
-      },
-      [KIND]: "Array",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        Array.isArray(value) &&
-        value.length <= 1000 &&
-        ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['id'] !== undefined ? ((typeof value['id'] === 'string') && value['id'].length <= 128 && value['id'].length >= 1) : true) && (value['label'] !== undefined ? ((typeof value['label'] === 'string') && value['label'].length <= 256) : true) && (value['function'] !== undefined ? ((typeof value['function'] === 'string') && value['function'].length <= 64 && value['function'].length >= 1) : true) && (value['settings'] !== undefined ? ((typeof value['settings'] === 'object' && value['settings'] !== null && !Array.isArray(value['settings']))) : true) && (value['position'] !== undefined ? (Number.isInteger(value['position']) && value['position'] <= 9999 && value['position'] >= 0) : true)))) { return false }; return true; })(value)
-      )
-    }
-    })(),
-  },
-  "user:timeline": {
-    schema: {
-      "maxItems": 1000,
-      "type": "array",
-      "items": {
-        "additionalProperties": true,
-        "type": "object",
-        "properties": {
-          "at": {
-            "minimum": 0,
-            "maximum": 9007199254740991,
-            "type": "integer",
-            [KIND]: "Integer",
-            [OPTIONAL]: "Optional",
-          },
-          "function": {
-            "minLength": 1,
-            "maxLength": 64,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "summary": {
-            "maxLength": 1024,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-        },
-        [KIND]: "Object",
-      },
-      [KIND]: "Array",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        Array.isArray(value) &&
-        value.length <= 1000 &&
-        ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['at'] !== undefined ? (Number.isInteger(value['at']) && value['at'] <= 9007199254740991 && value['at'] >= 0) : true) && (value['function'] !== undefined ? ((typeof value['function'] === 'string') && value['function'].length <= 64 && value['function'].length >= 1) : true) && (value['summary'] !== undefined ? ((typeof value['summary'] === 'string') && value['summary'].length <= 1024) : true)))) { return false }; return true; })(value)
-      )
-    }
-    })(),
-  },
-  "user:network": {
-    schema: {
-      "additionalProperties": true,
-      "type": "object",
-      "properties": {
-        "ssid": {
-          "maxLength": 32,
-          "type": "string",
-          [KIND]: "String",
-          [OPTIONAL]: "Optional",
-        },
-        "directConnection": {
-          "type": "boolean",
-          [KIND]: "Boolean",
-          [OPTIONAL]: "Optional",
-        },
-      },
-      [KIND]: "Object",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
-        (value['ssid'] !== undefined ? ((typeof value['ssid'] === 'string') && value['ssid'].length <= 32) : true) &&
-        (value['directConnection'] !== undefined ? ((typeof value['directConnection'] === 'boolean')) : true)
-      )
-    }
-    })(),
-  },
-  "user:job-defaults": {
-    schema: {
-      "additionalProperties": true,
-      "type": "object",
-      "properties": {
-        "copy": {
-          "additionalProperties": true,
-          "type": "object",
-          "properties": {
-            "colorMode": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "copies": {
-              "minimum": 1,
-              "maximum": 9999,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "paperSource": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "ratio": {
-              "minimum": 1,
-              "maximum": 1000,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "duplex": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "density": {
-              "minimum": -16,
-              "maximum": 16,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "originalType": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "finishing": {
-              "additionalProperties": true,
-              "type": "object",
-              "properties": {},
-              [KIND]: "Object",
-              [OPTIONAL]: "Optional",
-            },
-            "nUp": {
-              "minimum": 1,
-              "maximum": 16,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "sharpness": {
-              "minimum": -16,
-              "maximum": 16,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "ecoMode": {
-              "type": "boolean",
-              [KIND]: "Boolean",
-              [OPTIONAL]: "Optional",
-            },
-          },
-          [KIND]: "Object",
-          [OPTIONAL]: "Optional",
-        },
-        "fax": {
-          "additionalProperties": true,
-          "type": "object",
-          "properties": {
-            "resolution": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "density": {
-              "minimum": -16,
-              "maximum": 16,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "sendStartSpeed": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "ecm": {
-              "type": "boolean",
-              [KIND]: "Boolean",
-              [OPTIONAL]: "Optional",
-            },
-            "senderName": {
-              "maxLength": 256,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "destinations": {
-              "maxItems": 512,
-              "type": "array",
-              "items": {
-                "anyOf": [{
-                  "maxLength": 1024,
-                  "type": "string",
-                  [KIND]: "String",
-                }, {
-                  "additionalProperties": true,
-                  "type": "object",
-                  "properties": {
-                    "type": {
-                      "minLength": 1,
-                      "maxLength": 64,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                    "address": {
-                      "maxLength": 1024,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                    "name": {
-                      "maxLength": 256,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                  },
-                  [KIND]: "Object",
-                }],
-                [KIND]: "Union",
-              },
-              [KIND]: "Array",
-              [OPTIONAL]: "Optional",
-            },
-          },
-          [KIND]: "Object",
-          [OPTIONAL]: "Optional",
-        },
-        "scan-and-send": {
-          "additionalProperties": true,
-          "type": "object",
-          "properties": {
-            "fileFormat": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "resolution": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "colorMode": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "duplex": {
-              "type": "boolean",
-              [KIND]: "Boolean",
-              [OPTIONAL]: "Optional",
-            },
-            "subject": {
-              "maxLength": 1024,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "divideIntoPages": {
-              "type": "boolean",
-              [KIND]: "Boolean",
-              [OPTIONAL]: "Optional",
-            },
-            "destinations": {
-              "maxItems": 512,
-              "type": "array",
-              "items": {
-                "anyOf": [{
-                  "maxLength": 1024,
-                  "type": "string",
-                  [KIND]: "String",
-                }, {
-                  "additionalProperties": true,
-                  "type": "object",
-                  "properties": {
-                    "type": {
-                      "minLength": 1,
-                      "maxLength": 64,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                    "address": {
-                      "maxLength": 1024,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                    "name": {
-                      "maxLength": 256,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                  },
-                  [KIND]: "Object",
-                }],
-                [KIND]: "Union",
-              },
-              [KIND]: "Array",
-              [OPTIONAL]: "Optional",
-            },
-          },
-          [KIND]: "Object",
-          [OPTIONAL]: "Optional",
-        },
-        "scan-and-store": {
-          "additionalProperties": true,
-          "type": "object",
-          "properties": {
-            "location": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "box": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "fileFormat": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "resolution": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-          },
-          [KIND]: "Object",
-          [OPTIONAL]: "Optional",
-        },
-        "access-stored-files": {
-          "additionalProperties": true,
-          "type": "object",
-          "properties": {
-            "sortBy": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "view": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "printCopies": {
-              "minimum": 1,
-              "maximum": 9999,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-          },
-          [KIND]: "Object",
-          [OPTIONAL]: "Optional",
-        },
-      },
-      [KIND]: "Object",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
-        (value['copy'] !== undefined ? ((typeof value['copy'] === 'object' && value['copy'] !== null && !Array.isArray(value['copy'])) && (value['copy']['colorMode'] !== undefined ? ((typeof value['copy']['colorMode'] === 'string') && value['copy']['colorMode'].length <= 64 && value['copy']['colorMode'].length >= 1) : true) && (value['copy']['copies'] !== undefined ? (Number.isInteger(value['copy']['copies']) && value['copy']['copies'] <= 9999 && value['copy']['copies'] >= 1) : true) && (value['copy']['paperSource'] !== undefined ? ((typeof value['copy']['paperSource'] === 'string') && value['copy']['paperSource'].length <= 64 && value['copy']['paperSource'].length >= 1) : true) && (value['copy']['ratio'] !== undefined ? (Number.isInteger(value['copy']['ratio']) && value['copy']['ratio'] <= 1000 && value['copy']['ratio'] >= 1) : true) && (value['copy']['duplex'] !== undefined ? ((typeof value['copy']['duplex'] === 'string') && value['copy']['duplex'].length <= 64 && value['copy']['duplex'].length >= 1) : true) && (value['copy']['density'] !== undefined ? (Number.isInteger(value['copy']['density']) && value['copy']['density'] <= 16 && value['copy']['density'] >= -16) : true) && (value['copy']['originalType'] !== undefined ? ((typeof value['copy']['originalType'] === 'string') && value['copy']['originalType'].length <= 64 && value['copy']['originalType'].length >= 1) : true) && (value['copy']['finishing'] !== undefined ? ((typeof value['copy']['finishing'] === 'object' && value['copy']['finishing'] !== null && !Array.isArray(value['copy']['finishing']))) : true) && (value['copy']['nUp'] !== undefined ? (Number.isInteger(value['copy']['nUp']) && value['copy']['nUp'] <= 16 && value['copy']['nUp'] >= 1) : true) && (value['copy']['sharpness'] !== undefined ? (Number.isInteger(value['copy']['sharpness']) && value['copy']['sharpness'] <= 16 && value['copy']['sharpness'] >= -16) : true) && (value['copy']['ecoMode'] !== undefined ? ((typeof value['copy']['ecoMode'] === 'boolean')) : true)) : true) &&
-        (value['fax'] !== undefined ? ((typeof value['fax'] === 'object' && value['fax'] !== null && !Array.isArray(value['fax'])) && (value['fax']['resolution'] !== undefined ? ((typeof value['fax']['resolution'] === 'string') && value['fax']['resolution'].length <= 64 && value['fax']['resolution'].length >= 1) : true) && (value['fax']['density'] !== undefined ? (Number.isInteger(value['fax']['density']) && value['fax']['density'] <= 16 && value['fax']['density'] >= -16) : true) && (value['fax']['sendStartSpeed'] !== undefined ? ((typeof value['fax']['sendStartSpeed'] === 'string') && value['fax']['sendStartSpeed'].length <= 64 && value['fax']['sendStartSpeed'].length >= 1) : true) && (value['fax']['ecm'] !== undefined ? ((typeof value['fax']['ecm'] === 'boolean')) : true) && (value['fax']['senderName'] !== undefined ? ((typeof value['fax']['senderName'] === 'string') && value['fax']['senderName'].length <= 256) : true) && (value['fax']['destinations'] !== undefined ? (Array.isArray(value['fax']['destinations']) && value['fax']['destinations'].length <= 512 && ((array) => { for(const value of array) if(!(((((typeof value === 'string') && value.length <= 1024) || ((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['type'] !== undefined ? ((typeof value['type'] === 'string') && value['type'].length <= 64 && value['type'].length >= 1) : true) && (value['address'] !== undefined ? ((typeof value['address'] === 'string') && value['address'].length <= 1024) : true) && (value['name'] !== undefined ? ((typeof value['name'] === 'string') && value['name'].length <= 256) : true)))))) { return false }; return true; })(value['fax']['destinations'])) : true)) : true) &&
-        (value['scan-and-send'] !== undefined ? ((typeof value['scan-and-send'] === 'object' && value['scan-and-send'] !== null && !Array.isArray(value['scan-and-send'])) && (value['scan-and-send']['fileFormat'] !== undefined ? ((typeof value['scan-and-send']['fileFormat'] === 'string') && value['scan-and-send']['fileFormat'].length <= 64 && value['scan-and-send']['fileFormat'].length >= 1) : true) && (value['scan-and-send']['resolution'] !== undefined ? ((typeof value['scan-and-send']['resolution'] === 'string') && value['scan-and-send']['resolution'].length <= 64 && value['scan-and-send']['resolution'].length >= 1) : true) && (value['scan-and-send']['colorMode'] !== undefined ? ((typeof value['scan-and-send']['colorMode'] === 'string') && value['scan-and-send']['colorMode'].length <= 64 && value['scan-and-send']['colorMode'].length >= 1) : true) && (value['scan-and-send']['duplex'] !== undefined ? ((typeof value['scan-and-send']['duplex'] === 'boolean')) : true) && (value['scan-and-send']['subject'] !== undefined ? ((typeof value['scan-and-send']['subject'] === 'string') && value['scan-and-send']['subject'].length <= 1024) : true) && (value['scan-and-send']['divideIntoPages'] !== undefined ? ((typeof value['scan-and-send']['divideIntoPages'] === 'boolean')) : true) && (value['scan-and-send']['destinations'] !== undefined ? (Array.isArray(value['scan-and-send']['destinations']) && value['scan-and-send']['destinations'].length <= 512 && ((array) => { for(const value of array) if(!(((((typeof value === 'string') && value.length <= 1024) || ((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['type'] !== undefined ? ((typeof value['type'] === 'string') && value['type'].length <= 64 && value['type'].length >= 1) : true) && (value['address'] !== undefined ? ((typeof value['address'] === 'string') && value['address'].length <= 1024) : true) && (value['name'] !== undefined ? ((typeof value['name'] === 'string') && value['name'].length <= 256) : true)))))) { return false }; return true; })(value['scan-and-send']['destinations'])) : true)) : true) &&
-        (value['scan-and-store'] !== undefined ? ((typeof value['scan-and-store'] === 'object' && value['scan-and-store'] !== null && !Array.isArray(value['scan-and-store'])) && (value['scan-and-store']['location'] !== undefined ? ((typeof value['scan-and-store']['location'] === 'string') && value['scan-and-store']['location'].length <= 64 && value['scan-and-store']['location'].length >= 1) : true) && (value['scan-and-store']['box'] !== undefined ? ((typeof value['scan-and-store']['box'] === 'string') && value['scan-and-store']['box'].length <= 64 && value['scan-and-store']['box'].length >= 1) : true) && (value['scan-and-store']['fileFormat'] !== undefined ? ((typeof value['scan-and-store']['fileFormat'] === 'string') && value['scan-and-store']['fileFormat'].length <= 64 && value['scan-and-store']['fileFormat'].length >= 1) : true) && (value['scan-and-store']['resolution'] !== undefined ? ((typeof value['scan-and-store']['resolution'] === 'string') && value['scan-and-store']['resolution'].length <= 64 && value['scan-and-store']['resolution'].length >= 1) : true)) : true) &&
-        (value['access-stored-files'] !== undefined ? ((typeof value['access-stored-files'] === 'object' && value['access-stored-files'] !== null && !Array.isArray(value['access-stored-files'])) && (value['access-stored-files']['sortBy'] !== undefined ? ((typeof value['access-stored-files']['sortBy'] === 'string') && value['access-stored-files']['sortBy'].length <= 64 && value['access-stored-files']['sortBy'].length >= 1) : true) && (value['access-stored-files']['view'] !== undefined ? ((typeof value['access-stored-files']['view'] === 'string') && value['access-stored-files']['view'].length <= 64 && value['access-stored-files']['view'].length >= 1) : true) && (value['access-stored-files']['printCopies'] !== undefined ? (Number.isInteger(value['access-stored-files']['printCopies']) && value['access-stored-files']['printCopies'] <= 9999 && value['access-stored-files']['printCopies'] >= 1) : true)) : true)
-      )
-    }
-    })(),
-  },
-  "user:shortcuts": {
-    schema: {
-      "maxItems": 1000,
-      "type": "array",
-      "items": {
-        "additionalProperties": true,
-        "type": "object",
-        "properties": {
-          "id": {
-            "minLength": 1,
-            "maxLength": 128,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "target": {
-            "minLength": 1,
-            "maxLength": 64,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "label": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-        },
-        [KIND]: "Object",
-      },
-      [KIND]: "Array",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        Array.isArray(value) &&
-        value.length <= 1000 &&
-        ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['id'] !== undefined ? ((typeof value['id'] === 'string') && value['id'].length <= 128 && value['id'].length >= 1) : true) && (value['target'] !== undefined ? ((typeof value['target'] === 'string') && value['target'].length <= 64 && value['target'].length >= 1) : true) && (value['label'] !== undefined ? ((typeof value['label'] === 'string') && value['label'].length <= 256) : true)))) { return false }; return true; })(value)
-      )
-    }
-    })(),
-  },
-  "user:previous-settings": {
-    schema: {
-      "additionalProperties": true,
-      "type": "object",
-      "properties": {
-        "copy": {
-          "additionalProperties": true,
-          "type": "object",
-          "properties": {
-            "colorMode": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "copies": {
-              "minimum": 1,
-              "maximum": 9999,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "paperSource": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "ratio": {
-              "minimum": 1,
-              "maximum": 1000,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "duplex": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "density": {
-              "minimum": -16,
-              "maximum": 16,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "originalType": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "finishing": {
-              "additionalProperties": true,
-              "type": "object",
-              "properties": {},
-              [KIND]: "Object",
-              [OPTIONAL]: "Optional",
-            },
-            "nUp": {
-              "minimum": 1,
-              "maximum": 16,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "sharpness": {
-              "minimum": -16,
-              "maximum": 16,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "ecoMode": {
-              "type": "boolean",
-              [KIND]: "Boolean",
-              [OPTIONAL]: "Optional",
-            },
-          },
-          [KIND]: "Object",
-          [OPTIONAL]: "Optional",
-        },
-        "fax": {
-          "additionalProperties": true,
-          "type": "object",
-          "properties": {
-            "resolution": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "density": {
-              "minimum": -16,
-              "maximum": 16,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-            "sendStartSpeed": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "ecm": {
-              "type": "boolean",
-              [KIND]: "Boolean",
-              [OPTIONAL]: "Optional",
-            },
-            "senderName": {
-              "maxLength": 256,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "destinations": {
-              "maxItems": 512,
-              "type": "array",
-              "items": {
-                "anyOf": [{
-                  "maxLength": 1024,
-                  "type": "string",
-                  [KIND]: "String",
-                }, {
-                  "additionalProperties": true,
-                  "type": "object",
-                  "properties": {
-                    "type": {
-                      "minLength": 1,
-                      "maxLength": 64,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                    "address": {
-                      "maxLength": 1024,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                    "name": {
-                      "maxLength": 256,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                  },
-                  [KIND]: "Object",
-                }],
-                [KIND]: "Union",
-              },
-              [KIND]: "Array",
-              [OPTIONAL]: "Optional",
-            },
-          },
-          [KIND]: "Object",
-          [OPTIONAL]: "Optional",
-        },
-        "scan-and-send": {
-          "additionalProperties": true,
-          "type": "object",
-          "properties": {
-            "fileFormat": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "resolution": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "colorMode": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "duplex": {
-              "type": "boolean",
-              [KIND]: "Boolean",
-              [OPTIONAL]: "Optional",
-            },
-            "subject": {
-              "maxLength": 1024,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "divideIntoPages": {
-              "type": "boolean",
-              [KIND]: "Boolean",
-              [OPTIONAL]: "Optional",
-            },
-            "destinations": {
-              "maxItems": 512,
-              "type": "array",
-              "items": {
-                "anyOf": [{
-                  "maxLength": 1024,
-                  "type": "string",
-                  [KIND]: "String",
-                }, {
-                  "additionalProperties": true,
-                  "type": "object",
-                  "properties": {
-                    "type": {
-                      "minLength": 1,
-                      "maxLength": 64,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                    "address": {
-                      "maxLength": 1024,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                    "name": {
-                      "maxLength": 256,
-                      "type": "string",
-                      [KIND]: "String",
-                      [OPTIONAL]: "Optional",
-                    },
-                  },
-                  [KIND]: "Object",
-                }],
-                [KIND]: "Union",
-              },
-              [KIND]: "Array",
-              [OPTIONAL]: "Optional",
-            },
-          },
-          [KIND]: "Object",
-          [OPTIONAL]: "Optional",
-        },
-        "scan-and-store": {
-          "additionalProperties": true,
-          "type": "object",
-          "properties": {
-            "location": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "box": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "fileFormat": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "resolution": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-          },
-          [KIND]: "Object",
-          [OPTIONAL]: "Optional",
-        },
-        "access-stored-files": {
-          "additionalProperties": true,
-          "type": "object",
-          "properties": {
-            "sortBy": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "view": {
-              "minLength": 1,
-              "maxLength": 64,
-              "type": "string",
-              [KIND]: "String",
-              [OPTIONAL]: "Optional",
-            },
-            "printCopies": {
-              "minimum": 1,
-              "maximum": 9999,
-              "type": "integer",
-              [KIND]: "Integer",
-              [OPTIONAL]: "Optional",
-            },
-          },
-          [KIND]: "Object",
-          [OPTIONAL]: "Optional",
-        },
-      },
-      [KIND]: "Object",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
-        (value['copy'] !== undefined ? ((typeof value['copy'] === 'object' && value['copy'] !== null && !Array.isArray(value['copy'])) && (value['copy']['colorMode'] !== undefined ? ((typeof value['copy']['colorMode'] === 'string') && value['copy']['colorMode'].length <= 64 && value['copy']['colorMode'].length >= 1) : true) && (value['copy']['copies'] !== undefined ? (Number.isInteger(value['copy']['copies']) && value['copy']['copies'] <= 9999 && value['copy']['copies'] >= 1) : true) && (value['copy']['paperSource'] !== undefined ? ((typeof value['copy']['paperSource'] === 'string') && value['copy']['paperSource'].length <= 64 && value['copy']['paperSource'].length >= 1) : true) && (value['copy']['ratio'] !== undefined ? (Number.isInteger(value['copy']['ratio']) && value['copy']['ratio'] <= 1000 && value['copy']['ratio'] >= 1) : true) && (value['copy']['duplex'] !== undefined ? ((typeof value['copy']['duplex'] === 'string') && value['copy']['duplex'].length <= 64 && value['copy']['duplex'].length >= 1) : true) && (value['copy']['density'] !== undefined ? (Number.isInteger(value['copy']['density']) && value['copy']['density'] <= 16 && value['copy']['density'] >= -16) : true) && (value['copy']['originalType'] !== undefined ? ((typeof value['copy']['originalType'] === 'string') && value['copy']['originalType'].length <= 64 && value['copy']['originalType'].length >= 1) : true) && (value['copy']['finishing'] !== undefined ? ((typeof value['copy']['finishing'] === 'object' && value['copy']['finishing'] !== null && !Array.isArray(value['copy']['finishing']))) : true) && (value['copy']['nUp'] !== undefined ? (Number.isInteger(value['copy']['nUp']) && value['copy']['nUp'] <= 16 && value['copy']['nUp'] >= 1) : true) && (value['copy']['sharpness'] !== undefined ? (Number.isInteger(value['copy']['sharpness']) && value['copy']['sharpness'] <= 16 && value['copy']['sharpness'] >= -16) : true) && (value['copy']['ecoMode'] !== undefined ? ((typeof value['copy']['ecoMode'] === 'boolean')) : true)) : true) &&
-        (value['fax'] !== undefined ? ((typeof value['fax'] === 'object' && value['fax'] !== null && !Array.isArray(value['fax'])) && (value['fax']['resolution'] !== undefined ? ((typeof value['fax']['resolution'] === 'string') && value['fax']['resolution'].length <= 64 && value['fax']['resolution'].length >= 1) : true) && (value['fax']['density'] !== undefined ? (Number.isInteger(value['fax']['density']) && value['fax']['density'] <= 16 && value['fax']['density'] >= -16) : true) && (value['fax']['sendStartSpeed'] !== undefined ? ((typeof value['fax']['sendStartSpeed'] === 'string') && value['fax']['sendStartSpeed'].length <= 64 && value['fax']['sendStartSpeed'].length >= 1) : true) && (value['fax']['ecm'] !== undefined ? ((typeof value['fax']['ecm'] === 'boolean')) : true) && (value['fax']['senderName'] !== undefined ? ((typeof value['fax']['senderName'] === 'string') && value['fax']['senderName'].length <= 256) : true) && (value['fax']['destinations'] !== undefined ? (Array.isArray(value['fax']['destinations']) && value['fax']['destinations'].length <= 512 && ((array) => { for(const value of array) if(!(((((typeof value === 'string') && value.length <= 1024) || ((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['type'] !== undefined ? ((typeof value['type'] === 'string') && value['type'].length <= 64 && value['type'].length >= 1) : true) && (value['address'] !== undefined ? ((typeof value['address'] === 'string') && value['address'].length <= 1024) : true) && (value['name'] !== undefined ? ((typeof value['name'] === 'string') && value['name'].length <= 256) : true)))))) { return false }; return true; })(value['fax']['destinations'])) : true)) : true) &&
-        (value['scan-and-send'] !== undefined ? ((typeof value['scan-and-send'] === 'object' && value['scan-and-send'] !== null && !Array.isArray(value['scan-and-send'])) && (value['scan-and-send']['fileFormat'] !== undefined ? ((typeof value['scan-and-send']['fileFormat'] === 'string') && value['scan-and-send']['fileFormat'].length <= 64 && value['scan-and-send']['fileFormat'].length >= 1) : true) && (value['scan-and-send']['resolution'] !== undefined ? ((typeof value['scan-and-send']['resolution'] === 'string') && value['scan-and-send']['resolution'].length <= 64 && value['scan-and-send']['resolution'].length >= 1) : true) && (value['scan-and-send']['colorMode'] !== undefined ? ((typeof value['scan-and-send']['colorMode'] === 'string') && value['scan-and-send']['colorMode'].length <= 64 && value['scan-and-send']['colorMode'].length >= 1) : true) && (value['scan-and-send']['duplex'] !== undefined ? ((typeof value['scan-and-send']['duplex'] === 'boolean')) : true) && (value['scan-and-send']['subject'] !== undefined ? ((typeof value['scan-and-send']['subject'] === 'string') && value['scan-and-send']['subject'].length <= 1024) : true) && (value['scan-and-send']['divideIntoPages'] !== undefined ? ((typeof value['scan-and-send']['divideIntoPages'] === 'boolean')) : true) && (value['scan-and-send']['destinations'] !== undefined ? (Array.isArray(value['scan-and-send']['destinations']) && value['scan-and-send']['destinations'].length <= 512 && ((array) => { for(const value of array) if(!(((((typeof value === 'string') && value.length <= 1024) || ((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['type'] !== undefined ? ((typeof value['type'] === 'string') && value['type'].length <= 64 && value['type'].length >= 1) : true) && (value['address'] !== undefined ? ((typeof value['address'] === 'string') && value['address'].length <= 1024) : true) && (value['name'] !== undefined ? ((typeof value['name'] === 'string') && value['name'].length <= 256) : true)))))) { return false }; return true; })(value['scan-and-send']['destinations'])) : true)) : true) &&
-        (value['scan-and-store'] !== undefined ? ((typeof value['scan-and-store'] === 'object' && value['scan-and-store'] !== null && !Array.isArray(value['scan-and-store'])) && (value['scan-and-store']['location'] !== undefined ? ((typeof value['scan-and-store']['location'] === 'string') && value['scan-and-store']['location'].length <= 64 && value['scan-and-store']['location'].length >= 1) : true) && (value['scan-and-store']['box'] !== undefined ? ((typeof value['scan-and-store']['box'] === 'string') && value['scan-and-store']['box'].length <= 64 && value['scan-and-store']['box'].length >= 1) : true) && (value['scan-and-store']['fileFormat'] !== undefined ? ((typeof value['scan-and-store']['fileFormat'] === 'string') && value['scan-and-store']['fileFormat'].length <= 64 && value['scan-and-store']['fileFormat'].length >= 1) : true) && (value['scan-and-store']['resolution'] !== undefined ? ((typeof value['scan-and-store']['resolution'] === 'string') && value['scan-and-store']['resolution'].length <= 64 && value['scan-and-store']['resolution'].length >= 1) : true)) : true) &&
-        (value['access-stored-files'] !== undefined ? ((typeof value['access-stored-files'] === 'object' && value['access-stored-files'] !== null && !Array.isArray(value['access-stored-files'])) && (value['access-stored-files']['sortBy'] !== undefined ? ((typeof value['access-stored-files']['sortBy'] === 'string') && value['access-stored-files']['sortBy'].length <= 64 && value['access-stored-files']['sortBy'].length >= 1) : true) && (value['access-stored-files']['view'] !== undefined ? ((typeof value['access-stored-files']['view'] === 'string') && value['access-stored-files']['view'].length <= 64 && value['access-stored-files']['view'].length >= 1) : true) && (value['access-stored-files']['printCopies'] !== undefined ? (Number.isInteger(value['access-stored-files']['printCopies']) && value['access-stored-files']['printCopies'] <= 9999 && value['access-stored-files']['printCopies'] >= 1) : true)) : true)
-      )
-    }
-    })(),
-  },
-  "user:address-list": {
-    schema: {
-      "maxItems": 2000,
-      "type": "array",
-      "items": {
-        "additionalProperties": true,
-        "type": "object",
-        "properties": {
-          "id": {
-            "minLength": 1,
-            "maxLength": 128,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "name": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "reading": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "type": {
-            "minLength": 1,
-            "maxLength": 64,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "address": {
-            "maxLength": 1024,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "email": {
-            "maxLength": 1024,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "fax": {
-            "maxLength": 1024,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "user": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "favorite": {
-            "type": "boolean",
-            [KIND]: "Boolean",
-            [OPTIONAL]: "Optional",
-          },
-          "note": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-        },
-        [KIND]: "Object",
-      },
-      [KIND]: "Array",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        Array.isArray(value) &&
-        value.length <= 2000 &&
-        ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['id'] !== undefined ? ((typeof value['id'] === 'string') && value['id'].length <= 128 && value['id'].length >= 1) : true) && (value['name'] !== undefined ? ((typeof value['name'] === 'string') && value['name'].length <= 256) : true) && (value['reading'] !== undefined ? ((typeof value['reading'] === 'string') && value['reading'].length <= 256) : true) && (value['type'] !== undefined ? ((typeof value['type'] === 'string') && value['type'].length <= 64 && value['type'].length >= 1) : true) && (value['address'] !== undefined ? ((typeof value['address'] === 'string') && value['address'].length <= 1024) : true) && (value['email'] !== undefined ? ((typeof value['email'] === 'string') && value['email'].length <= 1024) : true) && (value['fax'] !== undefined ? ((typeof value['fax'] === 'string') && value['fax'].length <= 1024) : true) && (value['user'] !== undefined ? ((typeof value['user'] === 'string') && value['user'].length <= 256) : true) && (value['favorite'] !== undefined ? ((typeof value['favorite'] === 'boolean')) : true) && (value['note'] !== undefined ? ((typeof value['note'] === 'string') && value['note'].length <= 256) : true)))) { return false }; return true; })(value)
-      )
-    }
-    })(),
-  },
-  "user:list-order": {
-    schema: {
-      "additionalProperties": true,
-      "type": "object",
-      "properties": {
-        "sortBy": {
-          "minLength": 1,
-          "maxLength": 64,
-          "type": "string",
-          [KIND]: "String",
-          [OPTIONAL]: "Optional",
-        },
-        "descending": {
-          "type": "boolean",
-          [KIND]: "Boolean",
-          [OPTIONAL]: "Optional",
-        },
-        "favoritesFirst": {
-          "type": "boolean",
-          [KIND]: "Boolean",
-          [OPTIONAL]: "Optional",
-        },
-      },
-      [KIND]: "Object",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
-        (value['sortBy'] !== undefined ? ((typeof value['sortBy'] === 'string') && value['sortBy'].length <= 64 && value['sortBy'].length >= 1) : true) &&
-        (value['descending'] !== undefined ? ((typeof value['descending'] === 'boolean')) : true) &&
-        (value['favoritesFirst'] !== undefined ? ((typeof value['favoritesFirst'] === 'boolean')) : true)
-      )
-    }
-    })(),
-  },
-  "user:auto-print": {
-    schema: {
-      "type": "boolean",
-      [KIND]: "Boolean",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        (typeof value === 'boolean')
-      )
-    }
-    })(),
-  },
-  "user:keychain": {
-    schema: {
-      "additionalProperties": {
-        "additionalProperties": true,
-        "type": "object",
-        "properties": {
-          "user": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "domain": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "host": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-        },
-        [KIND]: "Object",
-      },
-      "maxProperties": 1000,
-      "type": "object",
-      "properties": {},
-      [KIND]: "Object",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        (typeof value === 'object' && value !== null && !Array.isArray(value)) &&
-        Object.getOwnPropertyNames(value).length <= 1000 &&
-        (Object.getOwnPropertyNames(value).every(key => [].includes(key) || ((typeof value[key] === 'object' && value[key] !== null && !Array.isArray(value[key])) && (value[key]['user'] !== undefined ? ((typeof value[key]['user'] === 'string') && value[key]['user'].length <= 256) : true) && (value[key]['domain'] !== undefined ? ((typeof value[key]['domain'] === 'string') && value[key]['domain'].length <= 256) : true) && (value[key]['host'] !== undefined ? ((typeof value[key]['host'] === 'string') && value[key]['host'].length <= 256) : true))))
-      )
-    }
-    })(),
-  },
-  "group:address-list": {
-    schema: {
-      "maxItems": 2000,
-      "type": "array",
-      "items": {
-        "additionalProperties": true,
-        "type": "object",
-        "properties": {
-          "id": {
-            "minLength": 1,
-            "maxLength": 128,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "name": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "reading": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "type": {
-            "minLength": 1,
-            "maxLength": 64,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "address": {
-            "maxLength": 1024,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "email": {
-            "maxLength": 1024,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "fax": {
-            "maxLength": 1024,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "user": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "favorite": {
-            "type": "boolean",
-            [KIND]: "Boolean",
-            [OPTIONAL]: "Optional",
-          },
-          "note": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-        },
-        [KIND]: "Object",
-      },
-      [KIND]: "Array",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        Array.isArray(value) &&
-        value.length <= 2000 &&
-        ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['id'] !== undefined ? ((typeof value['id'] === 'string') && value['id'].length <= 128 && value['id'].length >= 1) : true) && (value['name'] !== undefined ? ((typeof value['name'] === 'string') && value['name'].length <= 256) : true) && (value['reading'] !== undefined ? ((typeof value['reading'] === 'string') && value['reading'].length <= 256) : true) && (value['type'] !== undefined ? ((typeof value['type'] === 'string') && value['type'].length <= 64 && value['type'].length >= 1) : true) && (value['address'] !== undefined ? ((typeof value['address'] === 'string') && value['address'].length <= 1024) : true) && (value['email'] !== undefined ? ((typeof value['email'] === 'string') && value['email'].length <= 1024) : true) && (value['fax'] !== undefined ? ((typeof value['fax'] === 'string') && value['fax'].length <= 1024) : true) && (value['user'] !== undefined ? ((typeof value['user'] === 'string') && value['user'].length <= 256) : true) && (value['favorite'] !== undefined ? ((typeof value['favorite'] === 'boolean')) : true) && (value['note'] !== undefined ? ((typeof value['note'] === 'string') && value['note'].length <= 256) : true)))) { return false }; return true; })(value)
-      )
-    }
-    })(),
-  },
-  "device:shared-buttons": {
-    schema: {
-      "maxItems": 1000,
-      "type": "array",
-      "items": {
-        "additionalProperties": true,
-        "type": "object",
-        "properties": {
-          "id": {
-            "minLength": 1,
-            "maxLength": 128,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "label": {
-            "maxLength": 256,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "function": {
-            "minLength": 1,
-            "maxLength": 64,
-            "type": "string",
-            [KIND]: "String",
-            [OPTIONAL]: "Optional",
-          },
-          "settings": {
-            "additionalProperties": true,
-            "type": "object",
-            "properties": {},
-            [KIND]: "Object",
-            [OPTIONAL]: "Optional",
-          },
-          "position": {
-            "minimum": 0,
-            "maximum": 9999,
-            "type": "integer",
-            [KIND]: "Integer",
-            [OPTIONAL]: "Optional",
-          },
-        },
-        [KIND]: "Object",
-      },
-      [KIND]: "Array",
-    },
-    check: (() => {
-    return function check(value) {
-      return (
-        Array.isArray(value) &&
-        value.length <= 1000 &&
-        ((array) => { for(const value of array) if(!(((typeof value === 'object' && value !== null && !Array.isArray(value)) && (value['id'] !== undefined ? ((typeof value['id'] === 'string') && value['id'].length <= 128 && value['id'].length >= 1) : true) && (value['label'] !== undefined ? ((typeof value['label'] === 'string') && value['label'].length <= 256) : true) && (value['function'] !== undefined ? ((typeof value['function'] === 'string') && value['function'].length <= 64 && value['function'].length >= 1) : true) && (value['settings'] !== undefined ? ((typeof value['settings'] === 'object' && value['settings'] !== null && !Array.isArray(value['settings']))) : true) && (value['position'] !== undefined ? (Number.isInteger(value['position']) && value['position'] <= 9999 && value['position'] >= 0) : true)))) { return false }; return true; })(value)
-      )
-    }
-    })(),
-  },
+  "user:language": SCHEMA_0,
+  "user:accessibility": SCHEMA_1,
+  "user:screen-after-login": SCHEMA_2,
+  "user:home": SCHEMA_3,
+  "user:personal-buttons": SCHEMA_4,
+  "device:shared-buttons": SCHEMA_4,
+  "user:timeline": SCHEMA_5,
+  "user:network": SCHEMA_6,
+  "user:job-defaults": SCHEMA_7,
+  "user:previous-settings": SCHEMA_7,
+  "user:shortcuts": SCHEMA_8,
+  "user:address-list": SCHEMA_9,
+  "group:address-list": SCHEMA_9,
+  "user:list-order": SCHEMA_10,
+  "user:auto-print": SCHEMA_11,
+  "user:keychain": SCHEMA_12,
 };
