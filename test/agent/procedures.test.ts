@@ -14,9 +14,9 @@
  * are built without conflicting edits, so any entry would be the move's doing). Each procedure's time
  * from its first step to the end of those checks is logged for the README.
  *
- * What replacing.test.ts and replication.test.ts already prove is not repeated here: CLIENTS_ACTIVE on
- * a role change, the bytes a client's resume costs, the dead client refused with DEVICE_REMOVED when it
- * comes back, the recovery's confirmation and wrong password, a promoted replica keeping its epoch.
+ * What other files already prove is not repeated here: CLIENTS_ACTIVE on a role change (faults.test.ts),
+ * the bytes a client's resume costs, the recovery's confirmation and wrong password, a promoted replica
+ * keeping its epoch (replication.test.ts).
  */
 import { performance } from 'node:perf_hooks';
 import test, { type ExecutionContext } from 'ava';
@@ -409,5 +409,9 @@ test('procedure 5, Changing a Client Machine: one stopped, one that died and is 
   for (const c of [new1!, new2!]) await holdsAll(t, c, expected);
   await changeReaches(t, new1!, 'dan', [new2!], server);
   await noConflicts(t, [server, new1!, new2!], 'after the change');
+  // The dead machine, should it come back, is refused until it is admitted again.
+  const back = dead!.events.length;
+  await dead!.start();
+  await dead!.waitFor((e) => e.event === 'sync-state' && (e as { error?: { code: string } }).error?.code === 'DEVICE_REMOVED', 30_000, back);
   t.log(`procedure 5, clients replaced (one stopped, one dead and removed on the server): ${seconds(t0)} s`);
 });
