@@ -12,7 +12,7 @@ import { MAX_FRAME_BYTES } from './limits.js';
 import { readReplicationMessage, ReplicationType, type ReplicationMessage } from './replication.js';
 import { readSessionMessage, SessionType, type SessionMessage } from './session.js';
 import { readSyncMessage, SyncType, withItemCodes, type SyncMessage } from './sync.js';
-import { isFields } from './validate.js';
+import { describeValue, isFields } from './validate.js';
 
 /** Every message of the protocol. */
 export type Message = SessionMessage | SyncMessage | HeartbeatMessage | ReplicationMessage;
@@ -141,7 +141,7 @@ export function decodeMessage(bytes: Uint8Array, maxBytes = MAX_FRAME_BYTES, ite
   if (!isFields(o)) throw new MfpError('MESSAGE_INVALID', 'a frame must be a map');
   if (typeof o.type === 'number' && Number.isInteger(o.type) && o.type >= 0 && o.type < WIRE_TYPES.length) o.type = WIRE_TYPES[o.type];
   const read = typeof o.type === 'string' ? FAMILY.get(o.type) : undefined;
-  if (!read) throw new MfpError('MESSAGE_UNKNOWN', `unknown message type ${JSON.stringify(o.type)}`);
+  if (!read) throw new MfpError('MESSAGE_UNKNOWN', `unknown message type ${describeValue(o.type)}`);
   return read === readSyncMessage ? readSyncMessage(o, itemCodes) : read(o);
 }
 

@@ -8,7 +8,7 @@
  * and its hello counts as its first heartbeat again.
  */
 import { MfpError } from './errors.js';
-import { int, type Fields } from './validate.js';
+import { describeValue, type Fields, int } from './validate.js';
 
 /** Message types of the heartbeat family. */
 export const HeartbeatType = { Ping: 'ping', Pong: 'pong', Sleep: 'sleep' } as const;
@@ -28,6 +28,6 @@ export function readHeartbeatMessage(o: Fields): HeartbeatMessage {
     case HeartbeatType.Sleep:
       return { type: HeartbeatType.Sleep, at: int('sleep', o, 'at') };
     default:
-      throw new MfpError('MESSAGE_UNKNOWN', `unknown heartbeat message ${JSON.stringify(o.type)}`);
+      throw new MfpError('MESSAGE_UNKNOWN', `unknown heartbeat message ${describeValue(o.type)}`);
   }
 }

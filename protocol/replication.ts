@@ -25,7 +25,7 @@
  */
 import { MfpError } from './errors.js';
 import { MAX_FRAME_BYTES } from './limits.js';
-import { bin, bool, fields, int, isFields, list, oneOf, str, strOrNull, type Fields } from './validate.js';
+import { bin, bool, describeValue, type Fields, fields, int, isFields, list, oneOf, str, strOrNull } from './validate.js';
 import { readAuthSettings, type AuthSettings } from './session.js';
 
 /** Message types of the replication family. */
@@ -232,7 +232,7 @@ export function readReplicationMessage(o: Fields): ReplicationMessage {
     case ReplicationType.Pull:
       return { type: ReplicationType.Pull };
     default:
-      throw new MfpError('MESSAGE_UNKNOWN', `unknown replication message ${JSON.stringify(o.type)}`);
+      throw new MfpError('MESSAGE_UNKNOWN', `unknown replication message ${describeValue(o.type)}`);
   }
 }
 

@@ -18,9 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { MAX_MESSAGE_TEXT_BYTES, PROTOCOL_VERSION } from './limits.js';
-import {
-  bin, bool, fields, int, invalid, isFields, oneOf, str, strList, strOrNull, type Fields,
-} from './validate.js';
+import { bin, bool, describeValue, type Fields, fields, int, invalid, isFields, oneOf, str, strList, strOrNull } from './validate.js';
 import { MfpError, isErrorCode, type ErrorCode } from './errors.js';
 
 /** Message types of the session family. */
@@ -213,7 +211,7 @@ export function readSessionMessage(o: Fields): SessionMessage {
       return { type: SessionType.Refuse, code: isErrorCode(code) ? code : 'PEER_GONE', message: str('refuse', o, 'message', MAX_MESSAGE_TEXT_BYTES) };
     }
     default:
-      throw new MfpError('MESSAGE_UNKNOWN', `unknown session message ${JSON.stringify(o.type)}`);
+      throw new MfpError('MESSAGE_UNKNOWN', `unknown session message ${describeValue(o.type)}`);
   }
 }
 

@@ -19,7 +19,7 @@
  */
 import { MfpError } from './errors.js';
 import { CHUNK_BYTES, MAX_LIST_ENTRIES, MAX_MESSAGE_TEXT_BYTES } from './limits.js';
-import { bool, clipText, int, intValue, invalid, isFields, itemValue, list, oneOf, str, strList, strValue, type Fields } from './validate.js';
+import { bool, clipText, describeValue, type Fields, int, intValue, invalid, isFields, itemValue, list, oneOf, str, strList, strValue } from './validate.js';
 
 /** Message types of the sync family. */
 export const SyncType = {
@@ -234,7 +234,7 @@ export function readSyncMessage(o: Fields, itemCodes = false): SyncMessage {
     case SyncType.Release:
       return { type: SyncType.Release, entities: strList(t, o, 'entities') };
     default:
-      throw new MfpError('MESSAGE_UNKNOWN', `unknown sync message ${JSON.stringify(o.type)}`);
+      throw new MfpError('MESSAGE_UNKNOWN', `unknown sync message ${describeValue(o.type)}`);
   }
 }
 

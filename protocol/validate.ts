@@ -98,6 +98,21 @@ export function strList(type: string, o: Fields, k: string, max = MAX_LIST_ENTRI
   return v as string[];
 }
 
+/**
+ * A decoded value as an error message may quote it: any value a peer can send (a BigInt, a Date, a
+ * nested map) gives a short text and never throws — JSON.stringify throws on a BigInt, which once turned
+ * a frame whose type was a BigInt into an uncoded TypeError (found by the fuzz test).
+ */
+export function describeValue(v: unknown): string {
+  let text: string;
+  try {
+    text = typeof v === 'bigint' ? `${v}n` : (JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x)) ?? String(v));
+  } catch {
+    text = `a ${typeof v}`;
+  }
+  return text.length > 64 ? `${text.slice(0, 61)}...` : text;
+}
+
 /** Reads one of a fixed set of strings. */
 export function oneOf<T extends string>(type: string, o: Fields, k: string, allowed: readonly T[]): T {
   const v = o[k];

@@ -289,6 +289,14 @@ test('undefined (ext 0 / fixext1) as an item value is MESSAGE_INVALID', (t) => {
   coded(t, () => decodeMessage(changeWithRawValue([0xd4, 0x00, 0x00])), 'MESSAGE_INVALID', /^deltas\.list holds undefined; item values are plain data$/);
 });
 
+test('a message type that is a BigInt, a Date or a map is MESSAGE_UNKNOWN with a short quote, never an uncoded TypeError', (t) => {
+  // Found by the fuzz test: fixext2 of msgpackr's BigInt type (0x42) as the type made JSON.stringify throw.
+  const frame = (typeHex: string) => Buffer.from(`81a474797065${typeHex}`, 'hex');
+  coded(t, () => decodeMessage(frame('d5420000')), 'MESSAGE_UNKNOWN', /^unknown message type 0n$/);
+  coded(t, () => decodeMessage(frame('d6ff00000000')), 'MESSAGE_UNKNOWN', /^unknown message type "1970-01-01T00:00:00\.000Z"$/);
+  coded(t, () => decodeMessage(frame(`81a178${'d9ff' + '61'.repeat(255)}`)), 'MESSAGE_UNKNOWN', /^unknown message type \{"x":"a{50,}\.\.\.$/);
+});
+
 test('a value passed as its encoding (EncodedValue) makes the very frame the value itself makes', (t) => {
   const { message } = fixture('snapshot');
   const snapshot = message as Extract<Message, { type: 'snapshot' }>;
