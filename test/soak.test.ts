@@ -35,7 +35,7 @@ test('the same seed plans the same faults; another seed, others', async (t) => {
 
 test('bounded soak: 9 clients, every kind of fault, every check passes', async (t) => {
   t.timeout(240_000);
-  const r = await soak('--seed', '11', '--duration', '40s', '--json');
+  const r = await soak('--seed', '11', '--duration', '30s', '--json');
   const report = JSON.parse(r.stdout) as SoakReport;
   t.log(`${(report.wallMs / 1000).toFixed(1)} s; ${report.changes.written} changes, ${report.changes.conflicts} conflicts, converged ${report.convergeMs} ms after activity stopped`);
   for (const c of report.checks) t.true(c.pass, `${c.name}: ${c.detail}`);
