@@ -124,7 +124,8 @@ function devicesOrNetwork(p: Record<string, unknown>, name: 'to' | 'from'): void
 
 /** Builds the application (not listening: the Remote UI's server routes its requests to it). */
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: MAX_BODY_BYTES, return503OnClosing: true });
+  // Schemas check, they do not repair: no type coercion, no silent removal of unknown fields.
+  const app = Fastify({ logger: false, bodyLimit: MAX_BODY_BYTES, return503OnClosing: true, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
   const files = { export: join(o.filesDir, 'export.bin'), import: join(o.filesDir, 'import.bin') };
   // JSON only: a cross-site form (text/plain, urlencoded) is refused before anything else looks at it.
   app.removeContentTypeParser('text/plain');
