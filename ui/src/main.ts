@@ -3,7 +3,7 @@
  * and routes `#/name` to a screen module loaded on demand. Live events come from GET /api/events.
  */
 import { ApiError, follow, login, logout, op, session, whenUnauthorized, type AgentEvent } from './api.js';
-import { act, field, fill, h, input } from './dom.js';
+import { act, field, fill, h, input, showError } from './dom.js';
 import { chooseLang, lang, LANGS, loadLang, pickLang, t, type Lang } from './i18n.js';
 import type { Screen, ScreenContext, Status } from './screen.js';
 
@@ -66,7 +66,10 @@ function drawLogin(): void {
     ev.preventDefault();
     void act(button, out, async () => {
       await login(name.value, password.value);
-      user = name.value;
+      // The session says which language the browser asked for (Accept-Language); a switch choice wins.
+      const s = await session();
+      user = s.user;
+      await loadLang(pickLang(s.lang));
       await show();
     });
   });
@@ -111,7 +114,13 @@ async function show(): Promise<void> {
   main.replaceChildren(h('h1', {}, t(screen.title)));
   main.dataset.screen = name;
   delete main.dataset.ready;
-  await screen.render(main, ctx);
+  try {
+    await screen.render(main, ctx);
+  } catch (err) {
+    const out = h('p', { id: 'message', role: 'status' });
+    main.append(out);
+    showError(out, err);
+  }
   main.dataset.ready = name; // for the browser tests: the screen's first data is drawn
 }
 

@@ -3,7 +3,7 @@
  * password, the interval and the threshold, [Start Replication] / [Stop Replication], and the
  * manual's status message.
  */
-import { op } from '../api.js';
+import { ApiError, op } from '../api.js';
 import { act, field, fill, h, input, notice, time } from '../dom.js';
 import { t } from '../i18n.js';
 import { isServer, type Screen } from '../screen.js';
@@ -35,7 +35,15 @@ export const screen: Screen = {
         r.to ? h('p', {}, t('replication.current', { to: r.to, interval: r.intervalMinutes ?? '', threshold: r.threshold ?? '', last: time(r.lastReplication), runs: r.runs ?? 0 })) : null);
       if (r.to && !to.value) to.value = r.to;
     };
-    const refresh = async () => show(await op<ReplicationStatus>('replication.status'));
+    const refresh = async () => {
+      try {
+        show(await op<ReplicationStatus>('replication.status'));
+      } catch (err) {
+        // Not configured yet: the form is how it is set up, so the refusal is only a note.
+        if (!(err instanceof ApiError)) throw err;
+        fill(state, h('p', { id: 'replication-message', class: 'note' }, t('replication.none')));
+      }
+    };
     const start = h('button', { id: 'start', type: 'button' }, t('replication.start'));
     const stop = h('button', { id: 'stop', type: 'button' }, t('replication.stop'));
     const num = (i: HTMLInputElement) => (i.value === '' ? {} : { [i.name]: Number(i.value) });

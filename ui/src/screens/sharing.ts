@@ -26,7 +26,7 @@ export const screen: Screen = {
       h('label', { class: 'choice' }, h('input', { type: 'radio', name: `scope-${item}`, value: scope, checked: on, 'data-item': item }), ' ', t(`sharing.${scope}`));
     const draw = () =>
       body.replaceChildren(table([t('sharing.item'), t('sharing.scope')],
-        current.items.map(({ item, scope }) => [h('span', { class: 'item' }, item), [radio(item, 'shared', scope === 'shared'), radio(item, 'device', scope === 'device')]])));
+        current.items.map(({ item, scope }) => [[t(`item.${item}`, {}, item), ' ', h('span', { class: 'item code' }, item)], [radio(item, 'shared', scope === 'shared'), radio(item, 'device', scope === 'device')]])));
     const ok = h('button', { id: 'ok', type: 'button' }, t('common.ok'));
     ok.addEventListener('click', () => void act(ok, out, async () => {
       const changes = current.items.flatMap(({ item, scope }) => {
