@@ -1371,6 +1371,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
+  /**
+   * Checks the administrator account's password under the agent's one limiter of administrator logins
+   * (the Remote UI's login); throws AUTH_LOCKED or AUTH_INCORRECT.
+   */
+  checkAdminPassword(attempt: { address: string; remote: string; user: string; password: string }): Promise<void> {
+    return this.#logins.password({ admin: this.#config.admin, ...attempt });
+  }
+
+  /** Set by the Remote UI while it serves: its port and certificate fingerprint, which status() shows. */
+  remoteUi: { port: number; fingerprint: string } | undefined;
+
   /** A one-look summary of this machine, with its health (green, yellow, red) and why. */
   status() {
     const client = this.#client;
@@ -1412,6 +1423,7 @@ export class Agent extends EventEmitter<AgentEvents> {
             },
           }
         : {}),
+      ...(this.remoteUi ? { remoteUi: { ...this.remoteUi } } : {}),
       localUsers: this.local.users().length,
       health,
       healthReasons: reasons,

@@ -10,6 +10,7 @@ import type { LogLevel } from '../storage/store.js';
 import { Agent, type AgentOptions, type Role } from './agent.js';
 import { dataPaths } from './config.js';
 import { ControlServer } from './control.js';
+import { startRemoteUi, type RemoteUi, type RemoteUiSettings } from './remote-ui/index.js';
 
 type Params = Record<string, unknown>;
 
@@ -137,21 +138,27 @@ export function controlMethods(agent: Agent): Record<string, (p: Params) => Prom
 export interface Daemon {
   agent: Agent;
   control: ControlServer;
+  /** The Remote UI, unless its port is 0. */
+  ui: RemoteUi | undefined;
   stop(): Promise<void>;
 }
 
 /** Opens the data directory, starts the control socket and the persisted role. */
-export async function startDaemon(options: AgentOptions): Promise<Daemon> {
+export async function startDaemon(options: AgentOptions & RemoteUiSettings): Promise<Daemon> {
   const agent = await Agent.open(options);
   const methods = controlMethods(agent);
-  const control = new ControlServer(dataPaths(options.dataDir).control, async (method, params) => {
+  const invoke = async (method: string, params: Params) => {
     const m = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (!m) throw new MfpError('INVALID_ARGUMENT', `unknown control method ${JSON.stringify(method)}`);
     return m(params);
-  });
+  };
+  const control = new ControlServer(dataPaths(options.dataDir).control, invoke);
+  let ui: RemoteUi | undefined;
   try {
     await control.start();
     await agent.start();
+    // The Remote UI: the same operations as the control socket, over HTTPS.
+    ui = await startRemoteUi({ agent, invoke, host: options.host, uiPort: options.uiPort, uiIdleMs: options.uiIdleMs });
   } catch (err) {
     await control.stop();
     await agent.close();
@@ -161,8 +168,10 @@ export async function startDaemon(options: AgentOptions): Promise<Daemon> {
   return {
     agent,
     control,
+    ui,
     stop: () =>
       (stopping ??= (async () => {
+        await ui?.stop();
         await control.stop();
         await agent.close();
       })()),

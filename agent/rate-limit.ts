@@ -24,7 +24,7 @@ import {
 import { MfpError } from '../protocol/errors.js';
 import type { AuthRecord, Store } from '../storage/store.js';
 import type { Clock } from './clock.js';
-import { checkAdmission, type AdminSecret } from './identity.js';
+import { checkAdmission, checkPassword, type AdminSecret } from './identity.js';
 import type { SyncLog } from './logger.js';
 
 const NO_FAILURES: AuthRecord = { failures: 0, since: 0, lockedUntil: 0 };
@@ -90,6 +90,15 @@ export interface AdmissionAttempt {
   nonce: Uint8Array;
 }
 
+/** An administrator login with the password itself (the Remote UI's), checked against the stored verifier. */
+export interface PasswordAttempt {
+  admin: AdminSecret;
+  address: string;
+  remote: string;
+  user: string;
+  password: string;
+}
+
 /** A subject's record while attempts of it are under way: the one copy they all consult. */
 interface Subject {
   key: string;
@@ -122,6 +131,11 @@ export class LoginLimiter {
       deviceId: a.deviceId,
       verify: () => checkAdmission(a.admin, user, proof, a.nonce, a.deviceId),
     });
+  }
+
+  /** Checks an administrator password under the limit (the Remote UI's login); throws AUTH_LOCKED or AUTH_INCORRECT. */
+  password(a: PasswordAttempt): Promise<void> {
+    return this.attempt({ address: a.address, remote: a.remote, user: a.user, verify: () => checkPassword(a.admin, a.user, a.password) });
   }
 
   /** Runs one login attempt under the limit; throws AUTH_LOCKED (not checked) or AUTH_INCORRECT. */

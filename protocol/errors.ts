@@ -17,6 +17,11 @@ export const ERROR_CODES = {
   NOT_FOUND: 'the user, group or device does not exist',
   VALUE_TOO_LARGE: 'an item value exceeds the size limit',
   WRONG_ROLE: 'the command is not available in the current role',
+  // Remote UI (HTTPS API)
+  AUTH_REQUIRED: 'the Remote UI request has no live session: log in (sessions end after 30 minutes idle)',
+  CSRF_INVALID: 'the state-changing Remote UI request lacks its session\'s X-CSRF-Token header',
+  REQUEST_TOO_LARGE: 'the Remote UI request body exceeds its size limit; nothing was changed',
+  REQUEST_MALFORMED: 'the Remote UI request body is not the JSON the route takes; nothing was changed',
   // roles and admission
   CLIENTS_ACTIVE: 'clients are connected; stop them first or pass --force',
   ADDRESS_INCORRECT: 'the server (or target) cannot be reached at that address',

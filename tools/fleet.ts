@@ -139,7 +139,8 @@ export class AgentProcess {
   /** Starts (or restarts) the process and waits for its ready line. */
   async start(): Promise<AgentEvent> {
     const o = this.options;
-    const args = [MFPSYNC, '--data', this.dataDir, '--json', 'run', '--events', '--host', '127.0.0.1', '--port', String(o.port ?? 0)];
+    // The Remote UI is off unless a test turns it on (runArgs' --ui-port comes later and wins).
+    const args = [MFPSYNC, '--data', this.dataDir, '--json', 'run', '--events', '--host', '127.0.0.1', '--port', String(o.port ?? 0), '--ui-port', '0'];
     if (o.heartbeat !== undefined) args.push('--heartbeat', String(o.heartbeat));
     if (o.protocol !== undefined) args.push('--protocol', String(o.protocol));
     if (o.maxUsers !== undefined) args.push('--max-users', String(o.maxUsers));

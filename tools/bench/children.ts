@@ -68,9 +68,9 @@ export async function spawnUntilReady(cleanup: Cleanup, args: string[], isReady:
   return { proc, ready: ready.line, readyMs: ready.at - t0, stderr: () => err, stop };
 }
 
-/** Starts `mfpsync run` on a data directory (port 0 on 127.0.0.1). */
-export function spawnAgent(cleanup: Cleanup, dataDir: string): Promise<Child> {
-  return spawnUntilReady(cleanup, [MFPSYNC, '--data', dataDir, '--json', 'run', '--host', '127.0.0.1', '--port', '0'], (line) => {
+/** Starts `mfpsync run` on a data directory (port 0 on 127.0.0.1), the Remote UI off unless given a port. */
+export function spawnAgent(cleanup: Cleanup, dataDir: string, o: { uiPort?: number } = {}): Promise<Child> {
+  return spawnUntilReady(cleanup, [MFPSYNC, '--data', dataDir, '--json', 'run', '--host', '127.0.0.1', '--port', '0', '--ui-port', String(o.uiPort ?? 0)], (line) => {
     try {
       const o = JSON.parse(line) as Record<string, unknown>;
       return o.event === 'ready' ? o : undefined;

@@ -1,12 +1,18 @@
 /** `mfpsync init`: creates the data directory and this machine's identity. */
 import type { Command } from 'commander';
 import { initDataDir, readDepartmentIdFile, type InitOptions, type InitResult } from '../../agent/config.js';
+import { ensureCertificate } from '../../agent/remote-ui/certificate.js';
 import { MfpError } from '../../protocol/errors.js';
 import { action, print, type ShellContext } from '../shell.js';
 
-/** Creates the identity (pure apart from the files it writes). */
-export function collectInit(ctx: ShellContext, options: InitOptions): InitResult {
-  return initDataDir(ctx.dataDir, options);
+/** What `init` made: the identity, and the Remote UI's certificate with its fingerprint. */
+export type InitReport = InitResult & { uiCertificate: string };
+
+/** Creates the identity and the Remote UI's certificate (pure apart from the files it writes). */
+export async function collectInit(ctx: ShellContext, options: InitOptions): Promise<InitReport> {
+  const result = initDataDir(ctx.dataDir, options);
+  const cert = await ensureCertificate(ctx.dataDir, { name: result.name });
+  return { ...result, uiCertificate: cert.fingerprint };
 }
 
 export function register(program: Command): void {
@@ -25,7 +31,7 @@ export function register(program: Command): void {
       action(async (ctx, o: { name: string; serial: string; location: string; adminUser: string; adminPassword?: string; loginService: string; departmentIds: string; departmentIdList?: string }) => {
         if (o.departmentIds !== 'on' && o.departmentIds !== 'off') throw new MfpError('USAGE', '--department-ids takes on or off');
         const departmentIdList = o.departmentIdList === undefined ? undefined : readDepartmentIdFile(o.departmentIdList);
-        const result = collectInit(ctx, {
+        const result = await collectInit(ctx, {
           name: o.name,
           serial: o.serial,
           location: o.location,
@@ -34,11 +40,12 @@ export function register(program: Command): void {
           settings: { loginService: o.loginService, departmentIds: o.departmentIds === 'on' },
           ...(departmentIdList ? { departmentIdList } : {}),
         });
-        print(ctx, result, (r: InitResult) =>
+        print(ctx, result, (r: InitReport) =>
           [
             `initialized ${r.dataDir}`,
             `device id: ${r.deviceId}`,
             `administrator: ${r.adminUser}`,
+            `Remote UI certificate SHA-256: ${r.uiCertificate}`,
             ...(r.departmentIds !== undefined ? [`Department IDs registered: ${r.departmentIds}`] : []),
             ...(r.passwordFile ? [`generated administrator password written to ${r.passwordFile}`] : []),
           ].join('\n'),

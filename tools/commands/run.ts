@@ -6,7 +6,9 @@ import { offsetClock, systemClock } from '../../agent/clock.js';
 import { keepYoungGenerationSmall } from '../../agent/heap.js';
 import { MfpError } from '../../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT } from '../../protocol/limits.js';
+import { DEFAULT_UI_PORT } from '../../agent/remote-ui/index.js';
 import { action, intOption as int, print, type ShellContext } from '../shell.js';
+import { formatRemoteUi } from './status.js';
 
 interface RunOptions {
   host?: string;
@@ -19,6 +21,8 @@ interface RunOptions {
   applyDuringLogin: string;
   backupDir?: string;
   clockSkew?: string;
+  uiPort: string;
+  uiIdleMs?: string;
 }
 
 /** Starts the agent and prints a ready line; resolves when it has stopped. */
@@ -43,6 +47,8 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     ...(o.maxUsers !== undefined ? { maxUsers: int(o.maxUsers, 'max-users', 1, 1000) } : {}),
     ...(o.backupDir !== undefined ? { backupDir: resolve(o.backupDir) } : {}),
     ...(o.clockSkew !== undefined ? { clock: offsetClock(systemClock, int(o.clockSkew, 'clock-skew', -86_400_000, 86_400_000)) } : {}),
+    uiPort: int(o.uiPort, 'ui-port', 0, 65535),
+    ...(o.uiIdleMs !== undefined ? { uiIdleMs: int(o.uiIdleMs, 'ui-idle-ms', 1, 86_400_000) } : {}),
   });
   if (o.events) {
     // One JSON line per agent event on stdout: what a firmware shim or a test follows.
@@ -65,6 +71,7 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     [
       ...(initialized ? [`initialized ${ctx.dataDir}; administrator password in ${initialized.passwordFile}`] : []),
       `mfpsync ready: ${status.name} (${status.deviceId}), role ${status.role}${status.port ? `, serving on port ${status.port}` : ''}`,
+      ...(status.remoteUi ? [formatRemoteUi(status.remoteUi)] : []),
     ].join('\n'),
   );
   await new Promise<void>((resolve) => {
@@ -88,6 +95,9 @@ export function register(program: Command): void {
     .option('--max-users <n>', 'user bound (default 1000)')
     .option('--apply-during-login <when>', 'a logged-in user\'s changed language/accessibility: immediate or next-login', 'immediate')
     .option('--backup-dir <dir>', 'folder of the device backup slot (default DATA/backup)')
+    .option('--ui-port <port>', 'HTTPS port of the Remote UI (0: off)', String(DEFAULT_UI_PORT))
+    // For tests: a Remote UI session's idle time in ms (default 30 minutes).
+    .addOption(new Option('--ui-idle-ms <ms>', 'Remote UI session idle time').hideHelp())
     // For the soak and tests: this process reads a clock MS off (a machine whose time is not set right).
     .addOption(new Option('--clock-skew <ms>', 'run with the clock this many ms off').hideHelp())
     .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, join-progress, deep-sleep, device-state, replicated, login-again) as JSON lines on stdout')

@@ -10,6 +10,11 @@ export async function collectStatus(ctx: ShellContext): Promise<Status> {
   return (await control(ctx, 'status')) as Status;
 }
 
+/** The Remote UI's line: where it listens and the fingerprint to compare with the browser's. */
+export function formatRemoteUi(ui: { port: number; fingerprint: string }): string {
+  return `remote UI: https on port ${ui.port}, certificate SHA-256 ${ui.fingerprint}`;
+}
+
 /** The human form. */
 export function formatStatus(s: Status): string {
   const lines = [
@@ -27,6 +32,7 @@ export function formatStatus(s: Status): string {
     if (s.client.error) lines.push(`last error: ${s.client.error.code}: ${s.client.error.message}`);
     for (const l of s.client.loginAgain ?? []) lines.push(`Synchronize Custom Settings: Log in again for synchronization. (user ${l.user}: ${l.detail})`);
   }
+  lines.push(s.remoteUi ? formatRemoteUi(s.remoteUi) : 'remote UI: off');
   lines.push(`users on this machine: ${s.localUsers}`);
   lines.push(`health:   ${s.health}`);
   for (const r of s.healthReasons) lines.push(`  ${r.level}: ${r.code}: ${r.message}`);
