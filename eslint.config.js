@@ -13,6 +13,15 @@ export default tseslint.config(
     },
   },
   {
+    // The Remote UI shows names and values the agent stores: as text nodes, never parsed as markup.
+    files: ['ui/**'],
+    rules: {
+      'no-restricted-properties': ['error',
+        ...['innerHTML', 'outerHTML', 'insertAdjacentHTML'].map((property) => ({ property, message: 'build elements with h() and text nodes' })),
+        { object: 'document', property: 'write', message: 'build elements with h() and text nodes' }],
+    },
+  },
+  {
     files: ['tools/**', 'test/**'],
     rules: { 'no-console': 'off' },
   },
