@@ -48,7 +48,7 @@ export interface AppOptions {
   invoke: Invoke;
   /** Where the Remote UI keeps its files (the export to download, the upload to import): DATA/remote-ui. */
   filesDir: string;
-  /** Folders of the pages, first match wins (the compiled scripts, then the sources' HTML, CSS, catalogs). */
+  /** Folders of the pages, first match wins. */
   staticRoots: readonly string[];
 }
 
@@ -286,7 +286,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       root: roots,
       prefix: '/',
       cacheControl: false,
-      // The pages' TypeScript sources sit beside their HTML: only what a browser loads is served.
+      // Only what a browser loads: no TypeScript or source maps, should a build leave any there.
       allowedPath: (path) => !/\.(ts|map)$/.test(path),
     });
   } else {
