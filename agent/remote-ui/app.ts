@@ -129,7 +129,6 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const files = { export: join(o.filesDir, 'export.bin'), import: join(o.filesDir, 'import.bin') };
   // JSON only: a cross-site form (text/plain, urlencoded) is refused before anything else looks at it.
   app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
   app.setErrorHandler((err, _req, reply) => send(reply, err));
   app.setNotFoundHandler((req, reply) => send(reply, new MfpError('NOT_FOUND', `no such page or API route: ${req.method} ${req.url.split('?')[0]}`)));
 
@@ -256,7 +255,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return reply.send(createReadStream(files.export));
   });
 
-  app.put('/api/upload/import', async (req) => {
+  const receiveImport = async (req: FastifyRequest) => {
     changing(req);
     if (!String(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
       throw new MfpError('REQUEST_MALFORMED', 'upload the export file as application/octet-stream');
@@ -278,6 +277,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     }
     renameSync(tmp, files.import);
     return { bytes };
+  };
+  // The one route that takes bytes: its parser hands over the stream, and is known to this route only.
+  await app.register(async (upload) => {
+    upload.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+    upload.put('/api/upload/import', async (req) => receiveImport(req));
   });
 
   const roots = o.staticRoots.filter((r) => existsSync(r));

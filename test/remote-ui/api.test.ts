@@ -107,6 +107,7 @@ test('an oversized or malformed body is a coded 4xx and changes nothing', async 
     ['"text"', { 'content-type': 'application/json' }],
     ['kind=user&id=big-user', { 'content-type': 'application/x-www-form-urlencoded' }],
     ['{"kind":"user","id":"big-user","item":"auto-print","value":true}', { 'content-type': 'text/plain' }],
+    ['{"kind":"user","id":"big-user","item":"auto-print","value":true}', { 'content-type': 'application/octet-stream' }],
   ];
   for (const [body, headers] of bodies) {
     const r = await c.request('POST', '/api/op/item.set', { body, headers });
