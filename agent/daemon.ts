@@ -6,7 +6,7 @@
 import { Agent, type AgentOptions } from './agent.js';
 import { dataPaths } from './config.js';
 import { ControlServer } from './control.js';
-import { invoke, OPERATIONS } from './operations.js';
+import { agentEvents, eventFilter, invoke, OPERATIONS } from './operations.js';
 
 /** Each operation as a function of its parameters (what the control socket had before the table; kept for callers of it). */
 export function controlMethods(agent: Agent): Record<string, (params: Record<string, unknown>) => Promise<unknown>> {
@@ -23,7 +23,13 @@ export interface Daemon {
 /** Opens the data directory, starts the control socket and the persisted role. */
 export async function startDaemon(options: AgentOptions): Promise<Daemon> {
   const agent = await Agent.open(options);
-  const control = new ControlServer(dataPaths(options.dataDir).control, (method, params) => invoke(agent, method, params));
+  const control = new ControlServer(dataPaths(options.dataDir).control, (method, params) => invoke(agent, method, params), {
+    events: (names, send) => {
+      const subscribed = eventFilter(names);
+      return { subscribed, unsubscribe: agentEvents(agent, send, subscribed) };
+    },
+    warn: (code, message) => agent.log.warning(code, message),
+  });
   try {
     await control.start();
     await agent.start();

@@ -1,16 +1,19 @@
 /**
  * The operation table (agent/operations.ts): its generated checkers (agent/operation-checks.gen.ts, by
  * `npm run gen`) are what TypeBox's compiler makes of agent/operation-schemas.ts today and decide as
- * TypeBox does; a wrong parameter is INVALID_ARGUMENT naming it; the control socket runs through it.
+ * TypeBox does; a wrong parameter is INVALID_ARGUMENT naming it; the control socket runs through it and
+ * streams the agent's events to `events.subscribe`, dropping a subscriber that does not read.
  */
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import fc from 'fast-check';
 import { Value } from '@sinclair/typebox/value';
 import { initDataDir } from '../../agent/config.js';
-import { callControl } from '../../agent/control.js';
+import { callControl, MAX_SUBSCRIBER_BACKLOG } from '../../agent/control.js';
 import { startDaemon, type Daemon } from '../../agent/daemon.js';
 import { createLogger } from '../../agent/logger.js';
 import { OPERATION_SPECS } from '../../agent/operation-schemas.js';
@@ -127,3 +130,75 @@ test('the control socket dispatches through the table: results, and coded refusa
   t.is(role?.code, 'WRONG_ROLE');
 });
 
+/** A raw control socket connection: send a request, read JSON lines as they come. */
+async function connect(path: string): Promise<{ socket: Socket; send: (req: object) => void; next: (pred: (m: Record<string, unknown>) => boolean) => Promise<Record<string, unknown>> }> {
+  const socket = createConnection(path);
+  await once(socket, 'connect');
+  const seen: Record<string, unknown>[] = [];
+  const waiters: { pred: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }[] = [];
+  let buffer = '';
+  socket.setEncoding('utf8').on('data', (chunk: string) => {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const m = JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>;
+      buffer = buffer.slice(nl + 1);
+      const w = waiters.find((x) => x.pred(m));
+      if (w) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      } else seen.push(m);
+    }
+  });
+  return {
+    socket,
+    send: (req) => socket.write(JSON.stringify(req) + '\n'),
+    next: (pred) => {
+      const i = seen.findIndex(pred);
+      if (i >= 0) return Promise.resolve(seen.splice(i, 1)[0]!);
+      return new Promise((resolve) => waiters.push({ pred, resolve }));
+    },
+  };
+}
+
+test.serial('events.subscribe answers what it subscribed, then streams the events as JSON lines; requests still work', async (t) => {
+  const c = await connect(daemon.control.path);
+  t.teardown(() => c.socket.destroy());
+  c.send({ id: 'sub', method: 'events.subscribe', params: { events: ['item-changed', 'item-changed'] } });
+  t.deepEqual(await c.next((m) => m.id === 'sub'), { id: 'sub', result: { subscribed: ['item-changed'] } });
+  await callControl(daemon.control.path, 'item.set', { kind: 'user', id: 'bob', item: 'language', value: { display: 'en' } });
+  t.deepEqual(await c.next((m) => m.event === 'item-changed' && m.id === 'bob'), { event: 'item-changed', kind: 'user', id: 'bob', item: 'language', source: 'local', applyNow: true });
+  c.send({ id: 7, method: 'power.status' });
+  t.like(await c.next((m) => m.id === 7), { result: { role: 'standalone' } });
+});
+
+test.serial('events.subscribe with no filter follows every event; a name that is not an event is INVALID_ARGUMENT', async (t) => {
+  const c = await connect(daemon.control.path);
+  t.teardown(() => c.socket.destroy());
+  c.send({ id: 1, method: 'events.subscribe', params: { events: ['item-changed', 'items-changed'] } });
+  const bad = await c.next((m) => m.id === 1);
+  t.like(bad, { error: { code: 'INVALID_ARGUMENT' } });
+  t.regex((bad.error as { message: string }).message, /"items-changed" is not an event; one of item-changed, entity-deleted, sync-state/);
+  c.send({ id: 2, method: 'events.subscribe' });
+  const all = await c.next((m) => m.id === 2);
+  t.deepEqual((all.result as { subscribed: string[] }).subscribed, ['item-changed', 'entity-deleted', 'sync-state', 'changes-acked', 'join-progress', 'deep-sleep', 'device-state', 'replicated', 'login-again']);
+});
+
+test.serial('a subscriber that does not read is dropped with a warning once its backlog passes the bound', async (t) => {
+  const c = await connect(daemon.control.path);
+  c.send({ id: 'sub', method: 'events.subscribe', params: { events: ['item-changed'] } });
+  await c.next((m) => m.id === 'sub');
+  const before = daemon.control.subscribers;
+  c.socket.pause();
+  const closed = once(c.socket, 'close');
+  // Events of 1 KB, twice the bound and more than the socket buffers hold: the agent's side must give up.
+  const item = 'x'.repeat(1000);
+  for (let i = 0; i < (2 * MAX_SUBSCRIBER_BACKLOG) / 1000 + 2000 && daemon.control.subscribers === before; i++) {
+    daemon.agent.emit('item-changed', { kind: 'user', id: `flood${i}`, item, source: 'local', applyNow: true });
+  }
+  t.is(daemon.control.subscribers, before - 1, 'the subscriber was dropped');
+  c.socket.resume();
+  await closed;
+  const log = (await callControl(daemon.control.path, 'log', { level: 'warning' })) as { entries: { code: string; message: string }[] };
+  t.true(log.entries.some((e) => e.code === 'EVENTS_DROPPED' && /did not read its events/.test(e.message)));
+});
