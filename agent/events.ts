@@ -59,7 +59,18 @@ export interface AgentEvents {
   'login-again': [LoginAgainEvent];
 }
 
+/** Every event, with what it says and its payload's fields (docs/api.md is generated from these). */
+export const AGENT_EVENT_DOCS = {
+  'item-changed': 'an item\'s value changed on this machine: `kind`, `id`, `item`, `source` (`local` or `remote`), `applyNow` (false when a logged-in user\'s language or accessibility waits for the next login)',
+  'entity-deleted': 'a user\'s or user group\'s data was deleted on this machine: `kind`, `id`',
+  'sync-state': 'the synchronization state changed: `role`, `state` (a client\'s link state, `serving` or `standalone`), `error?` `{code, message}`',
+  'changes-acked': 'the server acknowledged changes of this machine: `applied`, `duplicates`, `conflicts`, `rejected`, `queued` (how many still wait), `changes` `[{c, status, v?}]`',
+  'join-progress': 'a join (or a resync by checksum) is under way: `phase` (`waiting`, `receiving`, `applying`, `done`), `entities`, `total`, `bytes`',
+  'deep-sleep': 'on a server, deep sleep became blocked or released, or the clients blocking it changed: `blocked`, `blockedBy`',
+  'device-state': 'on a server, a client became operating, sleeping or offline: `deviceId`, `name`, `state`, `lastHeartbeat`',
+  replicated: 'on a replica, a replication run was installed: `at`, `seq`, `entries`, `groupId`, `counts`, `source` `{deviceId, name}`',
+  'login-again': 'on a client, a logging-in user must log in again (`user`, `required: true`, `reason`, `message`, `detail`), or a later login repaired it (`user`, `required: false`)',
+} as const satisfies Record<keyof AgentEvents, string>;
+
 /** Every event name, in the order `run --events` documents them. */
-export const AGENT_EVENT_NAMES = [
-  'item-changed', 'entity-deleted', 'sync-state', 'changes-acked', 'join-progress', 'deep-sleep', 'device-state', 'replicated', 'login-again',
-] as const satisfies readonly (keyof AgentEvents)[];
+export const AGENT_EVENT_NAMES = Object.keys(AGENT_EVENT_DOCS) as (keyof AgentEvents)[];

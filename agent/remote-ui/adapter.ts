@@ -1,10 +1,8 @@
 /**
- * The Remote UI's way into the agent: the administrator operations and the agent's events. The HTTP
- * API calls exactly what the control socket calls: the daemon hands the Remote UI its own dispatcher of
- * operations (`Invoke`); the events are the Agent's, as `run --events` prints them.
+ * The Remote UI's way into the agent: the administrator operations and the agent's events, as the
+ * daemon hands them over — `invoke` and `agentEvents` of agent/operations.ts, the same the control
+ * socket serves. The Remote UI imports neither itself: it can be started over any dispatcher.
  */
-import type { Agent } from '../agent.js';
-import { AGENT_EVENT_NAMES } from '../events.js';
 
 /** Runs one administrator operation by name with its parameters (INVALID_ARGUMENT for a bad one). */
 export type Invoke = (name: string, params: Record<string, unknown>) => Promise<unknown>;
@@ -14,17 +12,3 @@ export type AgentEventLine = Record<string, unknown> & { event: string };
 
 /** Subscribes to the agent's events; returns the unsubscribe. */
 export type Subscribe = (onEvent: (e: AgentEventLine) => void) => () => void;
-
-/** The agent's events as lines. */
-export function eventsOf(agent: Agent): Subscribe {
-  return (onEvent) => {
-    const listeners = AGENT_EVENT_NAMES.map((event) => {
-      const l = (e: object) => onEvent({ event, ...e });
-      agent.on(event, l);
-      return [event, l] as const;
-    });
-    return () => {
-      for (const [event, l] of listeners) agent.off(event, l);
-    };
-  };
-}

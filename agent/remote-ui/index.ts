@@ -39,8 +39,8 @@ export interface RemoteUiOptions extends RemoteUiSettings {
   host?: string;
   /** The administrator operations, as the control socket runs them. */
   invoke: Invoke;
-  /** The agent's events (default: as `run --events` prints them). */
-  subscribe?: Subscribe;
+  /** The agent's events, as `run --events` prints them. */
+  subscribe: Subscribe;
   /** Folders of the pages, first match wins (default: dist/ui of this package, which the build makes from ui/). */
   staticRoots?: readonly string[];
 }
@@ -78,14 +78,15 @@ export async function startRemoteUi(o: RemoteUiOptions): Promise<RemoteUi | unde
   server.on('tlsClientError', (_err, s) => s.destroy());
   let app: Promise<{ route: (req: IncomingMessage, res: ServerResponse) => void; close: () => Promise<void> }> | undefined;
   const load = async () => {
-    const [{ buildApp }, adapter] = await Promise.all([import('./app.js'), import('./adapter.js')]);
-    streams = new EventStreams(o.subscribe ?? adapter.eventsOf(agent), (id) => sessions.peek(id) !== undefined);
+    const { buildApp } = await import('./app.js');
+    streams = new EventStreams(o.subscribe, (id) => sessions.peek(id) !== undefined);
     const built = await buildApp({
       agent,
       sessions,
       streams,
       invoke: o.invoke,
-      filesDir: join(agent.dataDir, 'remote-ui'),
+      // Absolute: the operations take absolute paths only (the agent's working directory is nobody's business).
+      filesDir: join(resolve(agent.dataDir), 'remote-ui'),
       staticRoots: o.staticRoots ?? [join(PACKAGE_ROOT, 'dist', 'ui')],
     });
     return { route: (req: IncomingMessage, res: ServerResponse) => built.routing(req, res), close: () => built.close() };

@@ -10,7 +10,7 @@ import { request } from 'node:https';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import test from 'ava';
-import { controlMethods } from '../../agent/daemon.js';
+import { OPERATIONS as TABLE } from '../../agent/operations.js';
 import { humanShell } from '../../tools/fleet.js';
 import { codeOf, sharedUiAgent, UiClient } from '../helpers/remote-ui.js';
 
@@ -25,8 +25,8 @@ async function admin(): Promise<UiClient> {
   return c;
 }
 
-/** The names of the control methods, which are the operations of /api/op. */
-const OPERATIONS = Object.keys(controlMethods(undefined as never));
+/** The names of the operations of /api/op: the operation table's. */
+const OPERATIONS = TABLE.map((op) => op.name);
 
 test('init made the certificate: the key is 0600, status shows the fingerprint the TLS peer presents', async (t) => {
   const { agent, port, ca } = ui();
