@@ -1,6 +1,7 @@
 /** `mfpsync run`: the agent, in the foreground, until SIGINT or SIGTERM. */
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
+import type { AgentOptions } from '../../agent/agent.js';
 import { dataPaths, initDataDir, isInitialized } from '../../agent/config.js';
 import { offsetClock, systemClock } from '../../agent/clock.js';
 import { keepYoungGenerationSmall } from '../../agent/heap.js';
@@ -23,16 +24,12 @@ interface RunOptions {
 
 /** Starts the agent and prints a ready line; resolves when it has stopped. */
 export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> {
-  let initialized: ReturnType<typeof initDataDir> | undefined;
-  if (!isInitialized(ctx.dataDir)) initialized = initDataDir(ctx.dataDir, {});
+  // Every option is checked before the disk is touched: a refused one creates no data directory.
   if (o.durability !== 'fsync' && o.durability !== 'os') throw new MfpError('INVALID_ARGUMENT', 'durability must be fsync or os');
   if (o.applyDuringLogin !== 'immediate' && o.applyDuringLogin !== 'next-login') {
     throw new MfpError('INVALID_ARGUMENT', 'apply-during-login must be immediate or next-login');
   }
-  keepYoungGenerationSmall();
-  // Loaded here: the other commands, each a process of its own, need none of the agent.
-  const { startDaemon } = await import('../../agent/daemon.js');
-  const daemon = await startDaemon({
+  const options: AgentOptions = {
     dataDir: ctx.dataDir,
     ...(o.host !== undefined ? { host: o.host } : {}),
     port: int(o.port, 'port', 0, 65535),
@@ -43,7 +40,13 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     ...(o.maxUsers !== undefined ? { maxUsers: int(o.maxUsers, 'max-users', 1, 1000) } : {}),
     ...(o.backupDir !== undefined ? { backupDir: resolve(o.backupDir) } : {}),
     ...(o.clockSkew !== undefined ? { clock: offsetClock(systemClock, int(o.clockSkew, 'clock-skew', -86_400_000, 86_400_000)) } : {}),
-  });
+  };
+  let initialized: ReturnType<typeof initDataDir> | undefined;
+  if (!isInitialized(ctx.dataDir)) initialized = initDataDir(ctx.dataDir, {});
+  keepYoungGenerationSmall();
+  // Loaded here: the other commands, each a process of its own, need none of the agent.
+  const { startDaemon } = await import('../../agent/daemon.js');
+  const daemon = await startDaemon(options);
   if (o.events) {
     // One JSON line per agent event on stdout: what a firmware shim or a test follows.
     const emit = (event: string) => (e: object) => process.stdout.write(JSON.stringify({ event, ...e }) + '\n');
