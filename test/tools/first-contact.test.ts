@@ -114,3 +114,32 @@ test('group IDs are 01–50; an unknown item lists the valid names', async (t) =
   t.is(unknown.code, 2);
   t.regex(unknown.stderr, /^error UNKNOWN_ITEM: no user item named "wallpaper"; the user items are: language, accessibility, .*keychain/);
 });
+
+test('npm start stopped by SIGTERM to npm stops the agent too', async (t) => {
+  const data = join(tempDir(t), 'd');
+  // In a process group of its own: whatever is left of it at the end is killed with it.
+  const npm = spawn('npm', ['start', '--silent'], { cwd: join(MFPSYNC, '../../..'), env: { ...process.env, MFPSYNC_DATA: data }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  t.teardown(() => {
+    try {
+      process.kill(-npm.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  const closed = new Promise<void>((resolve) => npm.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    npm.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.includes('mfpsync ready')) resolve();
+    });
+    npm.once('close', (code) => reject(new Error(`npm start ended (${code}) before the ready line: ${out}`)));
+  });
+  t.is((await sh(data, ['status'])).code, 0, 'the agent answers while npm start runs');
+  npm.kill('SIGTERM');
+  // Bounded: an npm that waits on an agent which never got the signal does not end by itself.
+  await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 15_000).unref())]);
+  const after = await sh(data, ['status']);
+  t.is(after.code, 3, 'no agent answers once npm has ended');
+  t.regex(after.stderr, /^error AGENT_NOT_RUNNING: /);
+});
