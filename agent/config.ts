@@ -11,8 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
-import { MfpError } from '../protocol/errors.js';
+import { dirname, join } from 'node:path';
+import { dataDirError, MfpError } from '../protocol/errors.js';
 import { canonicalDepartmentId, departmentIdsDigest, MAX_DEPARTMENT_IDS, type AuthSettings } from '../protocol/session.js';
 import { createIdentity, identityFromSecret, makeAdminSecret, type AdminSecret, type Identity } from './identity.js';
 
@@ -98,8 +98,12 @@ export function initDataDir(dir: string, options: InitOptions = {}): InitResult 
   }
   const departmentIds = options.settings?.departmentIds ?? false;
   const departmentIdList = checkDepartmentIds(options.departmentIdList ?? [], departmentIds);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  } catch (err) {
+    throw dataDirError(realMkdirError(dir, err), dir, 'make the data directory') ?? err;
+  }
   const identity = createIdentity();
   const password = options.adminPassword ?? randomBytes(9).toString('base64url');
   const config: AgentConfig = {
@@ -114,12 +118,32 @@ export function initDataDir(dir: string, options: InitOptions = {}): InitResult 
     createdAt: Date.now(),
   };
   let passwordFile: string | undefined;
-  if (options.adminPassword === undefined) {
-    writeFileSync(paths.initialPassword, password + '\n', { mode: 0o600 });
-    passwordFile = paths.initialPassword;
+  try {
+    if (options.adminPassword === undefined) {
+      writeFileSync(paths.initialPassword, password + '\n', { mode: 0o600 });
+      passwordFile = paths.initialPassword;
+    }
+    writeConfig(dir, config);
+  } catch (err) {
+    throw dataDirError(err, dir, 'write the identity into') ?? err;
   }
-  writeConfig(dir, config);
   return { dataDir: dir, deviceId: identity.deviceId, name: config.name, adminUser, ...(passwordFile ? { passwordFile } : {}), ...(departmentIdList.length > 0 ? { departmentIds: departmentIdList.length } : {}) };
+}
+
+/**
+ * A recursive mkdir reports ENOENT where the cause is another (a read-only filesystem): the parent's
+ * own mkdir says which.
+ */
+function realMkdirError(dir: string, err: unknown): unknown {
+  if ((err as { code?: string }).code !== 'ENOENT') return err;
+  let first = dir;
+  while (dirname(first) !== first && !existsSync(dirname(first))) first = dirname(first);
+  try {
+    mkdirSync(first);
+    return err;
+  } catch (real) {
+    return real;
+  }
 }
 
 /** Writes config.json atomically. */
@@ -136,7 +160,9 @@ export function readConfig(dir: string): { config: AgentConfig; identity: Identi
   let text: string;
   try {
     text = readFileSync(paths.config, 'utf8');
-  } catch {
+  } catch (err) {
+    const denied = (err as { code?: string }).code === 'ENOENT' ? undefined : dataDirError(err, paths.config, 'read');
+    if (denied) throw denied;
     throw new MfpError('NOT_INITIALIZED', `${dir} holds no identity: run \`mfpsync init --name NAME\``);
   }
   try {

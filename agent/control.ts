@@ -12,7 +12,7 @@
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { isErrorCode, MfpError, toMfpError } from '../protocol/errors.js';
+import { dataDirError, isErrorCode, MfpError, toMfpError } from '../protocol/errors.js';
 
 /** Handles one control request. */
 export type ControlHandler = (method: string, params: Record<string, unknown>) => Promise<unknown>;
@@ -190,7 +190,7 @@ export async function callControl(path: string, method: string, params: Record<s
       clearTimeout(timer);
       if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
         reject(new MfpError('AGENT_NOT_RUNNING', `no agent is running on this data directory (${path}): start it with \`mfpsync run\``));
-      } else reject(new MfpError('CONTROL_FAILED', err.message, { cause: err }));
+      } else reject(dataDirError(err, path, 'reach the agent\'s control socket') ?? new MfpError('CONTROL_FAILED', err.message, { cause: err }));
     });
   });
 }

@@ -9,6 +9,9 @@ export const ERROR_CODES = {
   USAGE: 'the command line is malformed',
   NOT_INITIALIZED: 'the data directory has no identity: run `mfpsync init`',
   ALREADY_INITIALIZED: 'the data directory already holds an identity',
+  DATA_DIR_INVALID: '--data names a file, or a path through one: give a directory (or a path where one can be made)',
+  PERMISSION_DENIED: 'this user may not read or write the data directory: run as the agent\'s user, or give that user the directory (chown)',
+  STORE_READ_ONLY: 'the data directory is on a read-only filesystem: the data is intact; remount it read-write',
   AGENT_NOT_RUNNING: 'no agent answers on the control socket of this data directory',
   AGENT_RUNNING: 'an agent already runs on this data directory',
   CONTROL_FAILED: 'the control socket answered with something that is not a control response',
@@ -102,6 +105,29 @@ export class MfpError extends Error {
 /** True for a known error code string (codes arrive over the wire and the control socket). */
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
+
+/**
+ * A filesystem error of the data directory as its own code, or undefined for any other error: a path
+ * that is a file (EEXIST from mkdir, ENOTDIR), no permission (EACCES, EPERM), a read-only filesystem
+ * (EROFS). LevelDB reports the same causes in its message only.
+ */
+export function dataDirError(err: unknown, path: string, doing: string): MfpError | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  // The cause chain's messages: LevelDB's errno text is in a cause.
+  let text = '';
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) text += ` ${e.message}`;
+  const uid = typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '';
+  if (code === 'EEXIST' || code === 'ENOTDIR' || /Not a directory/.test(text)) {
+    return new MfpError('DATA_DIR_INVALID', `cannot ${doing} ${path}: it, or a folder on its path, is a file, not a directory; give --data a directory`, { cause: err });
+  }
+  if (code === 'EACCES' || code === 'EPERM' || /Permission denied/.test(text)) {
+    return new MfpError('PERMISSION_DENIED', `cannot ${doing} ${path}: permission denied for this user${uid}; run as the agent's user, or give this user the directory (chown)`, { cause: err });
+  }
+  if (code === 'EROFS' || /Read-only file system/.test(text)) {
+    return new MfpError('STORE_READ_ONLY', `cannot ${doing} ${path}: its filesystem is mounted read-only; the data is intact: remount it read-write, then start again`, { cause: err });
+  }
+  return undefined;
 }
 
 /** Converts anything thrown into an MfpError, keeping a coded one as it is. */

@@ -108,7 +108,7 @@ const BY_CAPABILITY = new Map(CATALOG.map((i) => [capabilityOf(i), i]));
 /** Looks up an item by kind and name, or throws UNKNOWN_ITEM. */
 export function catalogItem(kind: ItemKind, name: string): CatalogItem {
   const item = BY_CAPABILITY.get(`${kind}:${name}`);
-  if (!item) throw new MfpError('UNKNOWN_ITEM', `no ${kind} item named "${name}"`, { item: name });
+  if (!item) throw new MfpError('UNKNOWN_ITEM', `no ${kind} item named ${JSON.stringify(String(name).slice(0, 64))}; the ${kind} items are: ${itemsOfKind(kind).map((i) => i.name).join(', ')}`, { item: name });
   return item;
 }
 
@@ -136,10 +136,20 @@ export function checkName(id: string, what: string): string {
   return id;
 }
 
+/** The user groups whose address lists are kept: 01–50 (SPEC §2). */
+export const MAX_GROUP_ID = 50;
+
+/** A group ID as kept: 01–50, two digits ("7" is "07"); anything else is INVALID_ARGUMENT. */
+export function checkGroupId(id: string): string {
+  const n = /^\d{1,2}$/.test(id) ? Number(id) : NaN;
+  if (!(n >= 1 && n <= MAX_GROUP_ID)) throw new MfpError('INVALID_ARGUMENT', `group ID must be 01-${MAX_GROUP_ID} (the user groups of the address book), not ${JSON.stringify(id.slice(0, 32))}`);
+  return String(n).padStart(2, '0');
+}
+
 /** Builds an entity key. */
 export function entityKey(kind: ItemKind, id = ''): EntityKey {
   if (kind === 'device') return 'd:';
-  return `${KIND_PREFIX[kind]}:${checkName(id, kind === 'user' ? 'user name' : 'group id')}`;
+  return kind === 'user' ? `${KIND_PREFIX.user}:${checkName(id, 'user name')}` : `${KIND_PREFIX.group}:${checkGroupId(id)}`;
 }
 
 /**

@@ -2,7 +2,7 @@
 import { chmod, readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
-import { MfpError } from '../protocol/errors.js';
+import { dataDirError, MfpError } from '../protocol/errors.js';
 import type { KvOp, KvRange, KvSnapshot, KvStore, KvWriteOptions } from './kv.js';
 
 /**
@@ -83,7 +83,7 @@ export class LevelKv implements KvStore {
     try {
       await privateFolder(this.location);
     } catch (err) {
-      throw new MfpError('STORE_WRITE_FAILED', `cannot make the files of the store at ${this.location} private (0600): ${messageOf(err)}`, { cause: err });
+      throw dataDirError(err, this.location, 'open the store at') ?? new MfpError('STORE_WRITE_FAILED', `cannot make the files of the store at ${this.location} private (0600): ${messageOf(err)}`, { cause: err });
     }
     try {
       await this.#db.open();
@@ -92,6 +92,8 @@ export class LevelKv implements KvStore {
       if (code === 'LEVEL_LOCKED') {
         throw new MfpError('AGENT_RUNNING', `the store at ${this.location} is held by another process`, { cause: err });
       }
+      const denied = dataDirError(err, this.location, 'open the store at');
+      if (denied) throw denied;
       // Opening writes (the log's recovery into a table, a new manifest): on a full disk that is a
       // failed write, not a damaged store.
       if (/IO error/.test(messageOf(err))) {

@@ -243,6 +243,9 @@ export class LocalStore extends Store {
           if (o.status === 'applied' && (cur?.v ?? 0) < o.v && !laterQueued()) {
             restored.push({ e: q.e, n: q.n, v: o.v, val: q.val });
             this.#remoteTx(tx, { e: q.e, n: q.n, v: o.v, val: q.val }, q.val, true);
+          } else if (o.status === 'duplicate' && !laterQueued()) {
+            const server = { e: q.e, n: q.n, v: o.v, val: o.val };
+            if (this.#takeCurrentTx(tx, server, q.val)) restored.push(server);
           }
           continue;
         }
@@ -259,9 +262,14 @@ export class LocalStore extends Store {
           if (o.status === 'conflict') this.addConflictTx(tx, conflictOf(selfId, q, o.v, this.now()));
           continue;
         }
-        if (o.status === 'applied' || o.status === 'duplicate') {
+        if (o.status === 'applied') {
           const cur = this.index.get(q.e)?.get(q.n);
           if (cur && o.v > cur.v) this.writeItemTx(tx, q.e, q.n, { ...cur, v: o.v, h: groupHash(q), val: q.val });
+        } else if (o.status === 'duplicate') {
+          // Decided in an earlier session whose ack was lost: the server's current value is the truth,
+          // which may be another machine's later change, not this one (never this value at its version).
+          const server = { e: q.e, n: q.n, v: o.v, val: o.val };
+          if (this.#takeCurrentTx(tx, server, q.val)) restored.push(server);
         } else if (o.status === 'conflict') {
           conflicts++;
           this.addConflictTx(tx, conflictOf(selfId, q, o.v, this.now()));
@@ -469,6 +477,21 @@ export class LocalStore extends Store {
       this.#cursor = cursor;
       tx.put(Keys.meta('cursor'), cursor);
     });
+  }
+
+  /**
+   * Takes the server's current copy of an item (an acknowledgement's version and value) unless this
+   * machine holds a newer one, keeping this machine's local parts of `localVal`. True if the content
+   * changed (not only the version).
+   */
+  #takeCurrentTx(tx: Tx, item: RemoteItem, localVal: unknown): boolean {
+    const cur = this.index.get(item.e)?.get(item.n);
+    if (cur && item.v < cur.v) return false;
+    const hashed = groupHashed(item);
+    const same = cur?.h === hashed.h;
+    if (same && cur?.v === item.v) return false;
+    this.#remoteTx(tx, item, localVal, true, [], hashed);
+    return !same;
   }
 
   /** Applies one remote item inside a batch, keeping this machine's local parts; false if not newer. */

@@ -29,7 +29,10 @@ const program = new Command('mfpsync')
   .option('--json', 'print one JSON document on stdout')
   .showHelpAfterError(false)
   .exitOverride();
-program.configureOutput({ writeErr: () => undefined });
+// Commander's own error lines are replaced by coded ones (below); what it writes is kept only for the
+// help a group prints when called without a subcommand.
+let written = '';
+program.configureOutput({ writeErr: (s) => void (written += s) });
 
 for (const register of [init, run, status, role, login, items, users, devices, sharing, exportCommand, importCommand, replication, recover, backup, power, conflicts, log, settings, sim]) register(program);
 for (const cmd of program.commands) {
@@ -42,6 +45,11 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     if (err.exitCode === 0) process.exit(0);
+    // `mfpsync role` (a group, no subcommand): its help, as `mfpsync role --help` prints it.
+    if (err.code === 'commander.help') {
+      process.stdout.write(written);
+      process.exit(0);
+    }
     const message = err.message.replace(/^error: /, '');
     process.exitCode = printError(new MfpError('USAGE', message), process.argv.includes('--json'));
   } else {

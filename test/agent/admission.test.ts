@@ -62,6 +62,15 @@ test('the 11th machine is refused with GROUP_FULL; removing a device frees its s
   const gone = await server.sh('devices', 'remove', victimId);
   t.is(gone.code, 7);
   t.regex(gone.stderr, /^error NOT_FOUND: /);
+  // The removed machine asked to connect again without the administrator account: the same refusal, code
+  // and exit, whether it is still in client role or was set to standalone first.
+  const again = await victim.sh('role', 'set', 'client', '--server', `127.0.0.1:${port}`);
+  t.is(again.code, 4);
+  t.regex(again.stderr, /^error DEVICE_REMOVED: /);
+  await victim.ok('role', 'set', 'standalone');
+  const fromStandalone = await victim.sh('role', 'set', 'client', '--server', `127.0.0.1:${port}`);
+  t.is(fromStandalone.code, 4);
+  t.regex(fromStandalone.stderr, /^error DEVICE_REMOVED: /);
 
   await joinClient(eleventh, port);
   t.is((await server.ok<{ devices: unknown[] }>('devices', 'list')).devices.length, 10);

@@ -132,6 +132,49 @@ test('a change re-sent after a lost acknowledgement is applied once', async (t) 
   t.is(await sum(a), await sum(server));
 });
 
+test('a change whose acknowledgement was lost, then overwritten by another machine, leaves the client with the server\'s value', async (t) => {
+  // The soak's divergence (seed 11): A's change reaches the server but its ack never reaches A; B then
+  // changes the same item. A resumes by checksum (the sharing scopes changed meanwhile): the join keeps
+  // A's queued value through the replacement, at the server's version, and the re-sent change is
+  // answered as a duplicate carrying B's value. A must take it, not keep its own value at B's version.
+  const { server, port } = await startServer(t);
+  const [a, b] = await Promise.all([AgentProcess.spawn(t, { name: 'A', heartbeat: 300 }), AgentProcess.spawn(t, { name: 'B' })]);
+  const proxy = await proxied(t, port);
+  await Promise.all([joinClient(a, proxy.port), joinClient(b, port)]);
+  await a.ok('user', 'set', 'lee', 'language', '{"display":"en"}');
+  await a.waitFor(drained);
+
+  // A's change is applied by the server; the connection is cut before the ack, and A cannot come back.
+  proxy.refusing = true;
+  proxy.cutOnNextUp();
+  const mark = a.events.length;
+  await a.ok('user', 'set', 'lee', 'language', '{"display":"de"}');
+  await a.waitFor((e) => e.event === 'sync-state' && e.state === 'offline', 15_000, mark);
+  // (The server emits no event for a client's change: its value is read until it arrives.)
+  for (let i = 0; i < 200 && (await server.value('user', 'lee', 'language') as { display: string }).display !== 'de'; i++);
+  t.deepEqual(await server.value('user', 'lee', 'language'), { display: 'de' });
+  // B fetches lee at login, then changes the item on top of A's value.
+  let bMark = b.events.length;
+  await b.ok('login', 'lee');
+  await b.waitRemote('lee', 'language', bMark);
+  bMark = b.events.length;
+  await b.ok('user', 'set', 'lee', 'language', '{"display":"fr"}');
+  t.like(await b.waitFor(drained, 15_000, bMark), { applied: 1 });
+
+  // A scope change (clients stopped) makes A's next session resume by checksum.
+  await Promise.all([a.kill('SIGTERM'), b.kill('SIGTERM')]);
+  await server.ok('sharing', 'set', 'previous-settings', 'device');
+  proxy.refusing = false;
+  await a.start();
+  const acked = await a.waitFor(drained, 30_000);
+  t.like(acked, { duplicates: 1 }, 'the re-sent change was a duplicate');
+  t.deepEqual(await a.value('user', 'lee', 'language'), { display: 'fr' }, "A holds B's later value");
+  const item = async (agent: AgentProcess) => (await agent.control<{ items: Record<string, { version: number }> }>('item.get', { kind: 'user', id: 'lee', item: 'language' })).items.language!.version;
+  t.is(await item(a), await item(server));
+  const sum = async (agent: AgentProcess) => (await agent.ok<{ users: { id: string; checksum: string }[] }>('users', 'list', '--checksums')).users.find((u) => u.id === 'lee')!.checksum;
+  t.is(await sum(a), await sum(server));
+});
+
 test('changes queued offline survive SIGKILL of the client and reach the server after restart', async (t) => {
   const { server, port } = await startServer(t);
   const a = await AgentProcess.spawn(t, { name: 'A' });

@@ -99,7 +99,16 @@ test('entityKey refuses empty names, control characters and names over MAX_NAME_
   for (const [kind, id] of bad) {
     const err = t.throws(() => entityKey(kind as 'user' | 'group', id), { instanceOf: MfpError }, JSON.stringify(id));
     t.is(err.code, 'INVALID_ARGUMENT');
-    t.regex(err.message, kind === 'user' ? /^user name must be 1-128 bytes without control characters$/ : /^group id must be 1-128 bytes without control characters$/);
+    t.regex(err.message, kind === 'user' ? /^user name must be 1-128 bytes without control characters$/ : /^group ID must be 01-50 /);
+  }
+});
+
+test('entityKey keeps group IDs 01–50, two digits', (t) => {
+  t.is(entityKey('group', '7'), 'g:07');
+  t.is(entityKey('group', '07'), 'g:07');
+  t.is(entityKey('group', '50'), 'g:50');
+  for (const id of ['0', '00', '51', '99', '007', 'sales', '-1', '1.0', ' 7']) {
+    t.throws(() => entityKey('group', id), { instanceOf: MfpError, message: /^group ID must be 01-50/ }, id);
   }
 });
 

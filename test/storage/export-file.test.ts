@@ -131,7 +131,7 @@ test('a file with a right checksum but wrong content is IMPORT_INVALID', (t) => 
   const one = (items: Record<string, unknown>, id = 'alice') => ({ users: [{ id, items }], groups: [], shared: null });
   const c1 = header({ users: 1, groups: 0, shared: 0, items: 1 });
   const cases: [string, Buffer, RegExp][] = [
-    ['unknown item', craft(c1, one({ 'favourite-colour': 'red' })), /u:alice favourite-colour: no user item named "favourite-colour" \(UNKNOWN_ITEM\)/],
+    ['unknown item', craft(c1, one({ 'favourite-colour': 'red' })), /u:alice favourite-colour: no user item named "favourite-colour"; the user items are: language, .* \(UNKNOWN_ITEM\)/],
     ['group item on a user', craft(c1, one({ 'shared-buttons': [] })), /UNKNOWN_ITEM/],
     ['a Date value', craft(c1, one({ home: { at: new Date(0) } })), /holds a Date object.*\(INVALID_ARGUMENT\)/],
     ['a value over the size limit', craft(c1, one({ home: { blob: 'x'.repeat(MAX_VALUE_BYTES) } })), /\(VALUE_TOO_LARGE\)/],

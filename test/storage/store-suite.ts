@@ -1184,10 +1184,14 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.deepEqual(res.restored, [{ e: 'u:ann', n: 'home', v: 8, val: { n: 2 } }]);
     t.like(await store.readItem('u:ann', 'home'), { v: 8, val: { n: 2 } }, 'the server applied it: this machine holds it too');
     t.is(store.queueSize, 0);
-    // A duplicate is answered with the server's current version, not this change's: nothing is restored.
+    // A duplicate is answered with the server's current copy, not this change's: another machine's later
+    // change is taken (never this value at that version); an older copy than this machine's is not.
     const dup = await store.settle('me', [{ c: 2, status: 'duplicate', v: 12, val: { n: 9 } }], sent);
-    t.deepEqual(dup.restored, []);
-    t.like(await store.readItem('u:ann', 'home'), { v: 8, val: { n: 2 } });
+    t.deepEqual(dup.restored, [{ e: 'u:ann', n: 'home', v: 12, val: { n: 9 } }]);
+    t.like(await store.readItem('u:ann', 'home'), { v: 12, val: { n: 9 } });
+    const older = await store.settle('me', [{ c: 2, status: 'duplicate', v: 10, val: { n: 5 } }], sent);
+    t.deepEqual(older.restored, []);
+    t.like(await store.readItem('u:ann', 'home'), { v: 12, val: { n: 9 } });
   });
 
   test(`${name}: local: queued values beyond the memory budget are read back from disk, in order`, async (t) => {

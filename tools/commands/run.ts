@@ -1,12 +1,13 @@
 /** `mfpsync run`: the agent, in the foreground, until SIGINT or SIGTERM. */
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
+import type { AgentOptions } from '../../agent/agent.js';
 import { dataPaths, initDataDir, isInitialized } from '../../agent/config.js';
 import { offsetClock, systemClock } from '../../agent/clock.js';
 import { keepYoungGenerationSmall } from '../../agent/heap.js';
 import { MfpError } from '../../protocol/errors.js';
 import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT } from '../../protocol/limits.js';
-import { DEFAULT_UI_PORT } from '../../agent/remote-ui/index.js';
+import { DEFAULT_UI_PORT, type RemoteUiSettings } from '../../agent/remote-ui/index.js';
 import { action, intOption as int, print, type ShellContext } from '../shell.js';
 import { formatRemoteUi } from './status.js';
 
@@ -27,16 +28,12 @@ interface RunOptions {
 
 /** Starts the agent and prints a ready line; resolves when it has stopped. */
 export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> {
-  let initialized: ReturnType<typeof initDataDir> | undefined;
-  if (!isInitialized(ctx.dataDir)) initialized = initDataDir(ctx.dataDir, {});
+  // Every option is checked before the disk is touched: a refused one creates no data directory.
   if (o.durability !== 'fsync' && o.durability !== 'os') throw new MfpError('INVALID_ARGUMENT', 'durability must be fsync or os');
   if (o.applyDuringLogin !== 'immediate' && o.applyDuringLogin !== 'next-login') {
     throw new MfpError('INVALID_ARGUMENT', 'apply-during-login must be immediate or next-login');
   }
-  keepYoungGenerationSmall();
-  // Loaded here: the other commands, each a process of its own, need none of the agent.
-  const { startDaemon } = await import('../../agent/daemon.js');
-  const daemon = await startDaemon({
+  const options: AgentOptions & RemoteUiSettings = {
     dataDir: ctx.dataDir,
     ...(o.host !== undefined ? { host: o.host } : {}),
     port: int(o.port, 'port', 0, 65535),
@@ -49,7 +46,13 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     ...(o.clockSkew !== undefined ? { clock: offsetClock(systemClock, int(o.clockSkew, 'clock-skew', -86_400_000, 86_400_000)) } : {}),
     uiPort: int(o.uiPort, 'ui-port', 0, 65535),
     ...(o.uiIdleMs !== undefined ? { uiIdleMs: int(o.uiIdleMs, 'ui-idle-ms', 1, 86_400_000) } : {}),
-  });
+  };
+  let initialized: ReturnType<typeof initDataDir> | undefined;
+  if (!isInitialized(ctx.dataDir)) initialized = initDataDir(ctx.dataDir, {});
+  keepYoungGenerationSmall();
+  // Loaded here: the other commands, each a process of its own, need none of the agent.
+  const { startDaemon } = await import('../../agent/daemon.js');
+  const daemon = await startDaemon(options);
   if (o.events) {
     // One JSON line per agent event on stdout: what a firmware shim or a test follows.
     const { agentEvents } = await import('../../agent/operations.js');
