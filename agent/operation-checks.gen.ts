@@ -591,17 +591,10 @@ export const OPERATION_TABLE: readonly OperationRow[] = [
           [KIND]: "String",
         },
         "addressList": {
-          "description": "only address lists: every user's personal list, or the user groups' lists 01-50",
-          "anyOf": [{
-            "const": "personal",
-            "type": "string",
-            [KIND]: "Literal",
-          }, {
-            "const": "groups",
-            "type": "string",
-            [KIND]: "Literal",
-          }],
-          [KIND]: "Union",
+          "maxLength": 16,
+          "description": "only address lists: `personal` ([Personal Address List (All)]) or `groups` ([User Group Address List (All)])",
+          "type": "string",
+          [KIND]: "String",
           [OPTIONAL]: "Optional",
         },
       },
@@ -622,7 +615,8 @@ export const OPERATION_TABLE: readonly OperationRow[] = [
       "addressList": (() => {
       return function check(value) {
         return (
-          (((value === 'personal')) || ((value === 'groups')))
+          (typeof value === 'string') &&
+          value.length <= 16
         )
       }
       })(),
@@ -712,17 +706,10 @@ export const OPERATION_TABLE: readonly OperationRow[] = [
           [KIND]: "String",
         },
         "addressList": {
-          "description": "only address lists: every user's personal list, or the user groups' lists 01-50",
-          "anyOf": [{
-            "const": "personal",
-            "type": "string",
-            [KIND]: "Literal",
-          }, {
-            "const": "groups",
-            "type": "string",
-            [KIND]: "Literal",
-          }],
-          [KIND]: "Union",
+          "maxLength": 16,
+          "description": "only address lists: `personal` ([Personal Address List (All)]) or `groups` ([User Group Address List (All)])",
+          "type": "string",
+          [KIND]: "String",
           [OPTIONAL]: "Optional",
         },
       },
@@ -743,7 +730,8 @@ export const OPERATION_TABLE: readonly OperationRow[] = [
       "addressList": (() => {
       return function check(value) {
         return (
-          (((value === 'personal')) || ((value === 'groups')))
+          (typeof value === 'string') &&
+          value.length <= 16
         )
       }
       })(),

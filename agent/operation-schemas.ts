@@ -43,7 +43,8 @@ const Account = (who: string) => ({
 const AbsolutePath = (description: string) => Type.String({ minLength: 1, maxLength: 4096, pattern: '^/', description: `${description} (an absolute path)` });
 const Names = (description: string) => Type.Array(Name(description), { maxItems: 1000 });
 const Enum = <T extends string>(values: readonly T[], description: string) => Type.Union(values.map((v) => Type.Literal(v)), { description });
-const AddressList = Opt(Enum(['personal', 'groups'] as const, 'only address lists: every user\'s personal list, or the user groups\' lists 01-50'));
+// Checked by the agent, whose refusal names the manual's lists: `personal` or `groups`.
+const AddressList = Opt(Type.String({ maxLength: 16, description: 'only address lists: `personal` ([Personal Address List (All)]) or `groups` ([User Group Address List (All)])' }));
 const None = Type.Object({}, { additionalProperties: false });
 const Params = <T extends TProperties>(properties: T) => Type.Object(properties, { additionalProperties: false });
 

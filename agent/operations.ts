@@ -9,6 +9,7 @@
 import type { EventEmitter } from 'node:events';
 import type { TObject, TSchema } from '@sinclair/typebox';
 import { MfpError, type ErrorCode } from '../protocol/errors.js';
+import type { AddressListKind } from '../storage/export-file.js';
 import type { Agent } from './agent.js';
 import { AGENT_EVENT_NAMES, type AgentEvents } from './events.js';
 import { OPERATION_TABLE } from './operation-checks.gen.js';
@@ -67,9 +68,9 @@ const RUN: { [N in OperationName]: Runner<N> } = {
   'users.delete': (a, p) => a.services.users.delete(p),
   'devices.list': (a, p) => ({ devices: a.services.devices.list(p.filter ?? '') }),
   'devices.remove': (a, p) => a.services.devices.remove(p.id),
-  export: (a, p) => a.services.export.exportData(p.path, p.addressList ? { addressList: p.addressList } : {}),
+  export: (a, p) => a.services.export.exportData(p.path, addressListOf(p)),
   'export.prepare': (a, p) => a.services.export.prepare(p),
-  import: (a, p) => a.services.export.importData(p.path, p.addressList ? { addressList: p.addressList } : {}),
+  import: (a, p) => a.services.export.importData(p.path, addressListOf(p)),
   'conflicts.list': async (a) => ({ conflicts: await a.services.status.conflicts() }),
   'sharing.list': (a) => a.services.sharing.list(),
   'sharing.set': (a, p) => a.services.sharing.set(p.item, p.scope),
@@ -85,6 +86,11 @@ const RUN: { [N in OperationName]: Runner<N> } = {
   'power.wake': (a) => a.services.power.wake(),
   log: async (a, p) => ({ entries: await a.services.status.syncLog(p.level ?? 'info') }),
 };
+
+/** The `addressList` parameter of export and import, checked by the agent (its refusal names the manual's lists). */
+function addressListOf(p: { addressList?: string }): { addressList?: AddressListKind } {
+  return p.addressList === undefined ? {} : { addressList: p.addressList as AddressListKind };
+}
 
 /** An operation by name, or INVALID_ARGUMENT naming the ones there are. */
 export function operation(name: unknown): OperationInfo {

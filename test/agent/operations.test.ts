@@ -19,6 +19,7 @@ import { createLogger } from '../../agent/logger.js';
 import { OPERATION_SPECS } from '../../agent/operation-schemas.js';
 import { checkParams, invoke, OPERATIONS, type OperationName } from '../../agent/operations.js';
 import { MfpError } from '../../protocol/errors.js';
+import { API_DOC_PATH, apiReference } from '../../tools/gen-api-doc.js';
 import { OPERATION_CHECKS_PATH, operationChecksSource } from '../../tools/gen-operations.js';
 
 /** The control methods agent/daemon.ts dispatched before the table: the shell's commands call them by these names. */
@@ -44,6 +45,13 @@ test.after.always(async () => {
 
 test('agent/operation-checks.gen.ts is up to date with the schemas (else: npm run gen)', (t) => {
   t.is(readFileSync(OPERATION_CHECKS_PATH, 'utf8'), operationChecksSource());
+});
+
+test('docs/api.md, the local API reference, is up to date with the table (else: npm run gen)', (t) => {
+  const doc = readFileSync(API_DOC_PATH, 'utf8');
+  t.is(doc, apiReference());
+  for (const op of OPERATIONS) t.true(doc.includes(`### \`${op.name}\``), op.name);
+  t.regex(doc, /events\.subscribe/);
 });
 
 test('the table holds every control method the shell calls, once, with a summary and an object schema', (t) => {
