@@ -121,7 +121,9 @@ export class AgentProcess {
   /** `mfpsync init` of a spawn's data directory. */
   static async init(options: SpawnOptions): Promise<void> {
     const { name, dataDir } = options;
-    const init = await shell(dataDir, 'init', '--name', name, '--admin-password', options.adminPassword ?? 'secret-pw', '--serial', `SN-${name}`, '--location', `floor-${name}`, ...(options.initArgs ?? []));
+    // An agent that will run with the Remote UI off needs no certificate now (it would be made at a first start with it on).
+    const ui = options.runArgs?.includes('--ui-port') ? [] : ['--no-ui-certificate'];
+    const init = await shell(dataDir, 'init', '--name', name, '--admin-password', options.adminPassword ?? 'secret-pw', '--serial', `SN-${name}`, '--location', `floor-${name}`, ...ui, ...(options.initArgs ?? []));
     if (init.code !== 0) throw new Error(`init of ${name} failed: ${init.stderr}`);
   }
 

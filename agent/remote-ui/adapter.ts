@@ -3,7 +3,8 @@
  * API calls exactly what the control socket calls: the daemon hands the Remote UI its own dispatcher of
  * operations (`Invoke`); the events are the Agent's, as `run --events` prints them.
  */
-import type { Agent, AgentEvents } from '../agent.js';
+import type { Agent } from '../agent.js';
+import { AGENT_EVENT_NAMES } from '../events.js';
 
 /** Runs one administrator operation by name with its parameters (INVALID_ARGUMENT for a bad one). */
 export type Invoke = (name: string, params: Record<string, unknown>) => Promise<unknown>;
@@ -14,13 +15,10 @@ export type AgentEventLine = Record<string, unknown> & { event: string };
 /** Subscribes to the agent's events; returns the unsubscribe. */
 export type Subscribe = (onEvent: (e: AgentEventLine) => void) => () => void;
 
-/** The events `run --events` prints, in its order. */
-const EVENTS = ['item-changed', 'entity-deleted', 'sync-state', 'changes-acked', 'join-progress', 'deep-sleep', 'device-state', 'replicated', 'login-again'] as const satisfies readonly (keyof AgentEvents)[];
-
 /** The agent's events as lines. */
 export function eventsOf(agent: Agent): Subscribe {
   return (onEvent) => {
-    const listeners = EVENTS.map((event) => {
+    const listeners = AGENT_EVENT_NAMES.map((event) => {
       const l = (e: object) => onEvent({ event, ...e });
       agent.on(event, l);
       return [event, l] as const;

@@ -48,7 +48,7 @@ export interface AppOptions {
   invoke: Invoke;
   /** Where the Remote UI keeps its files (the export to download, the upload to import): DATA/remote-ui. */
   filesDir: string;
-  /** Folders of the pages, first match wins (the compiled scripts, then the sources' HTML, CSS, catalogs). */
+  /** Folders of the pages, first match wins. */
   staticRoots: readonly string[];
 }
 
@@ -124,7 +124,8 @@ function devicesOrNetwork(p: Record<string, unknown>, name: 'to' | 'from'): void
 
 /** Builds the application (not listening: the Remote UI's server routes its requests to it). */
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: MAX_BODY_BYTES, return503OnClosing: true });
+  // Schemas check, they do not repair: no type coercion, no silent removal of unknown fields.
+  const app = Fastify({ logger: false, bodyLimit: MAX_BODY_BYTES, return503OnClosing: true, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
   const files = { export: join(o.filesDir, 'export.bin'), import: join(o.filesDir, 'import.bin') };
   // JSON only: a cross-site form (text/plain, urlencoded) is refused before anything else looks at it.
   app.removeContentTypeParser('text/plain');
@@ -285,7 +286,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       root: roots,
       prefix: '/',
       cacheControl: false,
-      // The pages' TypeScript sources sit beside their HTML: only what a browser loads is served.
+      // Only what a browser loads: no TypeScript or source maps, should a build leave any there.
       allowedPath: (path) => !/\.(ts|map)$/.test(path),
     });
   } else {

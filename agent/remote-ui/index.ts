@@ -41,7 +41,7 @@ export interface RemoteUiOptions extends RemoteUiSettings {
   invoke: Invoke;
   /** The agent's events (default: as `run --events` prints them). */
   subscribe?: Subscribe;
-  /** Folders of the pages (default: dist/ui, then ui/ of this package). */
+  /** Folders of the pages, first match wins (default: dist/ui of this package, which the build makes from ui/). */
   staticRoots?: readonly string[];
 }
 
@@ -86,7 +86,7 @@ export async function startRemoteUi(o: RemoteUiOptions): Promise<RemoteUi | unde
       streams,
       invoke: o.invoke,
       filesDir: join(agent.dataDir, 'remote-ui'),
-      staticRoots: o.staticRoots ?? [join(PACKAGE_ROOT, 'dist', 'ui'), join(PACKAGE_ROOT, 'ui')],
+      staticRoots: o.staticRoots ?? [join(PACKAGE_ROOT, 'dist', 'ui')],
     });
     return { route: (req: IncomingMessage, res: ServerResponse) => built.routing(req, res), close: () => built.close() };
   };

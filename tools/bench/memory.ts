@@ -9,10 +9,14 @@
  * Start: spawn → ready line of an agent whose persisted role is server and whose store holds the 1,000
  * users. Baseline: spawn → first line of a bare Node.js process.
  */
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { join } from 'node:path';
 import { initDataDir } from '../../agent/config.js';
 import { callControl } from '../../agent/control.js';
+import { ensureCertificate } from '../../agent/remote-ui/certificate.js';
 import { joinAs, openAgent, PASSWORD, remoteChanges } from './agents.js';
+import { freePort } from '../fleet.js';
 import { memoryOf, settledRss, spawnAgent, spawnBareNode, type Child } from './children.js';
 import type { Ctx } from './context.js';
 import { userNames, userRecord } from './records.js';
@@ -32,6 +36,18 @@ async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Pr
     while (next < items.length) await task(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** Milliseconds from sending the first request to a Remote UI until its answer ended. */
+function timeFirstRequest(port: number, ca: string): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/api/session', ca, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(performance.now() - t0));
+    });
+    req.on('error', reject).end();
+  });
 }
 
 /** Runs figures 5 and 6. */
@@ -78,9 +94,27 @@ export async function memoryAndStart(ctx: Ctx): Promise<void> {
 
     const dir = join(scope.tempDir(ctx.tmp, 'mem-'), 'd');
     initDataDir(dir, { name: 'mem-server', adminPassword: PASSWORD });
+    // As `mfpsync init` does: the Remote UI's certificate exists before the first start.
+    await ensureCertificate(dir, { name: 'mem-server' });
     const control = join(dir, 'control.sock');
     let child = await spawnAgent(scope, dir);
+    const uiOffStart = child.readyMs;
     await measure(child, 'idle after ready (standalone)', 60);
+    await child.stop();
+
+    // The Remote UI on: its HTTPS listener from the start, its application (Fastify) at the first request.
+    const uiPort = await freePort();
+    child = await spawnAgent(scope, dir, { uiPort });
+    const uiOnStart = child.readyMs;
+    await measure(child, '  Remote UI on, not browsed yet', 60);
+    const firstRequest = await timeFirstRequest(uiPort, readFileSync(join(dir, 'ui-cert.pem'), 'utf8'));
+    await measure(child, '  Remote UI on, after its first request', 90);
+    await child.stop();
+    ctx.notes.push(
+      `Remote UI: spawn → ready ${fmtMs(uiOffStart)} with --ui-port 0, ${fmtMs(uiOnStart)} with it on (one run each: noisy); ` +
+        `its first request (GET /api/session over HTTPS, which loads Fastify and its plugins) answered in ${fmtMs(firstRequest)}.`,
+    );
+    child = await spawnAgent(scope, dir);
 
     const status = (await callControl(control, 'role.set', { role: 'server' })) as { port: number };
     const names = userNames(ctx.sizes.users, 'm');
