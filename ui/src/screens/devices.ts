@@ -54,7 +54,7 @@ export const screen: Screen = {
           void draw();
         });
         return [
-          d.state === 'server' ? '' : h('input', { type: 'checkbox', name: 'device', value: d.id, 'aria-label': d.name, checked: keep.has(d.id) }),
+          d.state === 'server' || d.id === ctx.status.deviceId ? '' : h('input', { type: 'checkbox', name: 'device', value: d.id, 'aria-label': d.name, checked: keep.has(d.id) }),
           [h('span', { class: 'device-name' }, d.name), open.has(d.id) ? details(d) : null],
           d.serial, d.location,
           h('span', { class: `state ${d.state}` }, t(`state.${d.state}`)),

@@ -3,7 +3,7 @@
  * Export] → [Yes]; then the 15-minute window with its remaining time and the export itself.
  */
 import { op } from '../api.js';
-import { act, confirmYes, field, h, input, minutesSeconds, notice, time } from '../dom.js';
+import { act, confirmYes, field, fill, h, minutesSeconds, notice, time } from '../dom.js';
 import { t } from '../i18n.js';
 import type { Screen } from '../screen.js';
 import { userPicker } from './user-picker.js';
@@ -39,15 +39,18 @@ export const screen: Screen = {
     ctx.every(1000, () => {
       if (endsAt) remaining.textContent = minutesSeconds(endsAt - Date.now());
     });
-    const path = input({ id: 'export-path', name: 'path', placeholder: t('export.pathHint') });
+    const download = h('p', { id: 'download', hidden: true });
     const kind = h('select', { id: 'export-kind' },
       h('option', { value: '' }, t('export.kind.batch')),
       h('option', { value: 'personal' }, t('export.kind.personal')),
       h('option', { value: 'groups' }, t('export.kind.groups')));
     const exportButton = h('button', { id: 'export', type: 'button' }, t('export.export'));
     exportButton.addEventListener('click', () => void act(exportButton, out, async () => {
-      const r = await op<{ path: string; bytes: number; createdAt: number }>('export', { path: path.value, ...(kind.value ? { addressList: kind.value } : {}) });
-      notice(out, 'ok', t('export.written', { path: r.path, bytes: r.bytes, at: time(r.createdAt) }));
+      // The agent's Remote UI writes the file in its own folder and serves it at /api/download/export.
+      const r = await op<{ bytes: number; createdAt: number }>('export', kind.value ? { addressList: kind.value } : {});
+      notice(out, 'ok', t('export.written', { bytes: r.bytes, at: time(r.createdAt) }));
+      download.hidden = false;
+      fill(download, h('a', { id: 'download-export', href: '/api/download/export', download: '' }, t('export.download')));
     }));
     update.addEventListener('click', () => void act(update, out, async () => {
       const { users, groups } = picker.selected();
@@ -60,7 +63,7 @@ export const screen: Screen = {
       windowBox.replaceChildren(
         h('p', {}, t('export.window', { users: r.users.length, groups: r.groups.length, ends: time(r.endsAt) }), ' ', t('export.remaining'), ' ', remaining),
         h('p', { class: 'warning' }, r.warning),
-        h('h2', {}, t('export.exportTitle')), field(t('export.kind'), kind), field(t('export.path'), path), exportButton);
+        h('h2', {}, t('export.exportTitle')), field(t('export.kind'), kind), exportButton, download);
       notice(out, 'ok', t('export.prepared'));
     }));
     main.append(h('p', { class: 'warning' }, t('export.manualWarning')), h('p', { class: 'note' }, t('export.note')),
