@@ -5,7 +5,7 @@
  * storage/export-file.ts.
  */
 import { MfpError } from '../../protocol/errors.js';
-import { catalogItem, checkName, entityKey, parseEntity, type EntityKey } from '../../storage/catalog.js';
+import { catalogItem, checkGroupId, checkName, entityKey, parseEntity, type EntityKey } from '../../storage/catalog.js';
 import { changesOf, countsOf, encodeExportFile, readExportFile, writeExportFile, type AddressListKind } from '../../storage/export-file.js';
 import type { GroupStore } from '../../storage/group-store.js';
 import type { Store } from '../../storage/store.js';
@@ -151,9 +151,9 @@ export class ExportService {
     const all = (selection.users ?? []).length === 0 && (selection.groups ?? []).length === 0;
     const listed = all ? this.#users.list('') : [];
     const users = all ? listed.filter((u) => u.kind === 'user').map((u) => u.id) : [...new Set(selection.users ?? [])];
-    const groups = all ? listed.filter((u) => u.kind === 'group').map((u) => u.id) : [...new Set(selection.groups ?? [])];
+    // Group IDs as kept (01–50, "7" is "07"), so that one group named two ways counts once.
+    const groups = all ? listed.filter((u) => u.kind === 'group').map((u) => u.id) : [...new Set((selection.groups ?? []).map(checkGroupId))];
     users.forEach((u) => checkName(u, 'user name'));
-    groups.forEach((g) => checkName(g, 'group id'));
     checkPrepareLimits({ users, groups, loggedIn: rt.loggedIn, blank: all });
     const known = new Set(group.users().map((u) => u.name));
     const missing = [

@@ -245,29 +245,31 @@ test('export prepare selects at most 500 users and 50 user groups; a blank selec
   const group = sc.group!;
   const changes = [
     ...Array.from({ length: 501 }, (_, i) => ({ c: 0, e: `u:user${String(i).padStart(3, '0')}`, n: 'home', val: { i }, base: 0 })),
-    ...Array.from({ length: 51 }, (_, i) => ({ c: 0, e: `g:${String(i + 1).padStart(2, '0')}`, n: 'address-list', val: [{ i }], base: 0 })),
+    ...Array.from({ length: 50 }, (_, i) => ({ c: 0, e: `g:${String(i + 1).padStart(2, '0')}`, n: 'address-list', val: [{ i }], base: 0 })),
   ];
   await group.applyChanges('admin:test', changes);
   const users = Array.from({ length: 501 }, (_, i) => `user${String(i).padStart(3, '0')}`);
-  const groups = Array.from({ length: 51 }, (_, i) => String(i + 1).padStart(2, '0'));
+  const groups = Array.from({ length: 50 }, (_, i) => String(i + 1).padStart(2, '0'));
 
   await rejects(t, sc.prepareExport(), 'INVALID_ARGUMENT', /At most 500 users can be prepared at once; 501 are selected \(a blank selection selects every user/);
   await rejects(t, sc.prepareExport({ users }), 'INVALID_ARGUMENT', /At most 500 users .* 501 are selected: name them with --users$/);
-  await rejects(t, sc.prepareExport({ groups }), 'INVALID_ARGUMENT', /At most 50 user groups can be prepared at once; 51 are selected/);
-  await rejects(t, sc.prepareExport({ users: ['user000', 'ghost'], groups: ['99'] }), 'NOT_FOUND', /not in the group: user ghost, group 99/);
+  // Group IDs are 01–50: a 51st group cannot be named (the limit of 50 is the whole range).
+  await rejects(t, sc.prepareExport({ groups: [...groups, '51'] }), 'INVALID_ARGUMENT', /group ID must be 01-50/);
+  await rejects(t, sc.prepareExport({ users: ['user000'], groups: ['99'] }), 'INVALID_ARGUMENT', /group ID must be 01-50/);
+  await rejects(t, sc.prepareExport({ users: ['user000', 'ghost'] }), 'NOT_FOUND', /not in the group: user ghost/);
   await rejects(t, sc.prepareExport({ users: [''] }), 'INVALID_ARGUMENT', /user name must be/);
   t.is(sc.exportWindow, undefined, 'no refused preparation opened a window');
 
   // Exactly the limits are accepted (duplicates count once).
-  const r = await sc.prepareExport({ users: [...users.slice(0, 500), 'user000'], groups: groups.slice(0, 50) });
+  const r = await sc.prepareExport({ users: [...users.slice(0, 500), 'user000'], groups: [...groups, '7'] });
   t.is(r.users.length, 500);
   t.is(r.groups.length, 50);
   t.is(sc.local.itemStates('u:user499')?.get('home')?.v, group.itemStates('u:user499')?.get('home')?.v);
 
   // With one user deleted, the blank selection selects all that is left.
-  await sc.deleteUsers({ users: ['user500'], groups: ['51'] });
+  await sc.deleteUsers({ users: ['user500'], groups: ['50'] });
   const all = await sc.prepareExport();
-  t.deepEqual([all.users.length, all.groups.length], [500, 50]);
+  t.deepEqual([all.users.length, all.groups.length], [500, 49]);
 });
 
 test('users logged in on the panel count toward the 500: 499 selected and 1 logged in pass, 500 and 1 are refused', async (t) => {
