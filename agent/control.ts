@@ -3,6 +3,12 @@
  * directory (which is 0700) with mode 0600, so only the agent's owner can open it. One JSON request per
  * line, `{"id", "method", "params"}`; one JSON response per line, `{"id", "result"}` or
  * `{"id", "error": {"code", "message"}}`. Requests are bounded in size.
+ *
+ * `events.subscribe` (params `{"events": [names]}`, all when left out) answers `{"id", "result":
+ * {"subscribed": [names]}}` and from then on the connection also carries the agent's events, one JSON
+ * line each, `{"event": NAME, ...payload}`, until the client closes it (requests still work on it; a
+ * second subscribe replaces the filter). A subscriber that does not read is dropped once the data
+ * waiting for it passes MAX_SUBSCRIBER_BACKLOG, with a warning: it never grows the agent's memory.
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
@@ -11,18 +17,42 @@ import { dataDirError, isErrorCode, MfpError, toMfpError } from '../protocol/err
 /** Handles one control request. */
 export type ControlHandler = (method: string, params: Record<string, unknown>) => Promise<unknown>;
 
+/** The event stream behind `events.subscribe`: starts sending the events named (or refuses), returns what it subscribed and how to stop. */
+export type EventSource = (events: unknown, send: (event: object) => void) => { subscribed: readonly string[]; unsubscribe: () => void };
+
+/** Options of the control socket beyond its requests. */
+export interface ControlOptions {
+  /** Serves `events.subscribe`; without it the method is unknown. */
+  events?: EventSource;
+  /** Told when a subscriber is dropped (it did not read). */
+  warn?: (code: string, message: string) => void;
+}
+
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** Bytes of events waiting for one subscriber (the kernel's socket buffer aside) before it is dropped. */
+export const MAX_SUBSCRIBER_BACKLOG = 1024 * 1024;
+/** Connections subscribed at once. */
+export const MAX_SUBSCRIBERS = 32;
 
 /** The agent's end of the control socket. */
 export class ControlServer {
   readonly path: string;
   readonly #handler: ControlHandler;
+  readonly #o: ControlOptions;
   #server: Server | undefined;
   #sockets = new Set<Socket>();
+  /** Subscribed connections and how each stops its events. */
+  #subscribers = new Map<Socket, () => void>();
 
-  constructor(path: string, handler: ControlHandler) {
+  constructor(path: string, handler: ControlHandler, options: ControlOptions = {}) {
     this.path = path;
     this.#handler = handler;
+    this.#o = options;
+  }
+
+  /** How many connections follow the events now. */
+  get subscribers(): number {
+    return this.#subscribers.size;
   }
 
   /** Listens; replaces a stale socket file left by a dead agent, refuses if a live one answers. */
@@ -55,7 +85,10 @@ export class ControlServer {
 
   #serve(socket: Socket): void {
     this.#sockets.add(socket);
-    socket.on('close', () => this.#sockets.delete(socket));
+    socket.on('close', () => {
+      this.#sockets.delete(socket);
+      this.#unsubscribe(socket);
+    });
     socket.on('error', () => socket.destroy());
     let buffer = '';
     socket.setEncoding('utf8');
@@ -82,12 +115,47 @@ export class ControlServer {
       id = req.id ?? null;
       if (typeof req.method !== 'string') throw new MfpError('INVALID_ARGUMENT', 'request needs a method');
       const params = typeof req.params === 'object' && req.params !== null ? (req.params as Record<string, unknown>) : {};
+      if (req.method === 'events.subscribe' && this.#o.events) {
+        this.#subscribe(socket, id, params);
+        return;
+      }
       response = { id, result: (await this.#handler(req.method, params)) ?? null };
     } catch (err) {
       const e = err instanceof TypeError ? new MfpError('INVALID_ARGUMENT', err.message) : toMfpError(err, 'INVALID_ARGUMENT');
       response = { id, error: { code: e.code, message: e.message } };
     }
     if (!socket.destroyed) socket.write(JSON.stringify(response) + '\n');
+  }
+
+  /** Answers `events.subscribe`, then sends the events; throws INVALID_ARGUMENT for a bad filter. */
+  #subscribe(socket: Socket, id: unknown, params: Record<string, unknown>): void {
+    const unknown = Object.keys(params).filter((k) => k !== 'events');
+    if (unknown.length > 0) throw new MfpError('INVALID_ARGUMENT', `events.subscribe: unknown parameter ${JSON.stringify(unknown[0])}; it takes events`);
+    if (!this.#subscribers.has(socket) && this.#subscribers.size >= MAX_SUBSCRIBERS) {
+      throw new MfpError('INVALID_ARGUMENT', `events.subscribe: ${MAX_SUBSCRIBERS} connections already follow the events`);
+    }
+    const { subscribed, unsubscribe } = this.#o.events!(params.events, (event) => this.#send(socket, event));
+    this.#unsubscribe(socket);
+    this.#subscribers.set(socket, unsubscribe);
+    socket.write(JSON.stringify({ id, result: { subscribed } }) + '\n');
+  }
+
+  /** Sends one event, or drops a subscriber whose backlog passed the bound. */
+  #send(socket: Socket, event: object): void {
+    if (socket.destroyed) return;
+    if (socket.writableLength > MAX_SUBSCRIBER_BACKLOG) {
+      this.#unsubscribe(socket);
+      socket.destroy();
+      this.#o.warn?.('EVENTS_DROPPED', `an events.subscribe client of the control socket did not read its events (over ${MAX_SUBSCRIBER_BACKLOG} bytes waiting): it was disconnected`);
+      return;
+    }
+    socket.write(JSON.stringify(event) + '\n');
+  }
+
+  #unsubscribe(socket: Socket): void {
+    const off = this.#subscribers.get(socket);
+    this.#subscribers.delete(socket);
+    off?.();
   }
 }
 

@@ -49,16 +49,8 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
   const daemon = await startDaemon(options);
   if (o.events) {
     // One JSON line per agent event on stdout: what a firmware shim or a test follows.
-    const emit = (event: string) => (e: object) => process.stdout.write(JSON.stringify({ event, ...e }) + '\n');
-    daemon.agent.on('item-changed', emit('item-changed'));
-    daemon.agent.on('entity-deleted', emit('entity-deleted'));
-    daemon.agent.on('sync-state', emit('sync-state'));
-    daemon.agent.on('changes-acked', emit('changes-acked'));
-    daemon.agent.on('join-progress', emit('join-progress'));
-    daemon.agent.on('deep-sleep', emit('deep-sleep'));
-    daemon.agent.on('device-state', emit('device-state'));
-    daemon.agent.on('replicated', emit('replicated'));
-    daemon.agent.on('login-again', emit('login-again'));
+    const { agentEvents } = await import('../../agent/operations.js');
+    agentEvents(daemon.agent, (e) => process.stdout.write(JSON.stringify(e) + '\n'));
   }
   const status = daemon.agent.status();
   const ready = { event: 'ready', ...status, control: dataPaths(ctx.dataDir).control, ...(initialized ? { initialized } : {}) };
