@@ -22,3 +22,8 @@ export function parseAddress(text: string): ServerAddress {
   if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw bad();
   return { host, port };
 }
+
+/** Whether a listening address is a loopback one: a server bound there cannot be reached from the LAN. */
+export function isLoopbackHost(host: string | undefined): boolean {
+  return host !== undefined && (host === 'localhost' || host === '::1' || host.startsWith('127.'));
+}

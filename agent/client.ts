@@ -135,7 +135,20 @@ export interface SyncClientOptions {
   onJoinProgress?: (progress: JoinProgress) => void;
   /** A user must log in again (an entry), or a login repaired it (undefined). */
   onLoginAgain?: (user: string, entry: LoginAgain | undefined) => void;
+  /**
+   * A server found by search (SPEC §13): when it cannot be reached, the addresses that answer a search
+   * for the pinned group. A hint only: the session there must prove the pinned group key.
+   */
+  rediscover?: (groupId: string) => Promise<ServerAddress[]>;
+  /** The pinned group's server proved its key at an address found by search: the client stays there. */
+  onServerMoved?: (address: ServerAddress) => void;
 }
+
+/** Searches for a lost server found by search: the first after this long, doubling up to the ceiling. */
+const SEARCH_BASE_MS = 2000;
+const SEARCH_MAX_MS = 60_000;
+/** An address found by search that did not prove the pinned group key is not tried again for this long. */
+const CANDIDATE_HOLD_MS = 60_000;
 
 /**
  * How far a join (or a resync by checksum) has got, as this client sees it. The total is known from
@@ -192,6 +205,15 @@ export function formatAddress(a: ServerAddress): string {
 /** The client role. */
 export class SyncClient {
   readonly #o: SyncClientOptions;
+  /** The server's address (a search may find the group's server at another one: SPEC §13). */
+  #server: ServerAddress;
+  /** An address found by search, tried until its session proves the pinned group key. */
+  #candidate: ServerAddress | undefined;
+  /** Addresses found by search that failed, and until when they are passed over. */
+  readonly #passed = new Map<string, number>();
+  #searching = false;
+  #searchAt = 0;
+  #searchBackoff = 0;
   #state: ClientState = 'offline';
   #error: MfpError | undefined;
   #conn: Connection | undefined;
@@ -236,6 +258,7 @@ export class SyncClient {
 
   constructor(options: SyncClientOptions) {
     this.#o = options;
+    this.#server = options.server;
   }
 
   /** Current state. */
@@ -258,7 +281,7 @@ export class SyncClient {
 
   /** The server this client connects to. */
   get server(): ServerAddress {
-    return this.#o.server;
+    return this.#server;
   }
 
   /** This machine's clock minus the server's (from the last pong: half the round trip is the error), or null. */
@@ -289,7 +312,7 @@ export class SyncClient {
       const timer = this.#o.clock.setTimeout(() => {
         this.#firstOutcome = undefined;
         void this.stop();
-        reject(new MfpError('ADDRESS_INCORRECT', `no answer from ${formatAddress(this.#o.server)} within ${timeoutMs} ms`));
+        reject(new MfpError('ADDRESS_INCORRECT', `no answer from ${formatAddress(this.#server)} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#firstOutcome = {
         resolve: () => { timer.cancel(); resolve(); },
@@ -384,7 +407,7 @@ export class SyncClient {
     const e: EntityKey = `u:${user}`;
     if (this.#state === 'offline' || this.#state === 'refused') {
       const why = this.#error ? ` (${this.#error.code}: ${this.#error.message})` : '';
-      this.#requireLogin(user, 'fetch-failed', `the server ${formatAddress(this.#o.server)} could not be reached at login${why}: this machine's copy may not be current`);
+      this.#requireLogin(user, 'fetch-failed', `the server ${formatAddress(this.#server)} could not be reached at login${why}: this machine's copy may not be current`);
       if (!this.#pendingFetch.has(e)) this.#pendingFetch.set(e, { login: false });
       return;
     }
@@ -448,7 +471,8 @@ export class SyncClient {
     if (this.#stopped || this.#sleeping) return;
     this.#setState('connecting');
     this.stats.connects++;
-    const url = `ws://${formatAddress(this.#o.server)}/`;
+    const target = this.#candidate ?? this.#server;
+    const url = `ws://${formatAddress(target)}/`;
     const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
     let opened = false;
     let challenge: { message: ChallengeMessage; bytes: Uint8Array } | undefined;
@@ -459,7 +483,7 @@ export class SyncClient {
       onMessage: async (m, raw) => {
         this.#heard();
         if (!challenge) {
-          if (m.type === ReplicationType.Challenge) throw new MfpError('NOT_A_SERVER', `${formatAddress(this.#o.server)} is a replication target, not a server`);
+          if (m.type === ReplicationType.Challenge) throw new MfpError('NOT_A_SERVER', `${formatAddress(target)} is a replication target, not a server`);
           if (m.type !== SessionType.Challenge) throw new MfpError('MESSAGE_UNEXPECTED', `expected challenge, got ${m.type}`);
           challenge = { message: m, bytes: raw };
           helloBody = this.#hello(conn, m, raw, ephemeral.publicKey);
@@ -473,7 +497,7 @@ export class SyncClient {
         }
         await this.#onMessage(conn, m, raw.length);
       },
-      onClose: (reason): void => this.#onClose(conn, opened, reason),
+      onClose: (reason): void => this.#onClose(conn, target, opened, reason),
       expectsWelcome: true,
       // A pong counts as it arrives, even while a long handler (applying a large join) runs.
       outOfOrder: (m) => m.type === HeartbeatType.Pong,
@@ -490,7 +514,7 @@ export class SyncClient {
     this.#flushing = false;
   }
 
-  #onClose(conn: Connection, opened: boolean, reason: MfpError | undefined): void {
+  #onClose(conn: Connection, target: ServerAddress, opened: boolean, reason: MfpError | undefined): void {
     if (this.#conn !== conn) return;
     this.#conn = undefined;
     this.#fetchesLost(reason);
@@ -505,7 +529,7 @@ export class SyncClient {
       return;
     }
     const error = !opened
-      ? new MfpError('ADDRESS_INCORRECT', `cannot reach the server at ${formatAddress(this.#o.server)}`)
+      ? new MfpError('ADDRESS_INCORRECT', `cannot reach the server at ${formatAddress(target)}`)
       : reason ?? new MfpError('PEER_GONE', 'the server closed the connection');
     if (this.#firstOutcome) {
       const first = this.#firstOutcome;
@@ -516,6 +540,18 @@ export class SyncClient {
       return;
     }
     if (this.#stopped) return;
+    if (this.#candidate) {
+      // An address found by search that is not the group's server (unreachable, another group, or a
+      // stranger advertising this group's id without its key): passed over; the pin and the address stay.
+      const candidate = formatAddress(this.#candidate);
+      this.#candidate = undefined;
+      this.#passed.set(candidate, this.#o.clock.now() + CANDIDATE_HOLD_MS);
+      const refused = new MfpError(error.code, `${candidate}, found by search, is not this group's server (${error.message}): passed over; still looking for the group's server`);
+      this.#o.log.warning(error.code, refused.message);
+      this.#setState('offline', refused);
+      this.#retryLater();
+      return;
+    }
     if (FATAL.has(error.code)) {
       this.#o.log.error(error.code, `synchronization stopped: ${error.message}`);
       this.#stopped = true;
@@ -527,7 +563,7 @@ export class SyncClient {
       // yet (the manual's "same IP address" procedures). Refused at the challenge, nothing was sent;
       // retried with backoff, red at once, until the group's server answers there.
       if (this.#lastRefusal?.code !== 'GROUP_MISMATCH') {
-        this.#o.log.error('GROUP_MISMATCH', `the machine at ${formatAddress(this.#o.server)} serves another group (${error.message}); nothing was sent; retrying with backoff until the group's server answers there`);
+        this.#o.log.error('GROUP_MISMATCH', `the machine at ${formatAddress(this.#server)} serves another group (${error.message}); nothing was sent; retrying with backoff until the group's server answers there`);
       }
       this.#refusals = Math.max(this.#refusals + 1, REFUSALS_REPORTED);
       this.#lastRefusal = error;
@@ -543,11 +579,50 @@ export class SyncClient {
       this.#refusals = 0;
       this.#lastRefusal = undefined;
     }
-    if (this.#state === 'live' && this.#refusals < REFUSALS_REPORTED) this.#o.log.warning('SERVER_UNREACHABLE', `lost the server ${formatAddress(this.#o.server)}: ${error.message}; working offline`);
+    if (this.#state === 'live' && this.#refusals < REFUSALS_REPORTED) this.#o.log.warning('SERVER_UNREACHABLE', `lost the server ${formatAddress(this.#server)}: ${error.message}; working offline`);
+    const wasLive = this.#state === 'live';
     this.#setState('offline', error);
+    this.#retryLater();
+    // The server was lost, cannot be reached, or another machine answers at its address: search.
+    if (wasLive || !opened || error.code === 'GROUP_MISMATCH') this.#search();
+  }
+
+  /** The next attempt, after exponential backoff with full jitter. */
+  #retryLater(): void {
     const attempt = Math.max(this.#attempt++, this.#refusals);
     const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(attempt, 16));
     this.#retry = this.#o.clock.setTimeout(() => this.#connect(), Math.random() * ceiling);
+  }
+
+  /**
+   * Searches for the pinned group's server (a server found by search, lost: SPEC §13), at most once
+   * per backoff interval. An address found is tried at once; it is kept only once its session proved
+   * the pinned group key (#onWelcome), else it is passed over for a while.
+   */
+  #search(): void {
+    const rediscover = this.#o.rediscover;
+    const pin = this.#pin;
+    if (!rediscover || !pin || this.#searching || this.#o.clock.now() < this.#searchAt) return;
+    this.#searching = true;
+    this.#searchBackoff = Math.min(SEARCH_MAX_MS, this.#searchBackoff * 2 || SEARCH_BASE_MS);
+    this.#searchAt = this.#o.clock.now() + this.#searchBackoff;
+    const done = (found: ServerAddress[]) => {
+      this.#searching = false;
+      // A session that has reached the server is left alone; one still trying the old address is dropped.
+      if (this.#stopped || this.#sleeping || (this.#conn && this.#welcome)) return;
+      const now = this.#o.clock.now();
+      const current = formatAddress(this.#server);
+      const next = found.find((a) => formatAddress(a) !== current && (this.#passed.get(formatAddress(a)) ?? 0) <= now);
+      if (!next) return;
+      this.#o.log.info('SERVER_SEARCH', `the search for group ${pin.groupId} found ${formatAddress(next)}: trying it (its session must prove the pinned group key)`);
+      this.#candidate = next;
+      this.#retry?.cancel();
+      const old = this.#conn;
+      this.#conn = undefined;
+      old?.close();
+      this.#connect();
+    };
+    rediscover(pin.groupId).then(done, () => done([]));
   }
 
   /**
@@ -561,7 +636,7 @@ export class SyncClient {
     for (const e of lost) {
       this.#pendingFetch.set(e, { login: false });
       if (!e.startsWith('u:') || this.#stopped || this.#sleeping) continue;
-      this.#requireLogin(e.slice(2), 'fetch-failed', `the session to ${formatAddress(this.#o.server)} ended before the login's data arrived${reason ? ` (${reason.code})` : ''}`);
+      this.#requireLogin(e.slice(2), 'fetch-failed', `the session to ${formatAddress(this.#server)} ended before the login's data arrived${reason ? ` (${reason.code})` : ''}`);
     }
   }
 
@@ -677,6 +752,13 @@ export class SyncClient {
     // A group id is its key's device id: a welcome that pairs them otherwise is no group's
     // (an admission would pin it).
     if (deviceIdOf(welcome.groupKey) !== welcome.groupId) throw new MfpError('MESSAGE_INVALID', `the welcome names group ${welcome.groupId} with a key that is not that group's`);
+    const moved = this.#candidate;
+    if (moved) {
+      // The address found by search proved the pinned group key: it is the group's server's now.
+      this.#candidate = undefined;
+      this.#server = moved;
+      this.#o.onServerMoved?.(moved);
+    }
     // From here on every frame is sealed with keys only these two ephemeral key pairs can derive.
     conn.secure(
       SecureChannel.derive('client', ephemeral, challenge.message.ephemeral, [challenge.bytes, helloBytes]),
@@ -749,6 +831,8 @@ export class SyncClient {
   #goLive(): void {
     if (this.#sleeping) return;
     this.#attempt = 0;
+    this.#searchBackoff = 0;
+    this.#searchAt = 0;
     // The group's server answers at the address again.
     if (this.#lastRefusal?.code === 'GROUP_MISMATCH') {
       this.#refusals = 0;
@@ -860,7 +944,7 @@ export class SyncClient {
     });
     this.#sharingApplied = welcome.sharing;
     this.#pin = pin;
-    this.#o.log.info('JOINED', `synchronized with ${formatAddress(this.#o.server)}: ${snap.replace.size} entities replaced by the server's copy`);
+    this.#o.log.info('JOINED', `synchronized with ${formatAddress(this.#server)}: ${snap.replace.size} entities replaced by the server's copy`);
     this.#o.onRemote?.(applied, []);
     if (evicted.length > 0) this.#o.onEvicted?.(evicted);
     this.#joinProgress('done');

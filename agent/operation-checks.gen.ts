@@ -26,12 +26,12 @@ export const OPERATION_TABLE: readonly OperationRow[] = [
   },
   {
     name: "role.set",
-    summary: "Switches this machine's role (SPEC §1); becoming a client admits it with the server's administrator account and waits for the join.",
+    summary: "Switches this machine's role (SPEC §1); becoming a client admits it with the server's administrator account and waits for the join; without `server` the server is searched for on the LAN (SPEC §13).",
     mutates: true,
     audit: true,
     shell: "mfpsync role set ROLE",
     result: "the `status` after the change",
-    errors: ["USAGE","CLIENTS_ACTIVE","REPLICATION_RUNNING","CLOCK_NOT_SET","ADDRESS_INCORRECT","AUTH_INCORRECT","AUTH_LOCKED","AUTH_SETTINGS_MISMATCH","GROUP_FULL","DEVICE_REMOVED","GROUP_KEY_CHANGED","GROUP_MISMATCH","PROTOCOL_UNSUPPORTED","NOT_A_SERVER"],
+    errors: ["USAGE","CLIENTS_ACTIVE","REPLICATION_RUNNING","CLOCK_NOT_SET","ADDRESS_INCORRECT","SERVER_AMBIGUOUS","AUTH_INCORRECT","AUTH_LOCKED","AUTH_SETTINGS_MISMATCH","GROUP_FULL","DEVICE_REMOVED","GROUP_KEY_CHANGED","GROUP_MISMATCH","PROTOCOL_UNSUPPORTED","NOT_A_SERVER"],
     params: {
       "additionalProperties": false,
       "type": "object",
@@ -90,6 +90,14 @@ export const OPERATION_TABLE: readonly OperationRow[] = [
           [KIND]: "Boolean",
           [OPTIONAL]: "Optional",
         },
+        "searchDepth": {
+          "minimum": 1,
+          "maximum": 255,
+          "description": "for a client without `server`: the search's multicast hop limit (1: the same router)",
+          "type": "integer",
+          [KIND]: "Integer",
+          [OPTIONAL]: "Optional",
+        },
       },
       [KIND]: "Object",
     },
@@ -130,6 +138,15 @@ export const OPERATION_TABLE: readonly OperationRow[] = [
       return function check(value) {
         return (
           (typeof value === 'boolean')
+        )
+      }
+      })(),
+      "searchDepth": (() => {
+      return function check(value) {
+        return (
+          Number.isInteger(value) &&
+          value <= 255 &&
+          value >= 1
         )
       }
       })(),

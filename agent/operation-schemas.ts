@@ -59,7 +59,7 @@ export const OPERATION_SPECS = {
     shell: 'mfpsync status',
   },
   'role.set': {
-    summary: 'Switches this machine\'s role (SPEC §1); becoming a client admits it with the server\'s administrator account and waits for the join.',
+    summary: 'Switches this machine\'s role (SPEC §1); becoming a client admits it with the server\'s administrator account and waits for the join; without `server` the server is searched for on the LAN (SPEC §13).',
     mutates: true,
     params: Params({
       role: Enum(ROLES, 'the new role'),
@@ -67,9 +67,10 @@ export const OPERATION_SPECS = {
       user: Opt(Account('the server\'s administrator').user),
       password: Opt(Account('the server\'s administrator').password),
       force: Opt(Type.Boolean({ description: 'stop serving although clients are connected' })),
+      searchDepth: Opt(Type.Integer({ minimum: 1, maximum: 255, description: 'for a client without `server`: the search\'s multicast hop limit (1: the same router)' })),
     }),
     result: 'the `status` after the change',
-    errors: ['USAGE', 'CLIENTS_ACTIVE', 'REPLICATION_RUNNING', 'CLOCK_NOT_SET', 'ADDRESS_INCORRECT', 'AUTH_INCORRECT', 'AUTH_LOCKED', 'AUTH_SETTINGS_MISMATCH', 'GROUP_FULL', 'DEVICE_REMOVED', 'GROUP_KEY_CHANGED', 'GROUP_MISMATCH', 'PROTOCOL_UNSUPPORTED', 'NOT_A_SERVER'],
+    errors: ['USAGE', 'CLIENTS_ACTIVE', 'REPLICATION_RUNNING', 'CLOCK_NOT_SET', 'ADDRESS_INCORRECT', 'SERVER_AMBIGUOUS', 'AUTH_INCORRECT', 'AUTH_LOCKED', 'AUTH_SETTINGS_MISMATCH', 'GROUP_FULL', 'DEVICE_REMOVED', 'GROUP_KEY_CHANGED', 'GROUP_MISMATCH', 'PROTOCOL_UNSUPPORTED', 'NOT_A_SERVER'],
     audit: true,
     shell: 'mfpsync role set ROLE',
   },

@@ -27,7 +27,8 @@ export const ERROR_CODES = {
   REQUEST_MALFORMED: 'the Remote UI request body is not the JSON the route takes; nothing was changed',
   // roles and admission
   CLIENTS_ACTIVE: 'clients are connected; stop them first or pass --force',
-  ADDRESS_INCORRECT: 'the server (or target) cannot be reached at that address',
+  ADDRESS_INCORRECT: 'the server (or target) cannot be reached at that address, or no server answered the search for it',
+  SERVER_AMBIGUOUS: 'more than one server answered the search: enter the address of one with --server',
   AUTH_INCORRECT: 'administrator user id or password incorrect',
   AUTH_SETTINGS_MISMATCH: 'authentication or group-management settings differ between the machines',
   AUTH_LOCKED: 'too many failed administrator logins from this address or for this account; retry later',

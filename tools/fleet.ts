@@ -86,6 +86,8 @@ export interface SpawnOptions {
   runArgs?: string[];
   /** Keep every event line in `events` (tests look back); off, only listeners see them (a long soak). */
   keepEvents?: boolean;
+  /** A command the agent runs under, e.g. `['ip', 'netns', 'exec', 'NS']` (it must exec the agent: the pid is the agent's). */
+  prefix?: string[];
 }
 
 /** At most this much of a child's stderr is kept (its tail): enough to say why it died. */
@@ -147,7 +149,8 @@ export class AgentProcess {
     if (o.protocol !== undefined) args.push('--protocol', String(o.protocol));
     if (o.maxUsers !== undefined) args.push('--max-users', String(o.maxUsers));
     args.push(...(o.runArgs ?? []));
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MFPSYNC_LOG_LEVEL: 'warn' } });
+    const [command, ...before] = [...(o.prefix ?? []), process.execPath];
+    const child = spawn(command!, [...before, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MFPSYNC_LOG_LEVEL: 'warn' } });
     this.child = child;
     this.events = [];
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {

@@ -8,7 +8,7 @@ import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, PROTOCOL_VERSION } from '../..
 import { GroupStore } from '../../storage/group-store.js';
 import { installImage } from '../../storage/image.js';
 import { LevelKv } from '../../storage/level-kv.js';
-import { parseAddress } from '../address.js';
+import { isLoopbackHost, parseAddress } from '../address.js';
 import { formatAddress, loginAgainEvent, readPin, SyncClient, type ServerAddress, type SyncClientOptions } from '../client.js';
 import { PLAUSIBLE_SINCE } from '../clock.js';
 import { dataPaths, ROLES, SOFTWARE_VERSION, type Role } from '../config.js';
@@ -28,6 +28,8 @@ export interface RoleOptions {
   user?: string;
   password?: string;
   force?: boolean;
+  /** A search for the server (no `server`): the multicast hop limit, 1 (the same router) by default. */
+  searchDepth?: number;
 }
 
 /** The services a role change touches. */
@@ -56,7 +58,7 @@ export class RoleService {
     const { role, server } = this.#rt.roleState;
     if (role === 'server' || role === 'server-client') await this.#startServer();
     if (role === 'server-client') await this.#startOwnClient(false);
-    if (role === 'client' && server) await this.#startClient(server, undefined, false);
+    if (role === 'client' && server) await this.#startClient(this.#rt.roleState, undefined, false);
     if (role === 'replica') await this.#d.replication.startReplica();
     this.emitState();
   }
@@ -79,10 +81,10 @@ export class RoleService {
     const { replication } = this.#d;
     if (!(ROLES as readonly string[]).includes(role)) throw new MfpError('INVALID_ARGUMENT', `unknown role ${JSON.stringify(role)}; one of ${ROLES.join(', ')}`);
     const target: RoleState = { role };
-    if (role === 'client') {
-      if (!options.server) throw new MfpError('USAGE', 'role set client needs --server HOST[:PORT]');
-      target.server = parseAddress(options.server);
+    if (options.searchDepth !== undefined && (role !== 'client' || options.server)) {
+      throw new MfpError('USAGE', '--search-depth is for a client that searches for its server: leave out --server');
     }
+    if (role === 'client' && options.server) target.server = parseAddress(options.server);
     const current = rt.roleState;
     const sameServer = target.server && current.server && formatAddress(target.server) === formatAddress(current.server);
     // The same role again changes nothing, except that a client part the server refused (or that
@@ -98,6 +100,14 @@ export class RoleService {
       throw new MfpError('USAGE', 'the first connection to a server needs its administrator account: --user ID --password PW');
     }
     if (rt.continuity) throw new MfpError('REPLICATION_RUNNING', `a ${rt.continuity} is under way; change the role when it ends`);
+    if (role === 'client' && !target.server) {
+      // A blank Destination Server Address: the server is searched for (SPEC §13). Without the
+      // administrator account only the pinned group's server will do.
+      const depth = options.searchDepth ?? 1;
+      target.server = await this.#find(depth, admission ? undefined : (await readPin(rt.local))?.groupId);
+      target.found = true;
+      target.searchDepth = depth;
+    }
     // A technician switching roles is at an awake machine: the new client part connects at once.
     this.#d.power.asleep = false;
     const release = replication.releaser();
@@ -113,7 +123,7 @@ export class RoleService {
       if (!willServe) await this.#stopServer();
       if (role === 'replica' && !rt.replica) await replication.startReplica();
       if (role === 'server-client') await this.#startOwnClient(true);
-      if (role === 'client') await this.#startClient(target.server!, admission, true);
+      if (role === 'client') await this.#startClient(target, admission, true);
     } catch (err) {
       // Back to the previous role; the error says why the new one was refused.
       await this.#stopClient();
@@ -122,7 +132,7 @@ export class RoleService {
       if (wasReplica && !rt.replica && !rt.server) await replication.startReplica().catch(() => undefined);
       if (serving && !rt.server) await this.#startServer().catch(() => undefined);
       if (current.role === 'server-client') await this.#startOwnClient(false).catch(() => undefined);
-      if (current.role === 'client' && current.server) await this.#startClient(current.server, undefined, false).catch(() => undefined);
+      if (current.role === 'client' && current.server) await this.#startClient(current, undefined, false).catch(() => undefined);
       throw err;
     }
     rt.roleState = target;
@@ -131,8 +141,35 @@ export class RoleService {
     // A prepared selection belongs to the server-client that prepared it.
     this.#d.exports.closeWindow();
     await rt.local.setMeta({ role: target });
-    rt.log.info('ROLE_CHANGED', `role ${current.role} → ${role}${target.server ? ` (server ${formatAddress(target.server)})` : ''}`);
+    rt.log.info('ROLE_CHANGED', `role ${current.role} → ${role}${target.server ? ` (server ${formatAddress(target.server)}${target.found ? ', found by search' : ''})` : ''}`);
     this.emitState();
+  }
+
+  /**
+   * Searches the LAN for the server (SPEC §13): exactly one must answer (this machine's own answer
+   * aside), at an address that accepts a connection. What is found is a hint: the admission proof and
+   * the pinned group key are checked on it as on a typed address.
+   */
+  async #find(depth: number, groupId: string | undefined): Promise<ServerAddress> {
+    const rt = this.#rt;
+    const { search, firstReachable, SEARCH_MS } = await import('../discovery.js');
+    const ms = rt.options.searchMs ?? SEARCH_MS;
+    const found = (await search({ depth, timeoutMs: ms, ...(groupId !== undefined ? { groupId } : {}) })).filter((f) => f.deviceId !== rt.identity.deviceId);
+    const where = (f: (typeof found)[number]) => f.addresses.map((host) => formatAddress({ host, port: f.port })).join(', ');
+    if (found.length === 0) {
+      throw new MfpError('ADDRESS_INCORRECT', `no server${groupId ? ` of group ${groupId}` : ''} answered the search within ${ms} ms (search depth ${depth}): check that it runs as a server and advertises (not \`run --no-advertise\`) within ${depth} router(s), or enter its address with --server HOST[:PORT]`);
+    }
+    if (found.length > 1) {
+      throw new MfpError('SERVER_AMBIGUOUS', `${found.length} servers answered the search: ${found.map((f) => `${f.name} at ${where(f)} (group ${f.groupId})`).join('; ')}: enter the address of one with --server HOST[:PORT]`);
+    }
+    const f = found[0]!;
+    const host = await firstReachable(f.addresses, f.port);
+    if (host !== undefined) return { host, port: f.port };
+    if (f.addresses.every((a) => a.includes(':'))) {
+      // The manual's known case: a dual-stack server that answers with IPv6, a client with IPv6 off.
+      throw new MfpError('ADDRESS_INCORRECT', `the server ${f.name} answered the search with IPv6 addresses only (${where(f)}), which this machine cannot reach (is IPv6 off here?): enter the server's IPv4 address with --server IPV4[:PORT]`);
+    }
+    throw new MfpError('ADDRESS_INCORRECT', `the server ${f.name} answered the search but accepts no connection at ${where(f)}: check its firewall, or enter its address with --server HOST[:PORT]`);
   }
 
   async #startServer(takeOver = false): Promise<void> {
@@ -210,8 +247,16 @@ export class RoleService {
       rt.groupKeyFingerprint = fingerprintOf(groupKey.publicKey);
       rt.server = server;
       rt.log.info('SERVING', `serving group ${key.groupId} on port ${server.port}`);
+      if (rt.options.advertise && !isLoopbackHost(rt.options.host)) {
+        // Loaded here: a machine that does not serve (or serves quietly) never loads the mDNS code.
+        const { advertise } = await import('../discovery.js');
+        rt.advertiser = await advertise({ groupId: key.groupId, deviceId: rt.identity.deviceId, name: rt.config.name, protocol: PROTOCOL_VERSION, port: server.port, ...(rt.options.host !== undefined ? { host: rt.options.host } : {}) }, rt.log);
+        rt.log.info('ADVERTISING', `answering searches for _mfpsync._tcp (group ${key.groupId}, port ${server.port})`);
+      }
       await replication.replicator.resume();
     } catch (err) {
+      await rt.advertiser?.stop();
+      rt.advertiser = undefined;
       await group.close();
       throw err;
     }
@@ -221,9 +266,12 @@ export class RoleService {
     const rt = this.#rt;
     const server = rt.server;
     const group = rt.group;
+    const advertiser = rt.advertiser;
     rt.server = undefined;
     rt.group = undefined;
     rt.groupKey = undefined;
+    rt.advertiser = undefined;
+    await advertiser?.stop();
     await this.#d.replication.replicator.close();
     await server?.stop();
     await group?.close();
@@ -235,7 +283,7 @@ export class RoleService {
    * A client of `address` with this machine's identity, store and settings, not started. The agent's own
    * client part is made here; tools and tests use it to open extra sessions (probes, handshake timing).
    */
-  async createClient(address: ServerAddress, callbacks: Pick<SyncClientOptions, 'onRemote' | 'onState' | 'onAcked' | 'onEvicted' | 'onJoinProgress' | 'onLoginAgain'> = {}): Promise<SyncClient> {
+  async createClient(address: ServerAddress, callbacks: Pick<SyncClientOptions, 'onRemote' | 'onState' | 'onAcked' | 'onEvicted' | 'onJoinProgress' | 'onLoginAgain' | 'rediscover' | 'onServerMoved'> = {}): Promise<SyncClient> {
     const rt = this.#rt;
     const client = new SyncClient({
       store: rt.local,
@@ -257,10 +305,22 @@ export class RoleService {
     return client;
   }
 
-  async #startClient(address: ServerAddress, admission: { user: string; password: string } | undefined, wait: boolean): Promise<void> {
+  /** Starts the client part of `to.server`; a server found by search is searched for again when lost. */
+  async #startClient(to: RoleState, admission: { user: string; password: string } | undefined, wait: boolean): Promise<void> {
     const rt = this.#rt;
     const { users } = this.#d;
-    const client = await this.createClient(address, {
+    const depth = to.searchDepth ?? 1;
+    const client = await this.createClient(to.server!, {
+      ...(to.found
+        ? {
+            rediscover: async (groupId: string) => {
+              const { search } = await import('../discovery.js');
+              const found = await search({ depth, groupId, ...(rt.options.searchMs !== undefined ? { timeoutMs: rt.options.searchMs } : {}) });
+              return found.flatMap((f) => f.addresses.map((host) => ({ host, port: f.port })));
+            },
+            onServerMoved: (a: ServerAddress) => void this.#moved(a),
+          }
+        : {}),
       onRemote: (applied, deleted) => users.onRemote(applied, deleted),
       onState: () => this.emitState(),
       onAcked: (summary) => rt.events.emit('changes-acked', summary),
@@ -275,9 +335,18 @@ export class RoleService {
     else client.start();
   }
 
+  /** The group's server, found again by search, proved the pinned group key at a new address: kept. */
+  async #moved(address: ServerAddress): Promise<void> {
+    const rt = this.#rt;
+    if (rt.role !== 'client') return;
+    rt.roleState = { ...rt.roleState, server: address };
+    await rt.local.setMeta({ role: rt.roleState });
+    rt.log.info('SERVER_FOUND', `the group's server answers at ${formatAddress(address)} now (found by search; it proved the pinned group key)`);
+  }
+
   /** A server-client's own client part, connected to the server this machine runs. */
   #startOwnClient(wait: boolean): Promise<void> {
-    return this.#startClient({ host: 'localhost', port: this.#rt.port }, undefined, wait);
+    return this.#startClient({ role: 'server-client', server: { host: 'localhost', port: this.#rt.port } }, undefined, wait);
   }
 
   async #stopClient(): Promise<void> {

@@ -14,6 +14,7 @@ import type { LocalStore } from '../../storage/local-store.js';
 import type { Durability, Store } from '../../storage/store.js';
 import type { ServerAddress, SyncClient } from '../client.js';
 import type { Clock } from '../clock.js';
+import type { Advertiser } from '../discovery.js';
 import type { AgentConfig, Role } from '../config.js';
 import type { AgentEvents } from '../events.js';
 import type { Identity } from '../identity.js';
@@ -41,12 +42,23 @@ export interface AgentOptions {
   handshakeTimeoutMs?: number;
   /** The device backup slot's folder (default DATA/backup): a firmware may put it on another partition. */
   backupDir?: string;
+  /**
+   * A server answers searches for it on the LAN (SPEC §13). Off unless asked: `mfpsync run` asks
+   * (`--no-advertise` does not); an embedding firmware or a test decides for itself.
+   */
+  advertise?: boolean;
+  /** How long a client's search for its server listens (default 3 s). */
+  searchMs?: number;
 }
 
 /** The persisted role, and a client's server. */
 export interface RoleState {
   role: Role;
   server?: ServerAddress;
+  /** The client's server was found by a search (SPEC §13): lost, it is searched for again. */
+  found?: boolean;
+  /** The search's multicast hop limit (1: the same router). */
+  searchDepth?: number;
 }
 
 /** The machine and the components of its role, as the services see them. */
@@ -66,6 +78,8 @@ export class Runtime {
   /** On a server: its group store, listener and group key. */
   group: GroupStore | undefined;
   server: SyncServer | undefined;
+  /** A server's answer to searches (SPEC §13), while it advertises. */
+  advertiser: Advertiser | undefined;
   groupKey: Identity | undefined;
   groupId = '';
   groupKeyFingerprint = '';

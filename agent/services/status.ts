@@ -37,6 +37,7 @@ export class StatusService {
         ? {
             client: {
               server: formatAddress(client.server),
+              ...(rt.roleState.found && rt.role === 'client' ? { foundBy: 'search' as const } : {}),
               state: client.state,
               cursor: rt.local.cursor,
               queued: rt.local.queueSize,

@@ -33,6 +33,11 @@ export interface ImpostorOptions {
   groupId?: string;
   /** The delta it pushes once a client is live: [user, item, value]. */
   delta?: [string, string, unknown];
+  /** Where it listens (default 127.0.0.1, a free port). */
+  host?: string;
+  port?: number;
+  /** Called with each hello that reaches it. */
+  onHello?: (hello: HelloBody) => void;
 }
 
 /** A permissive impostor server on 127.0.0.1. */
@@ -42,18 +47,20 @@ export class Impostor {
   readonly #key: Identity;
   readonly #groupId: string;
   readonly #delta: [string, string, unknown] | undefined;
+  readonly #onHello: ((hello: HelloBody) => void) | undefined;
 
   private constructor(wss: WebSocketServer, o: ImpostorOptions) {
     this.#wss = wss;
     this.#key = o.groupKey ?? createIdentity();
     this.#groupId = o.groupId ?? this.#key.deviceId;
     this.#delta = o.delta;
+    this.#onHello = o.onHello;
     wss.on('connection', (ws) => this.#serve(ws));
   }
 
-  /** Starts listening on a free port. */
+  /** Starts listening (by default on a free port of 127.0.0.1). */
   static async start(o: ImpostorOptions = {}): Promise<Impostor> {
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+    const wss = new WebSocketServer({ host: o.host ?? '127.0.0.1', port: o.port ?? 0, perMessageDeflate: false });
     await new Promise<void>((resolve) => wss.once('listening', resolve));
     return new Impostor(wss, o);
   }
@@ -89,6 +96,7 @@ export class Impostor {
           case SessionType.Hello: {
             const hello = readHelloBody(decodeValue(m.body));
             this.log.hellos.push(hello);
+            this.#onHello?.(hello);
             const protocol = Math.min(hello.protocol, PROTOCOL_VERSION);
             const welcome: WelcomeBody = {
               protocol,

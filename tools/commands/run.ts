@@ -24,6 +24,8 @@ interface RunOptions {
   clockSkew?: string;
   uiPort: string;
   uiIdleMs?: string;
+  advertise: boolean;
+  searchMs?: string;
 }
 
 /** Starts the agent and prints a ready line; resolves when it has stopped. */
@@ -43,6 +45,9 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     ...(o.protocol !== undefined ? { protocol: int(o.protocol, 'protocol', 1, 2) } : {}),
     ...(o.maxUsers !== undefined ? { maxUsers: int(o.maxUsers, 'max-users', 1, 1000) } : {}),
     ...(o.backupDir !== undefined ? { backupDir: resolve(o.backupDir) } : {}),
+    // A server answers searches for it (SPEC §13) unless told not to.
+    advertise: o.advertise,
+    ...(o.searchMs !== undefined ? { searchMs: int(o.searchMs, 'search-ms', 100, 60_000) } : {}),
     ...(o.clockSkew !== undefined ? { clock: offsetClock(systemClock, int(o.clockSkew, 'clock-skew', -86_400_000, 86_400_000)) } : {}),
     uiPort: int(o.uiPort, 'ui-port', 0, 65535),
     ...(o.uiIdleMs !== undefined ? { uiIdleMs: int(o.uiIdleMs, 'ui-idle-ms', 1, 86_400_000) } : {}),
@@ -93,6 +98,9 @@ export function register(program: Command): void {
     .option('--ui-port <port>', 'HTTPS port of the Remote UI (0: off)', String(DEFAULT_UI_PORT))
     // For tests: a Remote UI session's idle time in ms (default 30 minutes).
     .addOption(new Option('--ui-idle-ms <ms>', 'Remote UI session idle time').hideHelp())
+    .option('--no-advertise', 'a server does not answer searches for it on the LAN (clients then need its address)')
+    // For tests: a client's search for its server listens this long (default 3000 ms).
+    .addOption(new Option('--search-ms <ms>', 'how long a search for the server listens').hideHelp())
     // For the soak and tests: this process reads a clock MS off (a machine whose time is not set right).
     .addOption(new Option('--clock-skew <ms>', 'run with the clock this many ms off').hideHelp())
     .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, join-progress, deep-sleep, device-state, replicated, login-again) as JSON lines on stdout')

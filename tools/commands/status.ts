@@ -27,7 +27,7 @@ export function formatStatus(s: Status): string {
     lines.push(`group key fingerprint: ${s.group.groupKey}`);
   }
   if (s.client) {
-    lines.push(`client:   ${s.client.state} → ${s.client.server}, cursor ${s.client.cursor}, ${s.client.queued} change(s) queued`);
+    lines.push(`client:   ${s.client.state} → ${s.client.server}${s.client.foundBy ? ` (found by ${s.client.foundBy})` : ''}, cursor ${s.client.cursor}, ${s.client.queued} change(s) queued`);
     if (s.client.groupKey) lines.push(`pinned group key: ${s.client.groupKey} (group ${s.client.groupId})`);
     if (s.client.error) lines.push(`last error: ${s.client.error.code}: ${s.client.error.message}`);
     for (const l of s.client.loginAgain ?? []) lines.push(`Synchronize Custom Settings: Log in again for synchronization. (user ${l.user}: ${l.detail})`);
