@@ -110,7 +110,24 @@ export class Agent extends EventEmitter<AgentEvents> {
       maxUsers: options.maxUsers,
     });
     const role = (await local.getMeta<RoleState>('role')) ?? { role: 'standalone' };
-    return new Agent(options, config, identity, local, logger.child({ device: identity.deviceId }), clock, role);
+    const agent = new Agent(options, config, identity, local, logger.child({ device: identity.deviceId }), clock, role);
+    const kept = await local.getMeta<'immediate' | 'next-login'>('applyDuringLogin');
+    agent.#rt.applyDuringLogin = options.applyDuringLogin ?? kept ?? 'immediate';
+    if (options.applyDuringLogin !== undefined && options.applyDuringLogin !== kept) await local.setMeta({ applyDuringLogin: options.applyDuringLogin });
+    return agent;
+  }
+
+  /**
+   * [Allow custom settings to be applied during operation] (SPEC §3.5): read, or set and persist. A
+   * logged-in user's changed language/accessibility applies at once (`immediate`) or at their next login.
+   */
+  async applyDuringLogin(value?: 'immediate' | 'next-login'): Promise<{ applyDuringLogin: 'immediate' | 'next-login' }> {
+    if (value !== undefined && value !== this.#rt.applyDuringLogin) {
+      await this.local.setMeta({ applyDuringLogin: value });
+      this.#rt.applyDuringLogin = value;
+      this.log.info('ADMIN', `Allow custom settings to be applied during operation: ${value === 'immediate' ? 'on (immediate)' : 'off (at the next login)'}`);
+    }
+    return { applyDuringLogin: this.#rt.applyDuringLogin };
   }
 
   /** The device backup slot's folder. */

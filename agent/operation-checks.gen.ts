@@ -1271,6 +1271,45 @@ export const OPERATION_TABLE: readonly OperationRow[] = [
     checks: {},
   },
   {
+    name: "settings.applyDuringLogin",
+    summary: "[Allow custom settings to be applied during operation] (SPEC §3.5): read it, or set it (kept across restarts).",
+    mutates: true,
+    audit: true,
+    shell: "mfpsync settings apply-during-login [immediate|next-login]",
+    result: "`{applyDuringLogin}`",
+    errors: [],
+    params: {
+      "additionalProperties": false,
+      "type": "object",
+      "properties": {
+        "value": {
+          "description": "immediate: a logged-in user's changed language/accessibility applies at once; next-login: at their next login",
+          "anyOf": [{
+            "const": "immediate",
+            "type": "string",
+            [KIND]: "Literal",
+          }, {
+            "const": "next-login",
+            "type": "string",
+            [KIND]: "Literal",
+          }],
+          [KIND]: "Union",
+          [OPTIONAL]: "Optional",
+        },
+      },
+      [KIND]: "Object",
+    },
+    checks: {
+      "value": (() => {
+      return function check(value) {
+        return (
+          (((value === 'immediate')) || ((value === 'next-login')))
+        )
+      }
+      })(),
+    },
+  },
+  {
     name: "log",
     summary: "The sync log at or above a level (the Warning and Error filters of the manual).",
     mutates: false,

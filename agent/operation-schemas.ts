@@ -307,6 +307,15 @@ export const OPERATION_SPECS = {
     errors: [],
     shell: 'mfpsync power wake',
   },
+  'settings.applyDuringLogin': {
+    summary: '[Allow custom settings to be applied during operation] (SPEC §3.5): read it, or set it (kept across restarts).',
+    mutates: true,
+    params: Params({ value: Opt(Enum(['immediate', 'next-login'] as const, 'immediate: a logged-in user\'s changed language/accessibility applies at once; next-login: at their next login')) }),
+    result: '`{applyDuringLogin}`',
+    errors: [],
+    audit: true,
+    shell: 'mfpsync settings apply-during-login [immediate|next-login]',
+  },
   log: {
     summary: 'The sync log at or above a level (the Warning and Error filters of the manual).',
     mutates: false,

@@ -93,6 +93,12 @@ export class Runtime {
   /** Users logged in on this machine. */
   readonly loggedIn = new Set<string>();
   closed = false;
+  /**
+   * SPEC §3.5, [Allow custom settings to be applied during operation]: `immediate` applies a logged-in
+   * user's changed language/accessibility at once, `next-login` at their next login. Persisted; the run
+   * option, when given, sets it at start.
+   */
+  applyDuringLogin: 'immediate' | 'next-login' = 'immediate';
 
   constructor(o: { options: AgentOptions; config: AgentConfig; identity: Identity; clock: Clock; log: SyncLog; local: LocalStore; events: EventEmitter<AgentEvents> }) {
     this.dataDir = o.options.dataDir;

@@ -86,7 +86,7 @@ export class UsersService {
     const rt = this.#rt;
     for (const it of applied) {
       const parsed = parseEntity(it.e)!;
-      const deferred = rt.options.applyDuringLogin === 'next-login' && parsed.kind === 'user' && rt.loggedIn.has(parsed.id) && LIVE_ITEMS.has(it.n);
+      const deferred = rt.applyDuringLogin === 'next-login' && parsed.kind === 'user' && rt.loggedIn.has(parsed.id) && LIVE_ITEMS.has(it.n);
       rt.events.emit('item-changed', { kind: parsed.kind, id: parsed.id, item: it.n, source: 'remote', applyNow: !deferred });
     }
     for (const e of deleted) {

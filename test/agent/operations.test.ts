@@ -26,7 +26,7 @@ import { OPERATION_CHECKS_PATH, operationChecksSource } from '../../tools/gen-op
 const CONTROL_METHODS = [
   'status', 'role.set', 'login', 'logout', 'item.get', 'item.set', 'users.list', 'users.delete', 'devices.list', 'devices.remove', 'export',
   'export.prepare', 'import', 'conflicts.list', 'sharing.list', 'sharing.set', 'replication.start', 'replication.stop', 'replication.status',
-  'backup', 'restore', 'backup.log', 'recover', 'power.status', 'power.sleep', 'power.wake', 'log',
+  'backup', 'restore', 'backup.log', 'recover', 'power.status', 'power.sleep', 'power.wake', 'settings.applyDuringLogin', 'log',
 ];
 
 let daemon: Daemon;

@@ -213,6 +213,17 @@ test.serial('Synchronize Custom Settings (Client) on the client: the link is liv
   t.is(await text(page, '#portal-name'), XSS);
   await open(page, f.clientUi, 'client');
   await page.waitForFunction(() => document.querySelector('#link-state')?.classList.contains('live'));
+  // [Allow custom settings to be applied during operation]: on (immediate) by default; unticked, the
+  // agent applies a logged-in user's changed language at the next login, and keeps it so.
+  await page.waitForFunction(() => (document.querySelector('#apply-during') as HTMLInputElement | null)?.checked === true);
+  await page.click('#apply-during');
+  await message(page, 'ok');
+  t.deepEqual(await f.client.ok('settings', 'apply-during-login'), { applyDuringLogin: 'next-login' });
+  await page.$eval('#message', (m) => m.replaceChildren());
+  await page.$eval('#message', (m) => (m.className = ''));
+  await page.click('#apply-during');
+  await message(page, 'ok');
+  t.deepEqual(await f.client.ok('settings', 'apply-during-login'), { applyDuringLogin: 'immediate' });
   await shot(page, 'client-settings');
 });
 

@@ -19,7 +19,7 @@ interface RunOptions {
   protocol?: string;
   maxUsers?: string;
   events?: boolean;
-  applyDuringLogin: string;
+  applyDuringLogin?: string;
   backupDir?: string;
   clockSkew?: string;
   uiPort: string;
@@ -32,7 +32,7 @@ interface RunOptions {
 export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> {
   // Every option is checked before the disk is touched: a refused one creates no data directory.
   if (o.durability !== 'fsync' && o.durability !== 'os') throw new MfpError('INVALID_ARGUMENT', 'durability must be fsync or os');
-  if (o.applyDuringLogin !== 'immediate' && o.applyDuringLogin !== 'next-login') {
+  if (o.applyDuringLogin !== undefined && o.applyDuringLogin !== 'immediate' && o.applyDuringLogin !== 'next-login') {
     throw new MfpError('INVALID_ARGUMENT', 'apply-during-login must be immediate or next-login');
   }
   const options: AgentOptions & RemoteUiSettings = {
@@ -41,7 +41,7 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     port: int(o.port, 'port', 0, 65535),
     heartbeatSeconds: int(o.heartbeat, 'heartbeat', 1, 3600),
     durability: o.durability,
-    applyDuringLogin: o.applyDuringLogin,
+    ...(o.applyDuringLogin !== undefined ? { applyDuringLogin: o.applyDuringLogin } : {}),
     ...(o.protocol !== undefined ? { protocol: int(o.protocol, 'protocol', 1, 2) } : {}),
     ...(o.maxUsers !== undefined ? { maxUsers: int(o.maxUsers, 'max-users', 1, 1000) } : {}),
     ...(o.backupDir !== undefined ? { backupDir: resolve(o.backupDir) } : {}),
@@ -93,7 +93,7 @@ export function register(program: Command): void {
     .option('--durability <mode>', 'fsync (acknowledge after fsync) or os (after the OS has the write)', 'fsync')
     .option('--protocol <version>', 'protocol version to speak (1 simulates older firmware)')
     .option('--max-users <n>', 'user bound (default 1000)')
-    .option('--apply-during-login <when>', 'a logged-in user\'s changed language/accessibility: immediate or next-login', 'immediate')
+    .option('--apply-during-login <when>', 'a logged-in user\'s changed language/accessibility: immediate or next-login (default: as last set, else immediate)')
     .option('--backup-dir <dir>', 'folder of the device backup slot (default DATA/backup)')
     .option('--ui-port <port>', 'HTTPS port of the Remote UI (0: off)', String(DEFAULT_UI_PORT))
     // For tests: a Remote UI session's idle time in ms (default 30 minutes).

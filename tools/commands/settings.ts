@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { dataPaths, readDepartmentIdFile, setDepartmentIds } from '../../agent/config.js';
 import { controlAnswers } from '../../agent/control.js';
 import { MfpError } from '../../protocol/errors.js';
-import { action, print, type ShellContext } from '../shell.js';
+import { action, control, print, type ShellContext } from '../shell.js';
 
 /** Writes the setting (pure apart from the file it writes); refused while the agent runs. */
 export async function collectDepartmentIds(ctx: ShellContext, mode: string, o: { list?: string }): Promise<{ departmentIds: boolean; registered: number }> {
@@ -20,7 +20,18 @@ export async function collectDepartmentIds(ctx: ShellContext, mode: string, o: {
 }
 
 export function register(program: Command): void {
-  const settings = program.command('settings').description('authentication settings every machine of a group must share');
+  const settings = program.command('settings').description('authentication settings every machine of a group must share, and how changes apply during a login');
+  settings
+    .command('apply-during-login')
+    .argument('[when]', 'immediate or next-login (absent: show the setting)')
+    .description('[Allow custom settings to be applied during operation]: a logged-in user\'s changed language/accessibility applies immediately or at the next login (the running agent; kept across restarts)')
+    .action(
+      action(async (ctx, when?: string) => {
+        if (when !== undefined && when !== 'immediate' && when !== 'next-login') throw new MfpError('USAGE', 'settings apply-during-login takes immediate or next-login');
+        const r = (await control(ctx, 'settings.applyDuringLogin', when === undefined ? {} : { value: when })) as { applyDuringLogin: string };
+        print(ctx, r, (x: { applyDuringLogin: string }) => `Allow custom settings to be applied during operation: ${x.applyDuringLogin === 'immediate' ? 'on (immediately)' : 'off (at the next login)'}`);
+      }),
+    );
   settings
     .command('department-ids')
     .argument('<on|off>', 'Department ID management')

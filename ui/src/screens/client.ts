@@ -28,6 +28,14 @@ export const screen: Screen = {
     const server = input({ id: 'server-address', name: 'server', placeholder: t('client.serverHint') });
     const user = input({ id: 'client-user', name: 'user', autocomplete: 'off' });
     const password = input({ id: 'client-password', name: 'password', type: 'password', autocomplete: 'new-password' });
+    // [Allow custom settings to be applied during operation]: on is immediate, off is at the next login.
+    const applyDuring = input({ id: 'apply-during', name: 'applyDuring', type: 'checkbox' });
+    void op<{ applyDuringLogin: string }>('settings.applyDuringLogin').then((r) => (applyDuring.checked = r.applyDuringLogin === 'immediate'));
+    applyDuring.addEventListener('change', () => void act(null, out, async () => {
+      const r = await op<{ applyDuringLogin: string }>('settings.applyDuringLogin', { value: applyDuring.checked ? 'immediate' : 'next-login' });
+      applyDuring.checked = r.applyDuringLogin === 'immediate';
+      notice(out, 'ok', t('client.applyDuringSaved'));
+    }));
     const draw = () => {
       fill(state, t('client.link'), ' ', linkText(status));
       if (status.client && !server.value) server.value = status.client.server;
@@ -58,7 +66,7 @@ export const screen: Screen = {
     main.append(state,
       h('form', { class: 'grid', onsubmit: (e: Event) => e.preventDefault() },
         field(t('client.server'), server), field(t('client.user'), user), field(t('client.password'), password),
-        h('div', { class: 'field' }, h('span', {}, t('client.applyDuring')), h('span', { class: 'hint' }, t('client.applyDuringNote')))),
+        h('label', { class: 'field' }, h('span', {}, t('client.applyDuring')), applyDuring, h('span', { class: 'hint' }, t('client.applyDuringNote')))),
       h('p', { class: 'note' }, own ? t('client.ownNote') : t('client.note')),
       h('div', { class: 'buttons' }, start, stop), out);
   },
