@@ -486,7 +486,8 @@ export class LocalStore extends Store {
    */
   #takeCurrentTx(tx: Tx, item: RemoteItem, localVal: unknown): boolean {
     const cur = this.index.get(item.e)?.get(item.n);
-    if (cur && item.v < cur.v) return false;
+    // Version 0: the server holds no copy (the entity was deleted there, which its own delete says).
+    if (item.v === 0 || (cur && item.v < cur.v)) return false;
     const hashed = groupHashed(item);
     const same = cur?.h === hashed.h;
     if (same && cur?.v === item.v) return false;

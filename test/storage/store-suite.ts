@@ -1192,6 +1192,10 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     const older = await store.settle('me', [{ c: 2, status: 'duplicate', v: 10, val: { n: 5 } }], sent);
     t.deepEqual(older.restored, []);
     t.like(await store.readItem('u:ann', 'home'), { v: 12, val: { n: 9 } });
+    // The server holding no copy (version 0) writes nothing: no item made of a null.
+    const none = await store.settle('me', [{ c: 2, status: 'duplicate', v: 0, val: null }], [{ ...sent[1]!, e: 'u:gone' }]);
+    t.deepEqual(none.restored, []);
+    t.is(await store.readItem('u:gone', 'home'), undefined);
   });
 
   test(`${name}: local: queued values beyond the memory budget are read back from disk, in order`, async (t) => {
