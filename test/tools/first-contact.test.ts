@@ -118,7 +118,7 @@ test('group IDs are 01–50; an unknown item lists the valid names', async (t) =
 test('npm start stopped by SIGTERM to npm stops the agent too', async (t) => {
   const data = join(tempDir(t), 'd');
   // In a process group of its own: whatever is left of it at the end is killed with it.
-  const npm = spawn('npm', ['start', '--silent'], { cwd: join(MFPSYNC, '../../..'), env: { ...process.env, MFPSYNC_DATA: data }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const npm = spawn('npm', ['start', '--silent', '--', '--ui-port', '0'], { cwd: join(MFPSYNC, '../../..'), env: { ...process.env, MFPSYNC_DATA: data }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   t.teardown(() => {
     try {
       process.kill(-npm.pid!, 'SIGKILL');
