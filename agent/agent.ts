@@ -26,7 +26,7 @@ import { ExportService } from './services/export.js';
 import { PowerService, type PowerStatus } from './services/power.js';
 import { ReplicationService, type ReplicaStatus } from './services/replication.js';
 import { RoleService, type RoleOptions } from './services/roles.js';
-import { Runtime, type AgentOptions, type RoleState } from './services/runtime.js';
+import { Runtime, type AgentOptions, type ApplyDuringLogin, type RoleState } from './services/runtime.js';
 import { SharingService, type SharingState } from './services/sharing.js';
 import { StatusService } from './services/status.js';
 import { UsersService, type DeleteTargets, type ItemsResult, type SetItemResult, type UserEntry } from './services/users.js';
@@ -111,23 +111,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
     const role = (await local.getMeta<RoleState>('role')) ?? { role: 'standalone' };
     const agent = new Agent(options, config, identity, local, logger.child({ device: identity.deviceId }), clock, role);
-    const kept = await local.getMeta<'immediate' | 'next-login'>('applyDuringLogin');
-    agent.#rt.applyDuringLogin = options.applyDuringLogin ?? kept ?? 'immediate';
-    if (options.applyDuringLogin !== undefined && options.applyDuringLogin !== kept) await local.setMeta({ applyDuringLogin: options.applyDuringLogin });
+    await agent.services.users.loadApplyDuringLogin(options.applyDuringLogin);
     return agent;
   }
 
-  /**
-   * [Allow custom settings to be applied during operation] (SPEC §3.5): read, or set and persist. A
-   * logged-in user's changed language/accessibility applies at once (`immediate`) or at their next login.
-   */
-  async applyDuringLogin(value?: 'immediate' | 'next-login'): Promise<{ applyDuringLogin: 'immediate' | 'next-login' }> {
-    if (value !== undefined && value !== this.#rt.applyDuringLogin) {
-      await this.local.setMeta({ applyDuringLogin: value });
-      this.#rt.applyDuringLogin = value;
-      this.log.info('ADMIN', `Allow custom settings to be applied during operation: ${value === 'immediate' ? 'on (immediate)' : 'off (at the next login)'}`);
-    }
-    return { applyDuringLogin: this.#rt.applyDuringLogin };
+  /** [Allow custom settings to be applied during operation] (SPEC §3.5): read, or set and persist. */
+  applyDuringLogin(value?: ApplyDuringLogin): Promise<{ applyDuringLogin: ApplyDuringLogin }> {
+    return this.services.users.applyDuringLogin(value);
   }
 
   /** The device backup slot's folder. */

@@ -84,7 +84,7 @@ const RUN: { [N in OperationName]: Runner<N> } = {
   'power.status': (a) => a.services.power.status(),
   'power.sleep': (a) => a.services.power.sleep(),
   'power.wake': (a) => a.services.power.wake(),
-  'settings.applyDuringLogin': (a, p) => a.applyDuringLogin(p.value),
+  'settings.applyDuringLogin': (a, p) => a.services.users.applyDuringLogin(p.value),
   log: async (a, p) => ({ entries: await a.services.status.syncLog(p.level ?? 'info') }),
 };
 

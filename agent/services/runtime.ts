@@ -22,6 +22,9 @@ import type { Logger, SyncLog } from '../logger.js';
 import type { ReplicaServer } from '../replication.js';
 import type { SyncServer } from '../server.js';
 
+/** SPEC §3.5: a logged-in user's changed language/accessibility applies at once, or at their next login. */
+export type ApplyDuringLogin = 'immediate' | 'next-login';
+
 /** Options of an agent. */
 export interface AgentOptions {
   dataDir: string;
@@ -35,7 +38,7 @@ export interface AgentOptions {
   /** Protocol version the client part speaks (an older one simulates older firmware). */
   protocol?: number;
   /** SPEC §3.5: apply a logged-in user's changed language/accessibility at once, or at the next login. */
-  applyDuringLogin?: 'immediate' | 'next-login';
+  applyDuringLogin?: ApplyDuringLogin;
   /** The user bound (tests lower it). */
   maxUsers?: number;
   /** A server's handshake deadline (default 10 s). */
@@ -98,7 +101,7 @@ export class Runtime {
    * user's changed language/accessibility at once, `next-login` at their next login. Persisted; the run
    * option, when given, sets it at start.
    */
-  applyDuringLogin: 'immediate' | 'next-login' = 'immediate';
+  applyDuringLogin: ApplyDuringLogin = 'immediate';
 
   constructor(o: { options: AgentOptions; config: AgentConfig; identity: Identity; clock: Clock; log: SyncLog; local: LocalStore; events: EventEmitter<AgentEvents> }) {
     this.dataDir = o.options.dataDir;

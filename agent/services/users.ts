@@ -8,7 +8,7 @@ import { assertValidChange } from '../../storage/group-store.js';
 import type { RemoteItem } from '../../storage/local-store.js';
 import type { ItemRecord, Store } from '../../storage/store.js';
 import { deleteLocalCopies } from '../client.js';
-import type { Runtime } from './runtime.js';
+import type { ApplyDuringLogin, Runtime } from './runtime.js';
 
 /** One entry of `users list`. */
 export interface UserEntry {
@@ -50,6 +50,28 @@ export class UsersService {
 
   constructor(rt: Runtime) {
     this.#rt = rt;
+  }
+
+  /** At start: the kept [Allow custom settings to be applied during operation], unless the run option gives one (kept then). */
+  async loadApplyDuringLogin(option: ApplyDuringLogin | undefined): Promise<void> {
+    const rt = this.#rt;
+    const kept = await rt.local.getMeta<ApplyDuringLogin>('applyDuringLogin');
+    rt.applyDuringLogin = option ?? kept ?? 'immediate';
+    if (option !== undefined && option !== kept) await rt.local.setMeta({ applyDuringLogin: option });
+  }
+
+  /**
+   * [Allow custom settings to be applied during operation] (SPEC §3.5): read, or set and persist. A
+   * logged-in user's changed language/accessibility applies at once (`immediate`) or at their next login.
+   */
+  async applyDuringLogin(value?: ApplyDuringLogin): Promise<{ applyDuringLogin: ApplyDuringLogin }> {
+    const rt = this.#rt;
+    if (value !== undefined && value !== rt.applyDuringLogin) {
+      await rt.local.setMeta({ applyDuringLogin: value });
+      rt.applyDuringLogin = value;
+      rt.log.info('ADMIN', `Allow custom settings to be applied during operation: ${value === 'immediate' ? 'on (immediate)' : 'off (at the next login)'}`);
+    }
+    return { applyDuringLogin: rt.applyDuringLogin };
   }
 
   /** A user logged in on this machine: their current data is fetched from the server (SPEC §3.2). */
