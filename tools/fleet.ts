@@ -92,6 +92,8 @@ export interface SpawnOptions {
   runArgs?: string[];
   /** Keep every event line in `events` (tests look back); off, only listeners see them (a long soak). */
   keepEvents?: boolean;
+  /** Node's own flags for the agent process (e.g. `--inspect=127.0.0.1:0` for a test that reads its heap). */
+  nodeArgs?: string[];
   /** A command the agent runs under, e.g. `['ip', 'netns', 'exec', 'NS']` (it must exec the agent: the pid is the agent's). */
   prefix?: string[];
 }
@@ -150,7 +152,7 @@ export class AgentProcess {
   async start(): Promise<AgentEvent> {
     const o = this.options;
     // The Remote UI is off unless a test turns it on (runArgs' --ui-port comes later and wins).
-    const args = [MFPSYNC, '--data', this.dataDir, '--json', 'run', '--events', '--host', '127.0.0.1', '--port', String(o.port ?? 0), '--ui-port', '0'];
+    const args = [...(o.nodeArgs ?? []), MFPSYNC, '--data', this.dataDir, '--json', 'run', '--events', '--host', '127.0.0.1', '--port', String(o.port ?? 0), '--ui-port', '0'];
     if (o.heartbeat !== undefined) args.push('--heartbeat', String(o.heartbeat));
     if (o.protocol !== undefined) args.push('--protocol', String(o.protocol));
     if (o.maxUsers !== undefined) args.push('--max-users', String(o.maxUsers));
