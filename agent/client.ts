@@ -9,8 +9,8 @@ import { decodeValue, encodeMessage, encodeValue, type Message } from '../protoc
 import { MfpError, toMfpError, type ErrorCode } from '../protocol/errors.js';
 import { HeartbeatType } from '../protocol/heartbeat.js';
 import {
-  HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS, PROTOCOL_VERSION,
-  RECONNECT_BASE_MS, RECONNECT_MAX_MS, REFUSALS_REPORTED,
+  FLOW_WINDOW_BYTES, FLOW_WINDOW_CHANGES, HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS,
+  PROTOCOL_VERSION, RECONNECT_BASE_MS, RECONNECT_MAX_MS, REFUSALS_REPORTED,
 } from '../protocol/limits.js';
 import { ReplicationType } from '../protocol/replication.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
@@ -131,6 +131,10 @@ export interface SyncClientOptions {
   onEvicted?: (users: string[]) => void;
   /** After each acknowledgement: outcome counts and what is still queued. */
   onAcked?: (summary: AckSummary) => void;
+  /** A frame of queued changes left for the server: their counters, and the window's state after it. */
+  onSent?: (sent: SentSummary) => void;
+  /** The flow-control window (tests and measurements; the default is the protocol's, protocol/limits.ts). */
+  window?: { changes: number; bytes: number };
   /** While a join (or a resync by checksum) runs: how much of the server's copy has arrived. */
   onJoinProgress?: (progress: JoinProgress) => void;
   /** A user must log in again (an entry), or a login repaired it (undefined). */
@@ -170,6 +174,16 @@ export interface JoinProgress {
   total: number;
   /** Snapshot bytes received so far. */
   bytes: number;
+}
+
+/** A frame of queued changes sent to the server. */
+export interface SentSummary {
+  /** The changes' counters, in order. */
+  changes: number[];
+  /** Changes sent and not acknowledged yet, these included: at most the window (FLOW_WINDOW_CHANGES). */
+  inFlight: number;
+  /** Changes in the durable queue, those in flight included. */
+  queued: number;
 }
 
 /** Outcomes of one acknowledgement frame. */
@@ -233,7 +247,12 @@ export class SyncClient {
   #skewMs: number | null = null;
   #firstOutcome: { resolve: () => void; reject: (e: MfpError) => void } | undefined;
   #capabilities = new Set<string>();
-  #inFlight = new Map<number, QueuedChange>();
+  /**
+   * Changes this session sent and the server has not acknowledged, with the bytes each counts in the
+   * window: at most FLOW_WINDOW_CHANGES of them and FLOW_WINDOW_BYTES (#flush).
+   */
+  #inFlight = new Map<number, { q: QueuedChange; size: number }>();
+  #inFlightBytes = 0;
   /** The highest counter this session has sent (or passed over): a flush reads only the queue after it. */
   #sentUpTo = 0;
   #flushing = false;
@@ -510,6 +529,7 @@ export class SyncClient {
     this.#join = undefined;
     this.#fetching = [];
     this.#inFlight.clear();
+    this.#inFlightBytes = 0;
     this.#sentUpTo = 0;
     this.#flushing = false;
   }
@@ -1008,9 +1028,13 @@ export class SyncClient {
     this.#lastRefusal = undefined;
     const sent: QueuedChange[] = [];
     const outcomes: ChangeOutcome[] = m.list.map(([c, status, v, x]) => {
-      const q = this.#inFlight.get(c);
-      if (q) sent.push(q);
-      this.#inFlight.delete(c);
+      const f = this.#inFlight.get(c);
+      const q = f?.q;
+      if (f) {
+        sent.push(f.q);
+        this.#inFlightBytes -= f.size;
+        this.#inFlight.delete(c);
+      }
       switch (status) {
         case AckStatus.Applied: return { c, status: 'applied', v };
         case AckStatus.Duplicate: return { c, status: 'duplicate', v, val: x };
@@ -1022,6 +1046,8 @@ export class SyncClient {
         }
       }
     });
+    // The window has room again: the next changes go now, while this acknowledgement is settled.
+    if (this.#o.store.queueSize > this.#inFlight.size) void this.#flush();
     const { conflicts, rejected, restored } = await this.#o.store.settle(this.#o.identity.deviceId, outcomes, sent);
     this.#o.onAcked?.({
       applied: outcomes.filter((o) => o.status === 'applied').length,
@@ -1039,7 +1065,6 @@ export class SyncClient {
       if (q && o.status === 'conflict') taken.push({ e: q.e, n: q.n, v: o.v, val: o.val });
     }
     if (taken.length > 0) this.#o.onRemote?.(taken, []);
-    if (this.#o.store.queueSize > this.#inFlight.size) void this.#flush();
   }
 
   #knows(e: EntityKey, n: string): boolean {
@@ -1047,7 +1072,12 @@ export class SyncClient {
     return kind !== undefined && this.#capabilities.has(`${kind}:${n}`);
   }
 
-  /** Sends queued changes not yet in flight (changes of items the server does not know stay queued). */
+  /**
+   * Sends queued changes not yet in flight, as far as the window allows (flow control: at most
+   * FLOW_WINDOW_CHANGES changes and FLOW_WINDOW_BYTES unacknowledged; always one, however large). The
+   * rest stays in the durable queue and goes as acknowledgements free the window. Changes of items
+   * the server does not know stay queued, unsent, and do not count.
+   */
   async #flush(): Promise<void> {
     if (this.#state !== 'live') return;
     if (this.#flushing) {
@@ -1056,19 +1086,40 @@ export class SyncClient {
     }
     this.#flushing = true;
     this.#flushAgain = false;
+    const window = this.#o.window ?? { changes: FLOW_WINDOW_CHANGES, bytes: FLOW_WINDOW_BYTES };
     try {
       const conn = this.#conn;
       if (!conn) return;
-      const after = this.#sentUpTo;
-      const read = await this.#o.store.queued(4096, after);
-      if (this.#conn !== conn || this.#state !== 'live' || this.#sentUpTo !== after) return;
-      // Changes of items the server does not know (an older model's server) stay queued, unsent.
-      const queued = read.filter((q) => !this.#inFlight.has(q.c) && this.#knows(q.e, q.n));
-      if (read.length > 0) this.#sentUpTo = read[read.length - 1]!.c;
-      if (queued.length === 0) return;
-      for (const part of chunk(queued, (q) => 32 + encodedSize(q.val))) {
-        for (const q of part) this.#inFlight.set(q.c, q);
-        conn.send({ type: SyncType.Changes, list: part.map((q) => [q.c, q.e, q.n, q.base, q.val]) });
+      for (;;) {
+        const room = window.changes - this.#inFlight.size;
+        if (room <= 0 || this.#inFlightBytes >= window.bytes) return;
+        const after = this.#sentUpTo;
+        const read = await this.#o.store.queued(room, after);
+        if (this.#conn !== conn || this.#state !== 'live' || this.#sentUpTo !== after) return;
+        const take: { q: QueuedChange; size: number }[] = [];
+        let bytes = this.#inFlightBytes;
+        let full = false;
+        for (const q of read) {
+          if (!this.#inFlight.has(q.c) && this.#knows(q.e, q.n)) {
+            const size = 32 + encodedSize(q.val);
+            if (bytes + size > window.bytes && (take.length > 0 || this.#inFlight.size > 0)) {
+              full = true;
+              break;
+            }
+            take.push({ q, size });
+            bytes += size;
+          }
+          this.#sentUpTo = q.c;
+        }
+        for (const part of chunk(take, (f) => f.size)) {
+          if (part.length === 0) continue;
+          for (const f of part) this.#inFlight.set(f.q.c, f);
+          this.#inFlightBytes = bytes;
+          conn.send({ type: SyncType.Changes, list: part.map(({ q }) => [q.c, q.e, q.n, q.base, q.val]) });
+          this.#o.onSent?.({ changes: part.map((f) => f.q.c), inFlight: this.#inFlight.size, queued: this.#o.store.queueSize });
+        }
+        // The window is full, or the queue has nothing more to send.
+        if (full || read.length < room) return;
       }
     } catch (err) {
       this.#o.log.error(toMfpError(err, 'STORE_WRITE_FAILED').code, `cannot send queued changes: ${(err as Error).message}`);

@@ -14,7 +14,7 @@
 import type { WebSocket } from 'ws';
 import { decodeMessage, encodeMessage, type Message } from '../protocol/codec.js';
 import { MfpError, toMfpError, type ErrorCode } from '../protocol/errors.js';
-import { MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_MESSAGE_TEXT_BYTES } from '../protocol/limits.js';
+import { MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, MAX_MESSAGE_TEXT_BYTES, MAX_PENDING_BYTES, MAX_SEND_BUFFER_BYTES } from '../protocol/limits.js';
 import type { SecureChannel } from '../protocol/secure.js';
 import { ReplicationType } from '../protocol/replication.js';
 import { SessionType } from '../protocol/session.js';
@@ -33,6 +33,12 @@ export interface ConnectionOptions {
    * take the peer for gone after 3 silent heartbeats.
    */
   outOfOrder?: (message: Message) => boolean;
+  /**
+   * A bound on what may wait for the handlers, in units `units` counts per message (the server: the
+   * changes of a `changes` frame): beyond `max` the socket is paused, as it is beyond
+   * MAX_PENDING_BYTES of frames waiting.
+   */
+  pending?: { max: number; units: (message: Message) => number };
 }
 
 /** ws's own protocol errors, by their codes, as ours. */
@@ -53,8 +59,6 @@ export function setMaxPayload(ws: WebSocket, bytes: number): boolean {
   return true;
 }
 
-const HIGH_WATER = 4 * 1024 * 1024;
-
 /** A protocol connection over one WebSocket. */
 export class Connection {
   readonly #ws: WebSocket;
@@ -69,6 +73,8 @@ export class Connection {
   #itemCodes = false;
   /** Frames that arrived after a welcome, before its handler set the session keys. */
   #held: Buffer[] | undefined;
+  /** Received and not handled yet (queued or running): bytes of frames, and units of `options.pending`. */
+  readonly #pending = { bytes: 0, units: 0 };
   /** Bytes sent and received, for the benchmark's wire figures. */
   readonly bytes = { sent: 0, received: 0 };
 
@@ -132,15 +138,38 @@ export class Connection {
     return true;
   }
 
-  /** Resolves when the socket's send buffer is below the high-water mark. */
+  /** Resolves when the socket's send buffer is below MAX_SEND_BUFFER_BYTES. */
   async drained(): Promise<void> {
-    if (this.#ws.bufferedAmount < HIGH_WATER || this.#closed) return;
+    if (this.#ws.bufferedAmount < MAX_SEND_BUFFER_BYTES || this.#closed) return;
     await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
   }
 
+  /** Bytes sent and not yet handed to the operating system (waiting in this process). */
+  get buffered(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  /** What was received and not handled yet: bytes of frames and units of `options.pending`; `paused`: no more is read. */
+  get pending(): { bytes: number; units: number; paused: boolean } {
+    return { ...this.#pending, paused: this.#ws.isPaused };
+  }
+
   #checkDrain(): void {
-    if (this.#ws.bufferedAmount >= HIGH_WATER && !this.#closed) return;
+    if (this.#ws.bufferedAmount >= MAX_SEND_BUFFER_BYTES && !this.#closed) return;
     for (const w of this.#drainWaiters.splice(0)) w();
+  }
+
+  /**
+   * Counts a frame in (`sign` 1) or out (-1, handled) of what waits for the handlers, and pauses or
+   * resumes reading the socket by the bounds: TCP then holds what the peer sends beyond them.
+   */
+  #count(sign: 1 | -1, bytes: number, units: number): void {
+    const p = this.#pending;
+    p.bytes += sign * bytes;
+    p.units += sign * units;
+    const over = p.bytes > MAX_PENDING_BYTES || p.units > (this.#options.pending?.max ?? Infinity);
+    if (over && !this.#ws.isPaused) this.#ws.pause();
+    else if (!over && this.#ws.isPaused) this.#ws.resume();
   }
 
   /** Sends a refusal with a code, then closes. */
@@ -210,8 +239,13 @@ export class Connection {
       void this.#handle(message, raw);
       return;
     }
-    // Handlers run one at a time, in arrival order.
-    this.#chain = this.#chain.then(() => this.#handle(message, raw));
+    // Handlers run one at a time, in arrival order; what waits for them is bounded (#count).
+    const units = this.#options.pending?.units(message) ?? 0;
+    this.#count(1, data.length, units);
+    this.#chain = this.#chain.then(async () => {
+      await this.#handle(message, raw);
+      this.#count(-1, data.length, units);
+    });
   }
 
   async #handle(message: Message, raw: Uint8Array): Promise<void> {

@@ -3,7 +3,7 @@
  * prints and the control socket's `events.subscribe` streams.
  */
 import type { ItemKind } from '../storage/catalog.js';
-import type { AckSummary, ClientState, JoinProgress, LoginAgainEvent } from './client.js';
+import type { AckSummary, ClientState, JoinProgress, LoginAgainEvent, SentSummary } from './client.js';
 import type { Role } from './config.js';
 import type { DeepSleepState, PowerState } from './power.js';
 import type { ReplicatedRecord } from './replication.js';
@@ -49,6 +49,8 @@ export interface AgentEvents {
   'sync-state': [SyncStateEvent];
   /** The server acknowledged changes of this machine (`queued`: how many still wait). */
   'changes-acked': [AckSummary];
+  /** A frame of this machine's queued changes left for the server (flow control: at most the window in flight). */
+  'changes-sent': [SentSummary];
   /** A join is under way: the plan's entities received so far, of how many, and the bytes. */
   'join-progress': [JoinProgressEvent];
   /** Deep sleep became blocked or released, or the set of clients blocking it changed. */
@@ -65,6 +67,7 @@ export const AGENT_EVENT_DOCS = {
   'entity-deleted': 'a user\'s or user group\'s data was deleted on this machine: `kind`, `id`',
   'sync-state': 'the synchronization state changed: `role`, `state` (a client\'s link state, `serving` or `standalone`), `error?` `{code, message}`',
   'changes-acked': 'the server acknowledged changes of this machine: `applied`, `duplicates`, `conflicts`, `rejected`, `queued` (how many still wait), `changes` `[{c, status, v?}]`',
+  'changes-sent': 'a frame of this machine\'s queued changes left for the server: `changes` (their counters), `inFlight` (sent and not acknowledged, at most the flow-control window, 16 changes), `queued` (in the durable queue, those in flight included)',
   'join-progress': 'a join (or a resync by checksum) is under way: `phase` (`waiting`, `receiving`, `applying`, `done`), `entities`, `total`, `bytes`',
   'deep-sleep': 'on a server, deep sleep became blocked or released, or the clients blocking it changed: `blocked`, `blockedBy`',
   'device-state': 'on a server, a client became operating, sleeping or offline: `deviceId`, `name`, `state`, `lastHeartbeat`',

@@ -13,8 +13,8 @@ import { encodeMessage, encodeValue, decodeValue, EncodedValue, type Message } f
 import { MfpError } from '../protocol/errors.js';
 import { HeartbeatType, type SleepMessage } from '../protocol/heartbeat.js';
 import {
-  HANDSHAKE_TIMEOUT_MS, MAX_CLOCK_SKEW_MS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS,
-  PROTOCOL_VERSION,
+  HANDSHAKE_TIMEOUT_MS, MAX_CLOCK_SKEW_MS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MAX_PENDING_CHANGES, MIN_PROTOCOL_VERSION,
+  MISSED_HEARTBEATS, PROTOCOL_VERSION,
 } from '../protocol/limits.js';
 import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
 import { authSettingsMismatch, readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
@@ -211,6 +211,9 @@ export class SyncServer {
       onClose: (reason) => this.#onClose(session, reason),
       // A ping is answered at once, even while this client's join waits for another's.
       outOfOrder: (m) => m.type === HeartbeatType.Ping && session.phase !== 'handshake',
+      // A session's changes not answered yet are bounded by the client's window: one that sends beyond
+      // it is not read from until the server has caught up (an honest client never gets there).
+      pending: { max: MAX_PENDING_CHANGES, units: (m) => (m.type === SyncType.Changes ? m.list.length : 0) },
     });
     session = new Session(conn, nonce, challengeBytes, ephemeral, place, remote);
     const timeout = this.#o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
@@ -643,20 +646,26 @@ export class SyncServer {
         s.pumpAgain = false;
         const store = this.#o.store;
         while (s.phase === 'live' && !s.conn.closed && s.cursor < store.seq) {
+          // A receiver that does not keep up is sent no more than MAX_SEND_BUFFER_BYTES ahead: the rest
+          // stays in the store, read from its cursor once it drains (superseded values skipped when
+          // the read comes from the log).
           await s.conn.drained();
           const entries = await store.entriesAfter(s.cursor, 512);
           if (entries.length === 0) break;
           const visible = entries.filter((e) => this.#visible(s, e));
           const last = entries[entries.length - 1]!.seq;
           const parts = visible.length === 0 ? [] : chunk(visible, (e) => 24 + feedValueSize(e));
-          for (let i = 0; i < parts.length; i++) {
+          for (let i = 0; i < parts.length && !s.conn.closed; i++) {
+            if (i > 0) await s.conn.drained();
             const part = parts[i]!;
             const list = part.map((e): DeltaEntry => (e.del ? [e.seq, e.e, null, null] : [e.seq, e.e, e.n!, e.val]));
+            const seq = i === parts.length - 1 ? last : part[part.length - 1]!.seq;
             s.sent.deltas += list.length;
-            s.conn.send({ type: SyncType.Deltas, list, seq: i === parts.length - 1 ? last : part[part.length - 1]!.seq });
+            s.conn.send({ type: SyncType.Deltas, list, seq });
+            s.cursor = seq;
+            s.toldCursor = seq;
           }
-          s.cursor = last;
-          if (parts.length > 0) s.toldCursor = last;
+          if (parts.length === 0) s.cursor = last;
         }
       } while (s.pumpAgain);
     } finally {

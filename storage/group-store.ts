@@ -136,10 +136,16 @@ export class GroupStore extends Store {
   #copyUsers = new Map<string, Map<string, { at: number; items: Set<string> }>>();
   /** Entries of the batch being built; published when it is on disk. */
   #pendingFeed: FeedEntry[] = [];
-  /** Recent committed entries, in seq order without gaps, so live fan-out needs no disk read. */
+  /**
+   * Recent committed entries, in seq order without gaps, so live fan-out needs no disk read: at most
+   * RING_SIZE entries and RING_BYTES of their values (#ringBytes), so that large values cannot make
+   * it hold hundreds of megabytes. A client behind it reads the log instead.
+   */
   #ring: FeedEntry[] = [];
+  #ringBytes = 0;
   #listeners = new Set<(entries: readonly FeedEntry[]) => void>();
   static readonly RING_SIZE = 4096;
+  static readonly RING_BYTES = 4 * 1024 * 1024;
 
   /** Opens (creating if needed) a group store. */
   static async open(options: StoreOptions & { epoch?: () => string }): Promise<GroupStore> {
@@ -156,6 +162,7 @@ export class GroupStore extends Store {
   protected override async reloadIndex(): Promise<void> {
     await super.reloadIndex();
     this.#ring = [];
+    this.#ringBytes = 0;
     this.#pendingFeed = [];
     this.#seq = (await this.getMeta<number>('seq')) ?? 0;
     this.#epoch = (await this.getMeta<string>('epoch')) ?? '';
@@ -224,8 +231,13 @@ export class GroupStore extends Store {
     // The batch that created these users failed: the devices still want them.
     if (!ok) for (const { device, e } of madeHolds) this.#want(device, e);
     if (!ok || entries.length === 0) return;
-    this.#ring.push(...entries);
-    if (this.#ring.length > GroupStore.RING_SIZE) this.#ring.splice(0, this.#ring.length - GroupStore.RING_SIZE);
+    const ring = this.#ring;
+    ring.push(...entries);
+    for (const e of entries) this.#ringBytes += feedValueSize(e);
+    let drop = Math.max(0, ring.length - GroupStore.RING_SIZE);
+    for (let i = 0; i < drop; i++) this.#ringBytes -= feedValueSize(ring[i]!);
+    while (this.#ringBytes > GroupStore.RING_BYTES && drop < ring.length - 1) this.#ringBytes -= feedValueSize(ring[drop++]!);
+    if (drop > 0) ring.splice(0, drop);
     for (const l of this.#listeners) l(entries);
   }
 

@@ -49,6 +49,12 @@ export class LocalStore extends Store {
   #durableCounter = 0;
   #cursor = 0;
   #queued = new Map<number, QueueEntry>();
+  /**
+   * Queue entries per item (`e\0n`) and per entity: settling an acknowledgement asks, for every change,
+   * whether a later one of its item waits, and under overload the queue holds thousands.
+   */
+  #queuedItems = new Map<string, number>();
+  #queuedEntities = new Map<EntityKey, number>();
   #cachedBytes = 0;
   /**
    * Called from inside every batch that queues a change (a local write, an import, copies), before that
@@ -73,6 +79,8 @@ export class LocalStore extends Store {
     this.#counter = Math.max(this.#counter, counter);
     this.#cursor = (await this.getMeta<number>('cursor')) ?? 0;
     this.#queued.clear();
+    this.#queuedItems.clear();
+    this.#queuedEntities.clear();
     this.#cachedBytes = 0;
     for await (const [k, bytes] of this.kv.entries(Keys.allQueue())) {
       this.#cache(decodeRecord<QueuedChange>(bytes, k), bytes.length);
@@ -102,12 +110,16 @@ export class LocalStore extends Store {
     const keep = this.#cachedBytes + bytes <= QUEUE_CACHE_BYTES;
     if (keep) this.#cachedBytes += bytes;
     this.#queued.set(q.c, { e: q.e, n: q.n, change: keep ? q : undefined, bytes: keep ? bytes : 0 });
+    bump(this.#queuedItems, `${q.e}\0${q.n}`, 1);
+    bump(this.#queuedEntities, q.e, 1);
   }
 
   #uncache(c: number): boolean {
     const entry = this.#queued.get(c);
     if (!entry) return false;
     this.#cachedBytes -= entry.bytes;
+    bump(this.#queuedItems, `${entry.e}\0${entry.n}`, -1);
+    bump(this.#queuedEntities, entry.e, -1);
     return this.#queued.delete(c);
   }
 
@@ -177,8 +189,7 @@ export class LocalStore extends Store {
 
   /** Whether a change of the entity waits for the server's acknowledgement. */
   isQueued(e: EntityKey): boolean {
-    for (const q of this.#queued.values()) if (q.e === e) return true;
-    return false;
+    return this.#queuedEntities.has(e);
   }
 
   /** Records a login (last use now); returns the users the bound evicted. */
@@ -235,7 +246,7 @@ export class LocalStore extends Store {
       for (const o of outcomes) {
         const q = byCounter.get(o.c);
         if (!q) continue;
-        const laterQueued = () => [...this.#queued.values()].some((l) => l.e === q.e && l.n === q.n);
+        const laterQueued = () => this.#queuedItems.has(`${q.e}\0${q.n}`);
         if (!this.#uncache(o.c)) {
           // Applied by the server, but the batch that queued it here failed after it was sent: the
           // server's copy is the truth, so this machine takes it (unless newer values are here by now).
@@ -528,4 +539,11 @@ function groupHashed(item: { e: EntityKey; n: string; val: unknown }): { h: stri
 
 function conflictOf(selfId: string, q: QueuedChange, serverVersion: number, at: number) {
   return { at, deviceId: selfId, entity: q.e, item: q.n, value: q.val, base: q.base, serverVersion, reason: 'offline-edit' as const };
+}
+
+/** Adds `by` to a count, dropping it at zero. */
+function bump<K>(counts: Map<K, number>, key: K, by: number): void {
+  const n = (counts.get(key) ?? 0) + by;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
 }

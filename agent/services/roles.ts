@@ -283,7 +283,7 @@ export class RoleService {
    * A client of `address` with this machine's identity, store and settings, not started. The agent's own
    * client part is made here; tools and tests use it to open extra sessions (probes, handshake timing).
    */
-  async createClient(address: ServerAddress, callbacks: Pick<SyncClientOptions, 'onRemote' | 'onState' | 'onAcked' | 'onEvicted' | 'onJoinProgress' | 'onLoginAgain' | 'rediscover' | 'onServerMoved'> = {}): Promise<SyncClient> {
+  async createClient(address: ServerAddress, callbacks: Pick<SyncClientOptions, 'onRemote' | 'onState' | 'onAcked' | 'onSent' | 'onEvicted' | 'onJoinProgress' | 'onLoginAgain' | 'rediscover' | 'onServerMoved'> = {}): Promise<SyncClient> {
     const rt = this.#rt;
     const client = new SyncClient({
       store: rt.local,
@@ -324,6 +324,7 @@ export class RoleService {
       onRemote: (applied, deleted) => users.onRemote(applied, deleted),
       onState: () => this.emitState(),
       onAcked: (summary) => rt.events.emit('changes-acked', summary),
+      onSent: (sent) => rt.events.emit('changes-sent', sent),
       onJoinProgress: (progress) => rt.events.emit('join-progress', progress),
       onEvicted: (evicted) => users.evicted(evicted),
       onLoginAgain: (user, entry) => rt.events.emit('login-again', loginAgainEvent(user, entry)),

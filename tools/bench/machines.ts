@@ -19,6 +19,8 @@ export type MachineRequest = { id: number } & (
   | { op: 'login'; users: string[]; items: string[] }
   | { op: 'track'; on: boolean }
   | { op: 'write'; users: string[]; items: string[]; rate: number; ms: number }
+  | { op: 'drain' }
+  | { op: 'values'; users: string[]; items: string[] }
   | { op: 'close' }
 );
 

@@ -68,10 +68,22 @@ export function partOf(url: string, functionName: string): string {
   return 'other';
 }
 
-/** Self time per profile node, µs: each sample owns the time until the next one. */
-function selfTimes(p: CpuProfile): Map<number, number> {
+/**
+ * A span of time on the host's monotonic clock, in ms (stats.ts `hrNow`): V8 stamps its samples with
+ * the same clock, in µs, so a summary can keep only the samples taken while a figure's load ran.
+ */
+export interface TimeWindow {
+  from: number;
+  to: number;
+}
+
+/** Self time per profile node, µs: each sample owns the time until the next one (within `window`, if given). */
+function selfTimes(p: CpuProfile, window?: TimeWindow): Map<number, number> {
   const self = new Map<number, number>();
+  let t = p.startTime;
   for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i] ?? 0;
+    if (window && (t / 1000 < window.from || t / 1000 > window.to)) continue;
     const dt = i + 1 < p.timeDeltas.length ? p.timeDeltas[i + 1]! : 0;
     const id = p.samples[i]!;
     self.set(id, (self.get(id) ?? 0) + Math.max(0, dt));
@@ -80,13 +92,13 @@ function selfTimes(p: CpuProfile): Map<number, number> {
 }
 
 /** Adds up one or more profiles into parts and hottest functions. */
-export function summarizeProfiles(label: string, profiles: readonly { file: string; profile: CpuProfile }[]): ProfileSummary {
+export function summarizeProfiles(label: string, profiles: readonly { file: string; profile: CpuProfile }[], window?: TimeWindow): ProfileSummary {
   const parts = new Map<string, number>();
   const fns = new Map<string, number>();
   let total = 0;
   for (const { profile } of profiles) {
     const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
-    for (const [id, us] of selfTimes(profile)) {
+    for (const [id, us] of selfTimes(profile, window)) {
       const f = byId.get(id);
       if (!f) continue;
       total += us;
@@ -147,12 +159,15 @@ export function cpuProfArgs(profiling: Profiling | undefined, name: string): str
   return ['--cpu-prof', `--cpu-prof-dir=${profiling.dir}`, `--cpu-prof-name=${fileName(name)}.cpuprofile`, `--cpu-prof-interval=${INTERVAL_US}`];
 }
 
-/** Summarises the profiles child processes wrote (named by cpuProfArgs) once they have exited. */
-export function summarizeChildren(profiling: Profiling | undefined, label: string, names: readonly string[]): void {
+/**
+ * Summarises the profiles child processes wrote (named by cpuProfArgs) once they have exited: the whole
+ * run, or only the samples within `window`.
+ */
+export function summarizeChildren(profiling: Profiling | undefined, label: string, names: readonly string[], window?: TimeWindow): void {
   if (!profiling) return;
   const files = names.map((n) => join(profiling.dir, `${fileName(n)}.cpuprofile`));
   const profiles = files.map((file) => ({ file, profile: JSON.parse(readFileSync(file, 'utf8')) as CpuProfile }));
-  profiling.summaries.push(summarizeProfiles(label, profiles));
+  profiling.summaries.push(summarizeProfiles(label, profiles, window));
 }
 
 /** The report's lines for the summaries. */
