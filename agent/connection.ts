@@ -144,16 +144,6 @@ export class Connection {
     await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
   }
 
-  /** Bytes sent and not yet handed to the operating system (waiting in this process). */
-  get buffered(): number {
-    return this.#ws.bufferedAmount;
-  }
-
-  /** What was received and not handled yet: bytes of frames and units of `options.pending`; `paused`: no more is read. */
-  get pending(): { bytes: number; units: number; paused: boolean } {
-    return { ...this.#pending, paused: this.#ws.isPaused };
-  }
-
   #checkDrain(): void {
     if (this.#ws.bufferedAmount >= MAX_SEND_BUFFER_BYTES && !this.#closed) return;
     for (const w of this.#drainWaiters.splice(0)) w();
