@@ -133,8 +133,6 @@ export interface SyncClientOptions {
   onAcked?: (summary: AckSummary) => void;
   /** A frame of queued changes left for the server: their counters, and the window's state after it. */
   onSent?: (sent: SentSummary) => void;
-  /** The flow-control window (tests and measurements; the default is the protocol's, protocol/limits.ts). */
-  window?: { changes: number; bytes: number };
   /** While a join (or a resync by checksum) runs: how much of the server's copy has arrived. */
   onJoinProgress?: (progress: JoinProgress) => void;
   /** A user must log in again (an entry), or a login repaired it (undefined). */
@@ -1086,7 +1084,7 @@ export class SyncClient {
     }
     this.#flushing = true;
     this.#flushAgain = false;
-    const window = this.#o.window ?? { changes: FLOW_WINDOW_CHANGES, bytes: FLOW_WINDOW_BYTES };
+    const window = { changes: FLOW_WINDOW_CHANGES, bytes: FLOW_WINDOW_BYTES };
     try {
       const conn = this.#conn;
       if (!conn) return;
