@@ -21,7 +21,7 @@ import {
 } from '../protocol/sync.js';
 import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog.js';
 import type { ChangeOutcome } from '../storage/group-store.js';
-import type { LocalStore, QueuedChange, RemoteItem } from '../storage/local-store.js';
+import type { LocalStore, QueuedChange, RemoteItem, Submission } from '../storage/local-store.js';
 import { decodeRecord, encodedSize } from '../storage/records.js';
 import type { ItemRecord } from '../storage/store.js';
 import type { Clock, Timer } from './clock.js';
@@ -146,6 +146,9 @@ export interface SyncClientOptions {
   onServerMoved?: (address: ServerAddress) => void;
 }
 
+/** Frames whose store write may wait, submitted and not yet written, before the next frame waits for it. */
+const PIPELINE_FRAMES = 32;
+
 /** Searches for a lost server found by search: the first after this long, doubling up to the ceiling. */
 const SEARCH_BASE_MS = 2000;
 const SEARCH_MAX_MS = 60_000;
@@ -251,6 +254,10 @@ export class SyncClient {
    */
   #inFlight = new Map<number, { q: QueuedChange; size: number }>();
   #inFlightBytes = 0;
+  /** Frames whose store write is submitted and not done yet (#pipelined). */
+  #unwritten = 0;
+  /** The store's generation when this session went live: its deltas are written in it or not at all. */
+  #generation = 0;
   /** The highest counter this session has sent (or passed over): a flush reads only the queue after it. */
   #sentUpTo = 0;
   #flushing = false;
@@ -848,6 +855,7 @@ export class SyncClient {
 
   #goLive(): void {
     if (this.#sleeping) return;
+    this.#generation = this.#o.store.generation;
     this.#attempt = 0;
     this.#searchBackoff = 0;
     this.#searchAt = 0;
@@ -881,9 +889,9 @@ export class SyncClient {
       case SyncType.Snapshot:
         return this.#onSnapshot(m, size);
       case SyncType.Deltas:
-        return this.#onDeltas(m);
+        return this.#pipelined(conn, (options) => this.#onDeltas(m, options));
       case SyncType.Ack:
-        return this.#onAck(m);
+        return this.#pipelined(conn, (options) => this.#onAck(m, options));
       case HeartbeatType.Pong:
         // The server's clock was read about half a round trip before this moment.
         this.#skewMs = Math.round((m.echo + this.#o.clock.now()) / 2 - m.at);
@@ -1004,23 +1012,48 @@ export class SyncClient {
   }
 
   /** Applies what the server sent and tells the agent what changed and which users the bound dropped. */
-  async #applyRemote(update: Parameters<LocalStore['applyRemote']>[0]): Promise<void> {
-    const { applied, deleted, evicted } = await this.#o.store.applyRemote(update);
+  async #applyRemote(update: Parameters<LocalStore['applyRemote']>[0], options?: Submission): Promise<void> {
+    const { applied, deleted, evicted, gap } = await this.#o.store.applyRemote(update, options);
+    if (gap) throw new MfpError('STORE_WRITE_FAILED', 'an earlier write of the group\'s changes failed: the session resumes from the cursor on disk');
     this.#o.onRemote?.(applied, deleted);
     if (evicted.length > 0) this.#o.onEvicted?.(evicted);
   }
 
-  async #onDeltas(m: DeltasMessage): Promise<void> {
+  /**
+   * Handles a frame whose work is one store write (deltas, an acknowledgement) so that the next frame
+   * is handled once this write is submitted, not once it is written: the store writes in submission
+   * order, and a client writing its own changes at full speed would otherwise take one frame per
+   * fsync of its store, falling behind the server's deltas and acknowledgements. At most
+   * PIPELINE_FRAMES writes wait; a write that fails ends the session with its code, as a frame whose
+   * handler failed does (and the writes behind it write nothing: `generation`).
+   */
+  #pipelined(conn: Connection, write: (options: Submission) => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wait = this.#unwritten >= PIPELINE_FRAMES;
+      this.#unwritten++;
+      write(wait ? {} : { submitted: resolve })
+        .catch((err: unknown) => {
+          const e = toMfpError(err, 'MESSAGE_UNEXPECTED');
+          conn.refuse(e.code, e.message);
+        })
+        .finally(() => {
+          this.#unwritten--;
+          resolve();
+        });
+    });
+  }
+
+  async #onDeltas(m: DeltasMessage, options: Submission): Promise<void> {
     const items: RemoteItem[] = [];
     const deletes: EntityKey[] = [];
     for (const [seq, e, n, val] of m.list) {
       if (n === null) deletes.push(e);
       else if (parseEntity(e)) items.push({ e, n, v: seq, val });
     }
-    await this.#applyRemote({ items, deletes, cursor: m.seq });
+    await this.#applyRemote({ items, deletes, cursor: m.seq, generation: this.#generation }, options);
   }
 
-  async #onAck(m: AckMessage): Promise<void> {
+  async #onAck(m: AckMessage, options: Submission): Promise<void> {
     // The server took a frame of changes: whatever it refused before is behind.
     this.#refusals = 0;
     this.#lastRefusal = undefined;
@@ -1046,7 +1079,7 @@ export class SyncClient {
     });
     // The window has room again: the next changes go now, while this acknowledgement is settled.
     if (this.#o.store.queueSize > this.#inFlight.size) void this.#flush();
-    const { conflicts, rejected, restored } = await this.#o.store.settle(this.#o.identity.deviceId, outcomes, sent);
+    const { conflicts, rejected, restored } = await this.#o.store.settle(this.#o.identity.deviceId, outcomes, sent, options);
     this.#o.onAcked?.({
       applied: outcomes.filter((o) => o.status === 'applied').length,
       duplicates: outcomes.filter((o) => o.status === 'duplicate').length,

@@ -57,6 +57,11 @@ export class LocalStore extends Store {
   #queuedEntities = new Map<EntityKey, number>();
   #cachedBytes = 0;
   /**
+   * Counts the index reloads: at open, and after every failed batch (whose writes are undone). A remote
+   * update submitted in one generation is written only in that generation (applyRemote).
+   */
+  #generation = 0;
+  /**
    * Called from inside every batch that queues a change (a local write, an import, copies), before that
    * batch is written: the client sends the change while it is being written, so the local fsync and
    * the server's overlap.
@@ -71,6 +76,7 @@ export class LocalStore extends Store {
   }
 
   protected override async reloadIndex(): Promise<void> {
+    this.#generation++;
     await super.reloadIndex();
     const counter = (await this.getMeta<number>('counter')) ?? 0;
     this.#durableCounter = counter;
@@ -134,6 +140,11 @@ export class LocalStore extends Store {
   /** The server sequence number up to which this machine has applied the group's changes. */
   get cursor(): number {
     return this.#cursor;
+  }
+
+  /** The store's generation: it changes when a failed batch is undone (its writes and the index with them). */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** Changes waiting for an acknowledgement. */
@@ -235,11 +246,11 @@ export class LocalStore extends Store {
    * leaves the queue too, its value kept in the conflict log with the server's code (reason `rejected`);
    * the local value stays as it is (the ack carries no server value to take).
    */
-  settle(selfId: string, outcomes: readonly ChangeOutcome[], sent: readonly QueuedChange[]): Promise<{ conflicts: number; rejected: number; restored: RemoteItem[] }> {
+  settle(selfId: string, outcomes: readonly ChangeOutcome[], sent: readonly QueuedChange[], options: Submission = {}): Promise<{ conflicts: number; rejected: number; restored: RemoteItem[] }> {
     const byCounter = new Map(sent.map((q) => [q.c, q]));
     // Not fsync'ed: if a power loss undoes it, the queue entries come back and are re-sent, and the
     // server answers them as duplicates.
-    return this.commit((tx) => {
+    return submitted(options, this.commit((tx) => {
       let conflicts = 0;
       let rejected = 0;
       const restored: RemoteItem[] = [];
@@ -288,7 +299,7 @@ export class LocalStore extends Store {
         }
       }
       return { conflicts, rejected, restored };
-    }, { sync: false });
+    }, { sync: false }));
   }
 
   /**
@@ -313,7 +324,13 @@ export class LocalStore extends Store {
     cursor?: number;
     selfId?: string;
     reason?: 'join' | 'resync';
-  }): Promise<{ applied: RemoteItem[]; deleted: EntityKey[]; evicted: string[] }> {
+    /**
+     * The generation the update was submitted in: a batch before it failed (and was undone) once the
+     * store's generation differs, and then nothing is written (`gap`), so a later frame of the group's
+     * changes never moves the cursor past earlier ones that were not written.
+     */
+    generation?: number;
+  }, options: Submission = {}): Promise<{ applied: RemoteItem[]; deleted: EntityKey[]; evicted: string[]; gap?: true }> {
     const items = update.items ?? [];
     const replace = new Set(update.replace ?? []);
     // Local values needed by the builder are read first: send destinations to keep, values a join
@@ -343,10 +360,11 @@ export class LocalStore extends Store {
       const rec = this.index.has(e) ? await this.readItem(e, n) : undefined;
       if (rec) rebased.push([e, n, v, rec]);
     }
-    return this.commit((tx) => {
+    return submitted(options, this.commit((tx) => {
       const applied: RemoteItem[] = [];
       const deleted: EntityKey[] = [];
       const evicted: string[] = [];
+      if (update.generation !== undefined && update.generation !== this.#generation) return { applied, deleted, evicted, gap: true as const };
       const at = this.now();
       // Each incoming value is hashed once: for the comparison with a replaced value and for its record.
       const hashes = new Map<RemoteItem, { h: string; bytes?: Uint8Array }>();
@@ -416,7 +434,7 @@ export class LocalStore extends Store {
       return { applied, deleted, evicted };
       // Not fsync'ed: the server holds all of it durably, and items and cursor share this batch, so a
       // power loss rewinds both together and the client fetches it again from the older cursor.
-    }, { sync: false });
+    }, { sync: false }));
   }
 
   #isUser(e: EntityKey): boolean {
@@ -539,6 +557,20 @@ function groupHashed(item: { e: EntityKey; n: string; val: unknown }): { h: stri
 
 function conflictOf(selfId: string, q: QueuedChange, serverVersion: number, at: number) {
   return { at, deviceId: selfId, entity: q.e, item: q.n, value: q.val, base: q.base, serverVersion, reason: 'offline-edit' as const };
+}
+
+/**
+ * How a caller learns that its write is submitted to the group-commit writer (in order, to be written
+ * with the next batch), before the write is done: the client handles its next frame then.
+ */
+export interface Submission {
+  submitted?: () => void;
+}
+
+/** Tells `options` that `write` was submitted, and returns it. */
+function submitted<T>(options: Submission, write: Promise<T>): Promise<T> {
+  options.submitted?.();
+  return write;
 }
 
 /** Adds `by` to a count, dropping it at zero. */

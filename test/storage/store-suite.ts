@@ -1198,6 +1198,26 @@ export function storeSuite(name: string, makeKv: MakeKv, reopen?: ReopenKv): voi
     t.is(await store.readItem('u:gone', 'home'), undefined);
   });
 
+  test(`${name}: local: a remote update submitted behind one whose batch failed writes nothing, so the cursor never passes what was not written`, async (t) => {
+    const kv = new FlakyKv(makeKv(t));
+    const { store } = await openLocal(t, { kv });
+    const generation = store.generation;
+    kv.failWrites = true;
+    let first!: Promise<unknown>;
+    // Submitted (the client handles its next frame then), and its batch written at once: it fails.
+    await new Promise<void>((submitted) => (first = store.applyRemote({ items: [{ e: 'u:ann', n: 'home', v: 5, val: { n: 5 } }], cursor: 5, generation }, { submitted })));
+    kv.failWrites = false;
+    const second = store.applyRemote({ items: [{ e: 'u:bob', n: 'home', v: 6, val: { n: 6 } }], cursor: 6, generation });
+    assertCoded(t, await t.throwsAsync(first), 'STORE_WRITE_FAILED', /nothing was applied/);
+    t.like(await second, { gap: true, applied: [] });
+    t.is(store.cursor, 0);
+    t.is(await store.readItem('u:bob', 'home'), undefined);
+    t.not(store.generation, generation);
+    // Submitted in the new generation, an update is written as before.
+    t.like(await store.applyRemote({ items: [{ e: 'u:bob', n: 'home', v: 6, val: { n: 6 } }], cursor: 6, generation: store.generation }), { applied: [{ e: 'u:bob' }] });
+    t.is(store.cursor, 6);
+  });
+
   test(`${name}: local: queued values beyond the memory budget are read back from disk, in order`, async (t) => {
     const { store } = await openLocal(t);
     // About 5 MB of queued values: more than the 4 MB kept in memory.

@@ -140,6 +140,9 @@ async function handle(m: MachineRequest): Promise<unknown> {
       const a = need();
       await queueDrained(a);
       const at = hrNow();
+      // Acknowledgements settled in the same batch as the one that emptied the queue report their
+      // outcomes in the same turn: counted before answering.
+      await new Promise((r) => setImmediate(r));
       return { at, acked: { ...acked }, wire: lastCounters.map((c) => [sentAt.get(c) ?? Number.NaN, versionOf.get(c) ?? 0]) };
     }
     case 'values': {
