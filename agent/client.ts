@@ -1079,13 +1079,13 @@ export class SyncClient {
     });
     // The window has room again: the next changes go now, while this acknowledgement is settled.
     if (this.#o.store.queueSize > this.#inFlight.size) void this.#flush();
-    const { conflicts, rejected, restored } = await this.#o.store.settle(this.#o.identity.deviceId, outcomes, sent, options);
+    const { conflicts, rejected, restored, queued } = await this.#o.store.settle(this.#o.identity.deviceId, outcomes, sent, options);
     this.#o.onAcked?.({
       applied: outcomes.filter((o) => o.status === 'applied').length,
       duplicates: outcomes.filter((o) => o.status === 'duplicate').length,
       conflicts,
       rejected,
-      queued: this.#o.store.queueSize,
+      queued,
       changes: outcomes.map((o) => (o.status === 'rejected' ? { c: o.c, status: o.status } : { c: o.c, status: o.status, v: o.v })),
     });
     if (conflicts > 0) this.#o.log.warning('CONFLICT', `${conflicts} offline edit(s) lost to newer server values; see \`mfpsync conflicts list\``);

@@ -246,7 +246,7 @@ export class LocalStore extends Store {
    * leaves the queue too, its value kept in the conflict log with the server's code (reason `rejected`);
    * the local value stays as it is (the ack carries no server value to take).
    */
-  settle(selfId: string, outcomes: readonly ChangeOutcome[], sent: readonly QueuedChange[], options: Submission = {}): Promise<{ conflicts: number; rejected: number; restored: RemoteItem[] }> {
+  settle(selfId: string, outcomes: readonly ChangeOutcome[], sent: readonly QueuedChange[], options: Submission = {}): Promise<{ conflicts: number; rejected: number; restored: RemoteItem[]; queued: number }> {
     const byCounter = new Map(sent.map((q) => [q.c, q]));
     // Not fsync'ed: if a power loss undoes it, the queue entries come back and are re-sent, and the
     // server answers them as duplicates.
@@ -298,7 +298,9 @@ export class LocalStore extends Store {
           this.#remoteTx(tx, { e: q.e, n: q.n, v: o.v, val: o.val }, q.val, true);
         }
       }
-      return { conflicts, rejected, restored };
+      // What still waits once this batch has settled these (a later acknowledgement's batch may be
+      // built before this one's callers run).
+      return { conflicts, rejected, restored, queued: this.#queued.size };
     }, { sync: false }));
   }
 
