@@ -29,13 +29,14 @@ export const MAX_HANDSHAKE_FRAME_BYTES = 8 * 1024;
  * acknowledged (its window); the rest of its durable queue waits, and goes as acknowledgements free
  * the window. What waits at the server is then at most a window per session, so the latency of an
  * accepted change is bounded by the server's rate, not by how far the offered load exceeds it.
- * Measured with the benchmark's throughput figure (9 clients offering 5,000 changes/s, about 4× what
- * the shared 2-core test machine lets the server store; --quick, one run each; stored while offered /
- * wire → server's commit p99 / wire → holder p99): 4: 500/s, 69 ms, 315 ms · 8: 744/s, 85 ms, 437 ms ·
- * 16: 1,030–1,160/s, 146–221 ms, 235–330 ms · 32: 1,160–1,200/s, 309 ms, 410–460 ms · 64: 1,370/s,
- * 606 ms, 757 ms. 16 keeps nearly all of the larger windows' rate (a group commit carries up to 9 × 16
- * changes, and each client's next frame is ready when its acknowledgement arrives) at half the
- * server-side wait of 32; below it the server's batches shrink and its rate falls with them.
+ * Measured with the benchmark's throughput figure (9 clients offering 5,000 changes/s, 3–10× what the
+ * shared 2-core test machine lets the server store while they write; --quick, two runs each, clients
+ * handling deltas and acknowledgements pipelined; stored while offered / wire → server's commit p99 /
+ * wire → holder p99): 4: 440–670/s, 91–111 ms, 136–179 ms · 8: 820–850/s, 146–156 ms, 237–240 ms ·
+ * 16: 1,030–1,410/s, 211–263 ms, 257–325 ms; earlier, before the pipelining, one run each: 32: 1,160–
+ * 1,200/s, 309 ms · 64: 1,370/s, 606 ms. 16 is where the rate stops growing with the window (a group
+ * commit carries up to 9 × 16 changes, and each client's next frame is ready as its acknowledgement
+ * arrives); beyond it only the server-side wait grows, below it the rate falls faster than the wait.
  */
 export const FLOW_WINDOW_CHANGES = 16;
 /**
