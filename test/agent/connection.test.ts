@@ -1,13 +1,15 @@
 /**
- * The connection's ordering of frames against the session keys, with no socket: a stand-in for ws
- * emits frames the way ws does when several arrive in one read (synchronously, one after another).
+ * The connection's ordering of frames against the session keys, and its bound on what waits for the
+ * handlers, with no socket: a stand-in for ws emits frames the way ws does when several arrive in one
+ * read (synchronously, one after another), and records whether it was paused.
  */
 import { EventEmitter } from 'node:events';
 import test from 'ava';
 import type { WebSocket } from 'ws';
 import { Connection } from '../../agent/connection.js';
 import { encodeMessage, type Message } from '../../protocol/codec.js';
-import { MAX_FRAME_BYTES } from '../../protocol/limits.js';
+import { MAX_FRAME_BYTES, MAX_PENDING_BYTES } from '../../protocol/limits.js';
+import { SyncType, type ChangeEntry } from '../../protocol/sync.js';
 
 /** The frame limits the README states (8 KiB before the handshake, 1 MiB after), not read from the code. */
 const HANDSHAKE_LIMIT = 8 * 1024;
@@ -23,6 +25,14 @@ class FakeSocket extends EventEmitter {
   bufferedAmount = 0;
   sent: Uint8Array[] = [];
   _receiver = { _maxPayload: 0 };
+  /** ws's pause: no more is read from the TCP socket (the peer's sends wait in TCP). */
+  isPaused = false;
+  pause(): void {
+    this.isPaused = true;
+  }
+  resume(): void {
+    this.isPaused = false;
+  }
   send(bytes: Uint8Array, _options: unknown, cb?: () => void): void {
     this.sent.push(bytes);
     cb?.();
@@ -84,4 +94,58 @@ test('the server\'s end never holds frames or raises its limit for a welcome a c
   for (let i = 0; i < 10 && got.length < 2; i++) await new Promise((r) => setImmediate(r));
   t.deepEqual(got, ['welcome', 'ping']);
   t.false(conn.closed);
+});
+
+/** A connection whose handler is stuck on every `changes` frame until `release`; what it handled, in order. */
+function stuckConnection(max: number): { ws: FakeSocket; frame: (c: number, n: number, pad?: string) => Uint8Array; handled: number[]; release: () => void } {
+  const ws = new FakeSocket();
+  const { client, server } = channels();
+  const handled: number[] = [];
+  let release!: () => void;
+  const blocked = new Promise<void>((r) => (release = r));
+  const conn = new Connection(ws as unknown as WebSocket, {
+    onMessage: async (m) => {
+      if (m.type !== SyncType.Changes) return;
+      await blocked;
+      handled.push(m.list[0]![0]);
+    },
+    onClose: () => undefined,
+    pending: { max, units: (m) => (m.type === SyncType.Changes ? m.list.length : 0) },
+  });
+  conn.secure(server, MAX_FRAME_BYTES);
+  const frame = (c: number, n: number, pad = '') =>
+    client.seal(encodeMessage({ type: SyncType.Changes, list: Array.from({ length: n }, (_, i): ChangeEntry => [c + i, 'u:a', 'language', 0, { display: 'en', pad }]) }));
+  return { ws, frame, handled, release };
+}
+
+test('beyond the bound on what waits for the handlers the socket is paused, and read again as they catch up', async (t) => {
+  const { ws, frame, handled, release } = stuckConnection(4);
+  // Two changes a frame, the handler stuck on the first: the third frame takes the wait beyond 4.
+  const paused: boolean[] = [];
+  for (let f = 0; f < 4; f++) {
+    ws.deliver(frame(1 + 2 * f, 2));
+    paused.push(ws.isPaused);
+  }
+  t.deepEqual(paused, [false, false, true, true]);
+  release();
+  for (let i = 0; i < 20 && handled.length < 4; i++) await new Promise((r) => setImmediate(r));
+  t.deepEqual(handled, [1, 3, 5, 7], 'every frame read is handled, in order');
+  t.false(ws.isPaused, 'read again once the handlers caught up');
+});
+
+test('the same beyond MAX_PENDING_BYTES of frames, whatever they count', async (t) => {
+  const { ws, frame, handled, release } = stuckConnection(1000);
+  const pad = 'x'.repeat(200 * 1024);
+  const frames = Math.ceil(MAX_PENDING_BYTES / pad.length) + 1;
+  const paused: boolean[] = [];
+  for (let f = 0; f < frames; f++) {
+    ws.deliver(frame(1 + f, 1, pad));
+    paused.push(ws.isPaused);
+  }
+  t.false(paused[0]);
+  t.true(paused.at(-1), `paused after ${frames} frames of ${pad.length} bytes`);
+  release();
+  for (let i = 0; i < 40 && handled.length < frames; i++) await new Promise((r) => setImmediate(r));
+  t.is(handled.length, frames);
+  t.false(ws.isPaused);
 });
