@@ -13,7 +13,7 @@ import {
   RECONNECT_BASE_MS, RECONNECT_MAX_MS, REFUSALS_REPORTED,
 } from '../protocol/limits.js';
 import { ReplicationType } from '../protocol/replication.js';
-import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
+import { ephemeralKeyPair, SecureChannel, sessionCipher, type Cipher } from '../protocol/secure.js';
 import { readWelcomeBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
   AckStatus, chunk, SyncType, type AckMessage, type DeltasMessage, type JoinPlanMessage, type SnapshotItem,
@@ -264,6 +264,12 @@ export class SyncClient {
   /** Current state. */
   get state(): ClientState {
     return this.#state;
+  }
+
+  /** The open session's negotiated protocol and the cipher its frames are sealed with. */
+  get session(): { protocol: number; cipher: Cipher } | undefined {
+    const protocol = this.#conn && this.#welcome ? Math.min(this.#welcome.protocol, this.#o.protocol ?? PROTOCOL_VERSION) : undefined;
+    return protocol === undefined ? undefined : { protocol, cipher: sessionCipher(protocol) };
   }
 
   /** The last coded error (refusal or connection failure). */
@@ -760,11 +766,8 @@ export class SyncClient {
       this.#o.onServerMoved?.(moved);
     }
     // From here on every frame is sealed with keys only these two ephemeral key pairs can derive.
-    conn.secure(
-      SecureChannel.derive('client', ephemeral, challenge.message.ephemeral, [challenge.bytes, helloBytes]),
-      MAX_FRAME_BYTES,
-      Math.min(welcome.protocol, this.#o.protocol ?? PROTOCOL_VERSION),
-    );
+    const protocol = Math.min(welcome.protocol, this.#o.protocol ?? PROTOCOL_VERSION);
+    conn.secure(SecureChannel.derive('client', ephemeral, challenge.message.ephemeral, [challenge.bytes, helloBytes], sessionCipher(protocol)), MAX_FRAME_BYTES, protocol);
     this.#welcome = welcome;
     this.#capabilities = new Set(welcome.capabilities);
     this.#deviceItems = new Set(welcome.sharing.device);

@@ -16,7 +16,7 @@ import {
   HANDSHAKE_TIMEOUT_MS, MAX_CLOCK_SKEW_MS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS,
   PROTOCOL_VERSION,
 } from '../protocol/limits.js';
-import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
+import { ephemeralKeyPair, SecureChannel, sessionCipher } from '../protocol/secure.js';
 import { authSettingsMismatch, readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
   AckStatus, Chunker, chunk, rejectedAck, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
@@ -391,7 +391,7 @@ export class SyncServer {
     };
     const body = encodeValue(welcome);
     const wsig = signParts(this.#o.groupKey.secretKey, s.challenge, bodyBytes, body);
-    const channel = SecureChannel.derive('server', s.ephemeral, hello.ephemeral, [s.challenge, bodyBytes]);
+    const channel = SecureChannel.derive('server', s.ephemeral, hello.ephemeral, [s.challenge, bodyBytes], sessionCipher(protocol));
     s.place.authenticated();
     s.phase = resume === 'cursor' ? 'live' : 'join-offer';
     s.cursor = hello.cursor;

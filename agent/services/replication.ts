@@ -79,7 +79,7 @@ export class ReplicationService {
       software: SOFTWARE_VERSION,
       ...(rt.options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: rt.options.handshakeTimeoutMs } : {}),
       onInstalled: (rec) => rt.events.emit('replicated', rec),
-      protocol: replicationProtocolFor(rt.protocol, PROTOCOL_VERSION),
+      protocol: replicationProtocolFor(rt.protocol),
     });
     try {
       await replica.start();

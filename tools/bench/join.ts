@@ -53,7 +53,7 @@ function itemEntries(items: readonly SnapshotItem[]): [string, Uint8Array][] {
   return items.map(([e, n, v, val]) => [Keys.item(e, n), encodeRecord({ v, h: valueHash(val), by: 'server', at, val })]);
 }
 
-/** Seals and opens every frame once, as the session does (XSalsa20-Poly1305, tweetnacl); returns ms. */
+/** Seals and opens every frame once, as the session does (ChaCha20-Poly1305, OpenSSL); returns ms. */
 function sealOpen(frames: readonly Uint8Array[]): number {
   const { tx, rx } = channelPair();
   const t0 = now();
