@@ -5,7 +5,7 @@
  * firmware never waits for the network.
  */
 import { WebSocket } from 'ws';
-import { decodeValue, encodeMessage, encodeValue, type Message } from '../protocol/codec.js';
+import { decodeValue, encodeMessage, encodeValue, wireValue, type Message } from '../protocol/codec.js';
 import { MfpError, toMfpError, type ErrorCode } from '../protocol/errors.js';
 import { HeartbeatType } from '../protocol/heartbeat.js';
 import {
@@ -22,7 +22,7 @@ import {
 import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog.js';
 import type { ChangeOutcome } from '../storage/group-store.js';
 import type { LocalStore, QueuedChange, RemoteItem } from '../storage/local-store.js';
-import { decodeRecord, encodedSize } from '../storage/records.js';
+import { decodeRecord, encodedSize, splitItemRecord } from '../storage/records.js';
 import type { ItemRecord } from '../storage/store.js';
 import type { Clock, Timer } from './clock.js';
 import { Connection } from './connection.js';
@@ -887,7 +887,8 @@ export class SyncClient {
     await this.#o.store.scanEntities(plan.upload, (e, n, bytes, key) => {
       const u = byEntity.get(e);
       if (!u || !this.#knows(e, n)) return;
-      u.entity.items[n] = decodeRecord<ItemRecord>(bytes, key).val;
+      // The stored value's bytes go into the frame as they are (the server checks and hashes them).
+      u.entity.items[n] = wireValue(splitItemRecord(bytes, key));
       u.size += bytes.length;
     });
     const entities = [...byEntity.values()];

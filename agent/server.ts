@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import { encodeMessage, encodeValue, decodeValue, EncodedValue, type Message } from '../protocol/codec.js';
+import { encodeMessage, encodeValue, decodeValue, wireValue, type Message } from '../protocol/codec.js';
 import { MfpError } from '../protocol/errors.js';
 import { HeartbeatType, type SleepMessage } from '../protocol/heartbeat.js';
 import {
@@ -688,9 +688,4 @@ export class SyncServer {
       s.conn.send({ type: SyncType.Deltas, list: [], seq: s.cursor });
     }, CURSOR_NOTICE_MS);
   }
-}
-
-/** A stored value as it goes on the wire: its stored bytes as they are, neither decoded nor encoded again. */
-function wireValue(rec: ReturnType<typeof splitItemRecord>): unknown {
-  return 'valBytes' in rec ? new EncodedValue(rec.valBytes) : rec.val;
 }
