@@ -22,7 +22,7 @@ import {
 import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog.js';
 import type { ChangeOutcome } from '../storage/group-store.js';
 import type { LocalStore, QueuedChange, RemoteItem } from '../storage/local-store.js';
-import { decodeRecord, encodedSize, splitItemRecord } from '../storage/records.js';
+import { encodedSize, splitItemRecord } from '../storage/records.js';
 import type { ItemRecord } from '../storage/store.js';
 import type { Clock, Timer } from './clock.js';
 import { Connection } from './connection.js';
