@@ -23,7 +23,6 @@ import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog
 import type { ChangeOutcome } from '../storage/group-store.js';
 import type { LocalStore, QueuedChange, RemoteItem } from '../storage/local-store.js';
 import { encodedSize, splitItemRecord } from '../storage/records.js';
-import type { ItemRecord } from '../storage/store.js';
 import type { Clock, Timer } from './clock.js';
 import { Connection } from './connection.js';
 import { admissionProof, checkServerProof, deviceIdOf, signParts, verifyParts, type Identity } from './identity.js';

@@ -4,7 +4,7 @@
  * recovery exclude one another.
  */
 import { MfpError } from '../../protocol/errors.js';
-import { DEFAULT_PORT, PROTOCOL_VERSION } from '../../protocol/limits.js';
+import { DEFAULT_PORT } from '../../protocol/limits.js';
 import { LevelKv } from '../../storage/level-kv.js';
 import { parseAddress } from '../address.js';
 import { clearDeviceSlot } from '../backup.js';
