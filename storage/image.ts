@@ -31,8 +31,11 @@ export interface EntrySource {
 
 /** Whether a key belongs to this machine only (never copied, never replaced by an image). */
 export function isMachineLocal(key: string): boolean {
-  return key.charCodeAt(0) === 0x41 /* A: failed administrator logins */ || key === REPLICATED_KEY;
+  return key.charCodeAt(0) === 0x41 /* A: failed administrator logins */ || key === REPLICATED_KEY || key === INDEX_SNAPSHOT_KEY;
 }
+
+/** The index snapshot's key (store.ts): a record of this folder only, never part of an image. */
+const INDEX_SNAPSHOT_KEY = Keys.indexSnapshot();
 
 /** The bucket of a key: its tag and slot, e.g. `I517`. */
 export function bucketOf(key: string): string {

@@ -1,5 +1,5 @@
 /** LevelDB KvStore (classic-level through `level`): the store of every real agent. */
-import { chmod, readdir, stat, statfs } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { dataDirError, MfpError } from '../protocol/errors.js';
@@ -61,10 +61,53 @@ async function privateFolder(location: string): Promise<void> {
   for (const entry of entries) if (entry.isFile()) await chmod(join(location, entry.name), 0o600).catch(gone);
 }
 
+/**
+ * The seal of a closed LevelDB folder: a file beside LevelDB's own (which LevelDB leaves alone) holding
+ * the name, size and modification time of every other file. Any open of the folder — by this build or
+ * an older one, even one that writes nothing — rewrites LevelDB's manifest and log, so a folder whose
+ * listing still matches its seal is exactly as the sealed close left it.
+ */
+const SEAL_FILE = 'MFPSYNC-SEAL';
+
+async function listing(location: string): Promise<string> {
+  const names = (await readdir(location)).filter((n) => n !== SEAL_FILE).sort();
+  const files = await Promise.all(names.map(async (n) => {
+    // A file gone between the listing and its stat (LevelDB's temporary files) is listed as gone.
+    const s = await stat(join(location, n), { bigint: true }).catch((err: { code?: string }) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    return s ? `${n}\t${s.size}\t${s.mtimeNs}` : `${n}\tgone`;
+  }));
+  return files.join('\n');
+}
+
+async function writeSeal(location: string): Promise<void> {
+  await writeFile(join(location, SEAL_FILE), await listing(location), { mode: 0o600 });
+}
+
+/** Whether the folder matches its seal; the seal is deleted either way (it serves one open). */
+async function takeSeal(location: string): Promise<boolean> {
+  let seal: string;
+  try {
+    seal = await readFile(join(location, SEAL_FILE), 'utf8');
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return false;
+    throw err;
+  }
+  const matches = seal === (await listing(location));
+  await unlink(join(location, SEAL_FILE));
+  return matches;
+}
+
 /** A KvStore in a LevelDB folder. Only one process may hold it open. */
 export class LevelKv implements KvStore {
   readonly location: string;
-  #db: Level<string, Uint8Array>;
+  /**
+   * Made by the first `open`, after the folder's files are private and its seal is read: abstract-level
+   * starts opening a database as soon as it is constructed.
+   */
+  #level: Level<string, Uint8Array> | undefined;
   /** The failure of the last write, until a reopen succeeds: the handle must not be written to. */
   #poisoned: MfpError | undefined;
   #recovering: Promise<void> | undefined;
@@ -75,18 +118,22 @@ export class LevelKv implements KvStore {
 
   constructor(location: string) {
     this.location = location;
-    this.#db = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' });
+
   }
+
+  untouchedSinceSeal = false;
 
   async open(): Promise<void> {
     privateFiles();
     try {
       await privateFolder(this.location);
+      this.untouchedSinceSeal = await takeSeal(this.location);
     } catch (err) {
       throw dataDirError(err, this.location, 'open the store at') ?? new MfpError('STORE_WRITE_FAILED', `cannot make the files of the store at ${this.location} private (0600): ${messageOf(err)}`, { cause: err });
     }
     try {
-      await this.#db.open();
+      this.#level ??= new Level<string, Uint8Array>(this.location, { keyEncoding: 'utf8', valueEncoding: 'view' });
+      await this.#level.open();
     } catch (err) {
       const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
       if (code === 'LEVEL_LOCKED') {
@@ -103,11 +150,21 @@ export class LevelKv implements KvStore {
     }
   }
 
-  async close(): Promise<void> {
+  /** The database; before the first open there is none to read or write. */
+  get #db(): Level<string, Uint8Array> {
+    if (this.#level === undefined) throw new MfpError('STORE_CLOSED', `the store at ${this.location} is not open`);
+    return this.#level;
+  }
+
+  async close(options: { seal?: boolean } = {}): Promise<void> {
+    if (this.#level === undefined) return;
     await this.#recovering?.catch(() => undefined);
     // A poisoned handle closes as it is: the next open recovers, dropping the damaged record's block only.
+    const poisoned = this.#poisoned !== undefined;
     this.#poisoned = undefined;
     await this.#db.close();
+    // A seal that cannot be written (a full disk) is no seal: the next open reads the store as if unsealed.
+    if (options.seal && !poisoned) await writeSeal(this.location).catch(() => undefined);
   }
 
   /**

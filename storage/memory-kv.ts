@@ -10,13 +10,20 @@ export class MemoryKv implements KvStore {
   #keys: string[] = [];
   #values = new Map<string, Uint8Array>();
   #open = false;
+  /** Writes so far, and their number at the last sealed close (-1: none). */
+  #writes = 0;
+  #sealedAt = -1;
+  untouchedSinceSeal = false;
 
   async open(): Promise<void> {
     this.#open = true;
+    this.untouchedSinceSeal = this.#sealedAt === this.#writes;
+    this.#sealedAt = -1;
   }
 
-  async close(): Promise<void> {
+  async close(options: { seal?: boolean } = {}): Promise<void> {
     this.#open = false;
+    this.#sealedAt = options.seal ? this.#writes : -1;
   }
 
   /** Nothing to recover: a failed write (an invalid op) wrote nothing and damaged nothing. */
@@ -37,6 +44,7 @@ export class MemoryKv implements KvStore {
         throw new MfpError('STORE_WRITE_FAILED', `invalid batch op for key ${JSON.stringify(op.key)}; nothing was written`);
       }
     }
+    this.#writes++;
     for (const op of ops) {
       if (op.type === 'put') {
         if (!this.#values.has(op.key)) this.#keys.splice(this.#lowerBound(op.key), 0, op.key);

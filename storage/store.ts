@@ -101,6 +101,42 @@ function emptyLog(): LogIndex {
   return { keys: [], sizes: [], bytes: 0 };
 }
 
+/**
+ * The key of the index snapshot: what a store's index holds (every item's version, hash, writer and
+ * time; users' last use; the bounded logs' keys and sizes), written by a clean close, which then seals
+ * the backend (KvStore.close), and deleted by the next open before anything else is written; that open
+ * uses it only if the seal holds. At a restart with 1,000 users (14,000 item records, 9 MB) it replaces a
+ * walk of every record with one read. It is machine-local: never part of an image.
+ */
+const INDEX_SNAPSHOT_KEY = Keys.indexSnapshot();
+const INDEX_SNAPSHOT_FORMAT = 1;
+
+/** An index snapshot's record: items as [entity, [item, v, h, by, at, …], …], users as [user, lastUsed, …]. */
+interface IndexSnapshot {
+  format: number;
+  items: unknown[];
+  users: unknown[];
+  syncLog: [string[], number[]];
+  conflictLog: [string[], number[]];
+}
+
+/** The snapshot, or undefined when it is not one this build wrote (then the records are read). */
+function readIndexSnapshot(bytes: Uint8Array): IndexSnapshot | undefined {
+  let s: Partial<IndexSnapshot>;
+  try {
+    s = decodeRecord<Partial<IndexSnapshot>>(bytes, INDEX_SNAPSHOT_KEY);
+  } catch {
+    return undefined;
+  }
+  const list = (x: unknown, step: number): boolean => Array.isArray(x) && x.length % step === 0;
+  const log = (x: unknown): boolean => Array.isArray(x) && x.length === 2 && Array.isArray(x[0]) && Array.isArray(x[1]) && x[0].length === x[1].length;
+  if (s.format !== INDEX_SNAPSHOT_FORMAT || !list(s.items, 2) || !list(s.users, 2) || !log(s.syncLog) || !log(s.conflictLog)) return undefined;
+  for (let i = 0; i < s.items!.length; i += 2) {
+    if (typeof s.items![i] !== 'string' || !list(s.items![i + 1], 5)) return undefined;
+  }
+  return s as IndexSnapshot;
+}
+
 /** A batch being built. Builders add ops; the writer commits them with the rest of the group. */
 export class Tx {
   readonly ops: KvOp[] = [];
@@ -151,6 +187,8 @@ export class Store {
   #tick = 0;
   #syncLog = emptyLog();
   #conflictLog = emptyLog();
+  /** The index snapshot read at open, until the first reloadIndex consumes it. */
+  #snapshot: IndexSnapshot | undefined;
   #writeError: MfpError | undefined;
   /** A batch failed: the backend is reopened and the index reloaded before the next one is built. */
   #mustRecover = false;
@@ -166,10 +204,28 @@ export class Store {
     this.maxLogBytes = options.maxLogBytes ?? 16 * 2 ** 20;
   }
 
-  /** Opens the backend and loads the index. */
+  /**
+   * Opens the backend and loads the index: from the index snapshot a clean close left (one read instead
+   * of walking every item record), else from the records themselves.
+   */
   protected async load(): Promise<void> {
     await this.kv.open();
+    this.#snapshot = await this.#takeIndexSnapshot();
     await this.reloadIndex();
+  }
+
+  /**
+   * Reads and deletes the index snapshot, fsync'ed, before anything else is written: from then on the
+   * records alone are the truth, so a crash later (no clean close) is followed by a full reload. It is
+   * used only when the backend is untouched since the close that wrote it (an older build, a restore's
+   * install or any other writer in between leaves it stale); a snapshot this build cannot read is
+   * dropped the same way.
+   */
+  async #takeIndexSnapshot(): Promise<IndexSnapshot | undefined> {
+    const bytes = await this.kv.get(INDEX_SNAPSHOT_KEY);
+    if (bytes === undefined) return undefined;
+    await this.kv.write([{ type: 'del', key: INDEX_SNAPSHOT_KEY }], { sync: true });
+    return this.kv.untouchedSinceSeal ? readIndexSnapshot(bytes) : undefined;
   }
 
   /** Rebuilds every in-memory structure from disk. Subclasses extend it. */
@@ -177,17 +233,52 @@ export class Store {
     this.index.clear();
     this.userUse.clear();
     this.#syncLog = emptyLog();
-    for await (const [k, bytes] of this.kv.entries(Keys.allItems())) {
-      const [, entity, item] = Keys.split(k);
-      this.#setIndex(entity!, item!, decodeItemHead(bytes, k));
-    }
-    for await (const [k, bytes] of this.kv.entries(Keys.allUsers())) {
-      this.userUse.set(Keys.split(k)[1]!, decodeRecord<{ lastUsed: number }>(bytes, k).lastUsed);
-    }
     this.#conflictLog = emptyLog();
-    for await (const [k, bytes] of this.kv.entries(Keys.allSyncLog())) logPush(this.#syncLog, k, bytes.length);
-    for await (const [k, bytes] of this.kv.entries(Keys.allConflicts())) logPush(this.#conflictLog, k, bytes.length);
+    const snapshot = this.#snapshot;
+    this.#snapshot = undefined;
+    if (snapshot) {
+      for (let i = 0; i < snapshot.items.length; i += 2) {
+        const entity = snapshot.items[i] as EntityKey;
+        const heads = snapshot.items[i + 1] as (string | number)[];
+        for (let j = 0; j < heads.length; j += 5) {
+          this.#setIndex(entity, heads[j] as string, { v: heads[j + 1] as number, h: heads[j + 2] as string, by: heads[j + 3] as string, at: heads[j + 4] as number });
+        }
+      }
+      for (let i = 0; i < snapshot.users.length; i += 2) this.userUse.set(snapshot.users[i] as string, snapshot.users[i + 1] as number);
+      this.#syncLog = { keys: snapshot.syncLog[0], sizes: snapshot.syncLog[1], bytes: snapshot.syncLog[1].reduce((a, b) => a + b, 0) };
+      this.#conflictLog = { keys: snapshot.conflictLog[0], sizes: snapshot.conflictLog[1], bytes: snapshot.conflictLog[1].reduce((a, b) => a + b, 0) };
+    } else {
+      for await (const [k, bytes] of this.kv.entries(Keys.allItems())) {
+        const [, entity, item] = Keys.split(k);
+        this.#setIndex(entity!, item!, decodeItemHead(bytes, k));
+      }
+      for await (const [k, bytes] of this.kv.entries(Keys.allUsers())) {
+        this.userUse.set(Keys.split(k)[1]!, decodeRecord<{ lastUsed: number }>(bytes, k).lastUsed);
+      }
+      for await (const [k, bytes] of this.kv.entries(Keys.allSyncLog())) logPush(this.#syncLog, k, bytes.length);
+      for await (const [k, bytes] of this.kv.entries(Keys.allConflicts())) logPush(this.#conflictLog, k, bytes.length);
+    }
     this.#tick = 1 + Math.max(-1, ...[...this.#syncLog.keys, ...this.#conflictLog.keys].map((k) => parseSeqPart(Keys.split(k)[2]!)));
+  }
+
+  /** The base index as an index snapshot's record (see INDEX_SNAPSHOT_KEY). */
+  #indexSnapshot(): Uint8Array {
+    const items: unknown[] = [];
+    for (const [entity, states] of this.index) {
+      const heads: unknown[] = [];
+      for (const [item, s] of states) heads.push(item, s.v, s.h, s.by, s.at);
+      items.push(entity, heads);
+    }
+    const users: unknown[] = [];
+    for (const [u, at] of this.userUse) users.push(u, at);
+    const snapshot: IndexSnapshot = {
+      format: INDEX_SNAPSHOT_FORMAT,
+      items,
+      users,
+      syncLog: [this.#syncLog.keys, this.#syncLog.sizes],
+      conflictLog: [this.#conflictLog.keys, this.#conflictLog.sizes],
+    };
+    return encodeRecord(snapshot);
   }
 
   /**
@@ -205,13 +296,21 @@ export class Store {
     }
   }
 
-  /** Closes the store after pending writes. */
+  /**
+   * Closes the store after pending writes. A store whose last write succeeded leaves an index snapshot,
+   * so that the next open reads its index at once; one that cannot write it (a full disk) is simply
+   * reloaded from its records at the next open.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     // A pending write that fails (a full disk) is reported to its caller; the store closes all the same.
     await this.flush().catch(() => undefined);
     this.#closed = true;
-    await this.kv.close();
+    let sealed = false;
+    if (!this.#mustRecover && this.#writeError === undefined) {
+      sealed = await this.kv.write([{ type: 'put', key: INDEX_SNAPSHOT_KEY, value: this.#indexSnapshot() }], { sync: true }).then(() => true, () => false);
+    }
+    await this.kv.close({ seal: sealed });
   }
 
   /** Resolves when every write submitted so far is committed. */

@@ -16,7 +16,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { admissionProof, createIdentity, serverProof, signParts } from '../../agent/identity.js';
 import { decodeMessage, decodeValue, encodeMessage, encodeValue, type Message, type MessageType } from '../../protocol/codec.js';
 import { MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../protocol/limits.js';
-import { ephemeralKeyPair, SecureChannel } from '../../protocol/secure.js';
+import { ephemeralKeyPair, SecureChannel, sessionCipher } from '../../protocol/secure.js';
 import { readHelloBody, SessionType, type WelcomeBody } from '../../protocol/session.js';
 import { ITEM_CODES_PROTOCOL } from '../../protocol/sync.js';
 import { capabilitiesFor } from '../../storage/catalog.js';
@@ -143,7 +143,7 @@ export class RawServer {
       };
       const body = encodeValue(welcome);
       ws.send(encodeMessage({ type: SessionType.Welcome, body, sig: signParts(this.#group.secretKey, challenge, m.body, body) }));
-      const channel = SecureChannel.derive('server', ephemeral, hello.ephemeral, [challenge, m.body]);
+      const channel = SecureChannel.derive('server', ephemeral, hello.ephemeral, [challenge, m.body], sessionCipher(protocol));
       this.#accepted.shift()?.(new RawSession(ws, channel, protocol >= ITEM_CODES_PROTOCOL));
     });
     ws.send(challenge);

@@ -42,8 +42,11 @@ class FlakyKv implements KvStore {
   open(): Promise<void> {
     return this.inner.open();
   }
-  close(): Promise<void> {
-    return this.inner.close();
+  close(options?: { seal?: boolean }): Promise<void> {
+    return this.inner.close(options);
+  }
+  get untouchedSinceSeal(): boolean {
+    return this.inner.untouchedSinceSeal;
   }
   get(key: string): Promise<Uint8Array | undefined> {
     return this.inner.get(key);
