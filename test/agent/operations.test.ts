@@ -189,7 +189,7 @@ test.serial('events.subscribe with no filter follows every event; a name that is
   t.regex((bad.error as { message: string }).message, /"items-changed" is not an event; one of item-changed, entity-deleted, sync-state/);
   c.send({ id: 2, method: 'events.subscribe' });
   const all = await c.next((m) => m.id === 2);
-  t.deepEqual((all.result as { subscribed: string[] }).subscribed, ['item-changed', 'entity-deleted', 'sync-state', 'changes-acked', 'join-progress', 'deep-sleep', 'device-state', 'replicated', 'login-again']);
+  t.deepEqual((all.result as { subscribed: string[] }).subscribed, ['item-changed', 'entity-deleted', 'sync-state', 'changes-acked', 'changes-sent', 'join-progress', 'deep-sleep', 'device-state', 'replicated', 'login-again']);
 });
 
 test.serial('a subscriber that does not read is dropped with a warning once its backlog passes the bound', async (t) => {

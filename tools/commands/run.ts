@@ -103,6 +103,6 @@ export function register(program: Command): void {
     .addOption(new Option('--search-ms <ms>', 'how long a search for the server listens').hideHelp())
     // For the soak and tests: this process reads a clock MS off (a machine whose time is not set right).
     .addOption(new Option('--clock-skew <ms>', 'run with the clock this many ms off').hideHelp())
-    .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, join-progress, deep-sleep, device-state, replicated, login-again) as JSON lines on stdout')
+    .option('--events', 'print agent events (item-changed, entity-deleted, sync-state, changes-acked, changes-sent, join-progress, deep-sleep, device-state, replicated, login-again) as JSON lines on stdout')
     .action(action(runAgent));
 }
