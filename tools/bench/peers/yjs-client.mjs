@@ -13,9 +13,16 @@ import { completeUsers, userMap } from './yjs-model.mjs';
 /** The room every client of the group joins. */
 export const ROOM = 'mfp-group';
 
-/** A new, empty document. */
-export function openDoc() {
-  return new Y.Doc();
+/** A new document, empty or holding what `update` (from `stateOf`) holds, under a client id of its own. */
+export function openDoc(update) {
+  const doc = new Y.Doc();
+  if (update) Y.applyUpdate(doc, update);
+  return doc;
+}
+
+/** A document's whole state as one update: what a fresh peer receives, and its size on the wire. */
+export function stateOf(doc) {
+  return Y.encodeStateAsUpdate(doc);
 }
 
 /** Writes users into a document, one transaction per user (as an application would, user by user). */
