@@ -28,6 +28,6 @@ export default tseslint.config(
   {
     // The benchmark's peers (Yjs) are plain ES modules run by Node: its globals, no TypeScript.
     files: ['tools/bench/peers/*.mjs'],
-    languageOptions: { globals: { process: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' } },
+    languageOptions: { globals: { process: 'readonly', performance: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' } },
   },
 );

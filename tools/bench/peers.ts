@@ -15,12 +15,16 @@
  *    reports that y-leveldb has stored the update and its document holds all 1,000 users).
  * 2. restart → listening: the server is stopped and spawned again on its stored data; spawn → its
  *    ready line, printed once its port accepts connections (the same definition for both).
- * 3. join down: a client receives all 1,000 users; done when it holds them (mfpsync: a client holding a
- *    stale copy of the same users joins and the server's copy replaces it, the join figure's case — a
- *    client receives only the users it holds or logs in, SPEC §2; Yjs: a fresh document, done when it
- *    holds all 1,000 users with 14 items each, observed on its updates).
- * 4. one change A → server → B: A (the join-down client) changes one user's language, one change at a
- *    time, timed to B's event for it (B: a client that logged that user in / synced the document).
+ * 3. join down, twice: a client A, the first after the restart (cold), then a client B while A is
+ *    connected (the server has been running: the headline figure); each is done when it holds all
+ *    1,000 users (mfpsync: a client holding a stale copy of the same users joins and the server's copy
+ *    replaces it, the join figure's case — a client receives only the users it holds or logs in,
+ *    SPEC §2; Yjs: a fresh document, done when it holds all 1,000 users with 14 items each, observed on
+ *    its updates). A Yjs server reads a document from LevelDB at its first connection, so the cold
+ *    join includes that read; mfpsync's server has loaded its index before its ready line.
+ * 4. one change A → server → B: A changes one user's language, one change at a time, timed to B's
+ *    event for it (mfpsync: item-changed from remote, the next change once A has its acknowledgement;
+ *    Yjs: B's map observer, for a change not made locally).
  * Each figure is the median over the runs (3; 1 with --quick). The peers' packages live in
  * tools/bench/peers/ with their own lockfile, installed there on the first `--peers` run; mfpsync
  * never depends on them.
@@ -33,8 +37,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { initDataDir } from '../../agent/config.js';
 import { callControl } from '../../agent/control.js';
+import type { Agent } from '../../agent/agent.js';
 import type { Durability } from '../../storage/store.js';
-import { HANG_MS, joinAs, openAgent, PASSWORD, remoteChange } from './agents.js';
+import { HANG_MS, openAgent, PASSWORD } from './agents.js';
 import { readyLine, spawnAgent, spawnUntilReady, type Child } from './children.js';
 import type { Cleanup } from './cleanup.js';
 import type { Ctx } from './context.js';
@@ -78,12 +83,17 @@ interface YjsClient {
 interface Round {
   p50: number;
   p99: number;
+  /** Join down to a second client, while the first is connected (the server has been running). */
   joinDown: number;
+  /** Join down to the first client after the restart. */
+  joinCold: number;
   joinUp: number;
   restart: number;
   /** mfpsync: the joins' handshakes (connect, admission, welcome), part of the join figures. */
   handshakeDown?: number;
   handshakeUp?: number;
+  /** Yjs: the server's read of the document from LevelDB at the join down's connection, part of it. */
+  load?: number;
 }
 
 function sha256(file: string): string {
@@ -110,7 +120,7 @@ async function ensureInstalled(ctx: PeersCtx): Promise<void> {
 
 /** Waits for JSON lines of a child's stdout (the Yjs server's `persisted` reports). */
 class Lines {
-  #waiters: { pred: (o: Record<string, unknown>) => boolean; resolve: () => void }[] = [];
+  #waiters: { pred: (o: Record<string, unknown>) => boolean; resolve: (o: Record<string, unknown>) => void }[] = [];
 
   readonly onLine = (line: string): void => {
     let o: Record<string, unknown>;
@@ -122,18 +132,18 @@ class Lines {
     for (const w of [...this.#waiters]) {
       if (!w.pred(o)) continue;
       this.#waiters.splice(this.#waiters.indexOf(w), 1);
-      w.resolve();
+      w.resolve(o);
     }
   };
 
   /** The next line matching `pred`. Register before causing it. */
-  next(pred: (o: Record<string, unknown>) => boolean, what: string): Promise<void> {
+  next(pred: (o: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
       const w = {
         pred,
-        resolve: () => {
+        resolve: (o: Record<string, unknown>) => {
           clearTimeout(timer);
-          resolve();
+          resolve(o);
         },
       };
       const timer = setTimeout(() => {
@@ -158,7 +168,7 @@ async function template(ctx: PeersCtx, name: string, names: readonly string[], v
 }
 
 /** One run of mfpsync with one durability. */
-async function mfpsyncRound(ctx: PeersCtx, d: Durability, names: readonly string[], tpl: { up: string; stale: string }): Promise<Round> {
+async function mfpsyncRound(ctx: PeersCtx, d: Durability, names: readonly string[], tpl: { up: string; staleA: string; staleB: string }): Promise<Round> {
   const scope = ctx.cleanup.scope();
   try {
     const dir = join(scope.tempDir(ctx.tmp, `peer-m-${d}-`), 'd');
@@ -179,20 +189,23 @@ async function mfpsyncRound(ctx: PeersCtx, d: Durability, names: readonly string
     if (server.ready.role !== 'server') throw new Error(`mfpsync ${d}: restarted as ${String(server.ready.role)}, not server`);
     const port2 = Number(server.ready.port);
 
-    const a = await openAgent(scope, ctx.tmp, { name: `peer-a-${d}`, durability: d, copyOf: tpl.stale });
-    const joinDown = await timedJoin(a, port2);
+    // A joins first after the restart (cold), B while A is connected (warm); B then holds every user.
+    const joinStale = async (name: string, copyOf: string): Promise<{ agent: Agent; join: { total: number; handshake: number } }> => {
+      const agent = await openAgent(scope, ctx.tmp, { name, durability: d, copyOf });
+      const join = await timedJoin(agent, port2);
+      const mine = (await agent.getItems('user', probe, 'address-list')).items['address-list']?.value;
+      // Compared as values: the group stores objects with sorted keys.
+      if (!isDeepStrictEqual(mine, userRecord(probe, UP)['address-list'])) throw new Error(`mfpsync ${d}: ${name}'s join down kept its stale copy`);
+      return { agent, join };
+    };
     const probe = names[names.length >> 1]!;
-    const mine = (await a.getItems('user', probe, 'address-list')).items['address-list']?.value;
-    // Compared as values: the group stores objects with sorted keys.
-    if (!isDeepStrictEqual(mine, userRecord(probe, UP)['address-list'])) throw new Error(`mfpsync ${d}: join down kept the client's stale copy`);
-
-    const b = await openAgent(scope, ctx.tmp, { name: `peer-b-${d}`, durability: d });
-    await joinAs(b, port2);
-    const fetched = remoteChange(b, probe, 'language');
-    await b.login(probe);
-    await fetched;
-    const s = summarize(await changeSamples(a, b, probe, { samples: ctx.sizes.propagationSamples, warmup: ctx.sizes.propagationWarmup }));
-    return { p50: s.p50, p99: s.p99, joinDown: joinDown.total, joinUp: joinUp.total, restart: server.readyMs, handshakeDown: joinDown.handshake, handshakeUp: joinUp.handshake };
+    const a = await joinStale(`peer-a-${d}`, tpl.staleA);
+    const b = await joinStale(`peer-b-${d}`, tpl.staleB);
+    const s = summarize(await changeSamples(a.agent, b.agent, probe, { samples: ctx.sizes.propagationSamples, warmup: ctx.sizes.propagationWarmup }));
+    return {
+      p50: s.p50, p99: s.p99, joinDown: b.join.total, joinCold: a.join.total, joinUp: joinUp.total, restart: server.readyMs,
+      handshakeDown: b.join.handshake, handshakeUp: joinUp.handshake,
+    };
   } finally {
     await scope.run();
   }
@@ -228,15 +241,19 @@ async function yjsRound(ctx: PeersCtx, y: YjsClient, names: readonly string[], u
     server = await spawnYjs(scope, dir, lines);
     const port2 = Number(server.ready.port);
 
+    // A connects first after the restart (cold: the server reads the document then), B while A is connected.
     const a = y.openDoc();
+    const loaded = lines.next((o) => o.event === 'loaded', 'read of the document');
     t0 = now();
     connect(a, port2);
     await y.whenUsers(a, names.length, ITEMS, HANG_MS);
-    const joinDown = now() - t0;
-
+    const joinCold = now() - t0;
+    const load = Number((await loaded).ms);
     const b = y.openDoc();
+    t0 = now();
     connect(b, port2);
     await y.whenUsers(b, names.length, ITEMS, HANG_MS);
+    const joinDown = now() - t0;
     const probe = names[names.length >> 1]!;
     const total: number[] = [];
     const { propagationSamples: samples, propagationWarmup: warmup } = ctx.sizes;
@@ -250,7 +267,7 @@ async function yjsRound(ctx: PeersCtx, y: YjsClient, names: readonly string[], u
       if (i >= warmup) total.push(now() - t);
     }
     const s = summarize(total);
-    return { p50: s.p50, p99: s.p99, joinDown, joinUp, restart: server.readyMs };
+    return { p50: s.p50, p99: s.p99, joinDown, joinCold, joinUp, restart: server.readyMs, load };
   } finally {
     await scope.run();
   }
@@ -262,8 +279,13 @@ export async function peers(ctx: PeersCtx): Promise<PeerTable> {
   const y = (await import(pathToFileURL(join(PEERS_DIR, 'yjs-client.mjs')).href)) as YjsClient;
   const runs = ctx.quick ? 1 : 3;
   const names = userNames(ctx.sizes.users);
-  ctx.progress(`peers: preparing clients holding ${names.length} users (mfpsync: two stores; Yjs: one document)`);
-  const tpl = { up: await template(ctx, 'peer-tpl-up', names, UP), stale: await template(ctx, 'peer-tpl-stale', names, STALE) };
+  ctx.progress(`peers: preparing clients holding ${names.length} users (mfpsync: three stores; Yjs: one document)`);
+  const tpl = {
+    up: await template(ctx, 'peer-tpl-up', names, UP),
+    // Two machines, two identities: A and B are connected at once.
+    staleA: await template(ctx, 'peer-tpl-a', names, STALE),
+    staleB: await template(ctx, 'peer-tpl-b', names, STALE),
+  };
   const upDoc = y.openDoc();
   y.fill(upDoc, names.map((u) => [u, userRecord(u, UP)]));
   const upState = y.stateOf(upDoc);
@@ -284,6 +306,7 @@ export async function peers(ctx: PeersCtx): Promise<PeerTable> {
     { figure: `one change A → server → B, p50 (${ctx.sizes.propagationSamples} changes)`, of: (r) => r.p50 },
     { figure: 'same, p99', of: (r) => r.p99 },
     { figure: `fresh client holds all ${names.length} users (join down)`, of: (r) => r.joinDown },
+    { figure: '  same, the first client after a restart', of: (r) => r.joinCold },
     { figure: `server holds a client's ${names.length} users (join up)`, of: (r) => r.joinUp },
     { figure: `restart → listening, ${names.length} users stored`, of: (r) => r.restart },
   ];
@@ -305,7 +328,7 @@ export async function peers(ctx: PeersCtx): Promise<PeerTable> {
     `peers: mfpsync's joins include its handshake (connect, admission with scrypt, welcome): ` +
       `${COLUMNS.filter((c) => c !== 'Yjs').map((c) => `${c} ${fmtMs(med(c, (r) => r.handshakeDown))} of the join down, ${fmtMs(med(c, (r) => r.handshakeUp))} of the join up`).join('; ')}. ` +
       'Yjs has no authentication and no encryption, and y-leveldb writes without fsync (as `os`); its server relays a change before storing it, ' +
-      'and reads a document from LevelDB at its first connection, so its restart → listening loads nothing and its join down after the restart includes that read. ' +
+      `and reads a document from LevelDB at its first connection, so its restart → listening loads nothing and its first join after the restart includes that read (${fmtMs(med('Yjs', (r) => r.load))}). ` +
       "mfpsync's join down replaces a stale copy of the same users (the join figure's case; a client holds only the users it holds or logs in) and keeps the replaced values in its conflict log; " +
       "the Yjs client starts empty. mfpsync's clients keep their store in LevelDB; the Yjs clients hold their document in memory.",
   );

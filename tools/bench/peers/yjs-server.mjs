@@ -8,7 +8,8 @@
  *
  *   node yjs-server.mjs --dir DIR [--port 0] [--items 14]
  *
- * stdout, one JSON line each: {"event":"ready","port":N} once listening; {"event":"persisted","users":N}.
+ * stdout, one JSON line each: {"event":"ready","port":N} once listening; {"event":"loaded","ms":T} once a
+ * document is read from LevelDB (at its first connection); {"event":"persisted","users":N}.
  * SIGTERM/SIGINT: closes the sockets and the database, then exits.
  */
 import http from 'node:http';
@@ -39,10 +40,12 @@ const persisted = (doc) => {
 setPersistence({
   provider: ldb,
   bindState: async (docName, ydoc) => {
+    const t0 = performance.now();
     const persistedYdoc = await ldb.getYDoc(docName);
     const newUpdates = Y.encodeStateAsUpdate(ydoc);
     ldb.storeUpdate(docName, newUpdates);
     Y.applyUpdate(ydoc, Y.encodeStateAsUpdate(persistedYdoc));
+    say({ event: 'loaded', ms: performance.now() - t0 });
     ydoc.on('update', (update) => {
       void ldb.storeUpdate(docName, update).then(() => persisted(ydoc));
     });
