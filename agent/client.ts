@@ -5,7 +5,7 @@
  * firmware never waits for the network.
  */
 import { WebSocket } from 'ws';
-import { decodeValue, encodeMessage, encodeValue, type Message } from '../protocol/codec.js';
+import { decodeValue, encodeMessage, encodeValue, wireValue, type Message } from '../protocol/codec.js';
 import { MfpError, toMfpError, type ErrorCode } from '../protocol/errors.js';
 import { HeartbeatType } from '../protocol/heartbeat.js';
 import {
@@ -13,7 +13,7 @@ import {
   RECONNECT_BASE_MS, RECONNECT_MAX_MS, REFUSALS_REPORTED,
 } from '../protocol/limits.js';
 import { ReplicationType } from '../protocol/replication.js';
-import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
+import { ephemeralKeyPair, SecureChannel, sessionCipher, type Cipher } from '../protocol/secure.js';
 import { readWelcomeBody, SessionType, type AuthSettings, type ChallengeMessage, type HelloBody, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
   AckStatus, chunk, SyncType, type AckMessage, type DeltasMessage, type JoinPlanMessage, type SnapshotItem,
@@ -22,8 +22,7 @@ import {
 import { capabilitiesFor, parseEntity, type EntityKey } from '../storage/catalog.js';
 import type { ChangeOutcome } from '../storage/group-store.js';
 import type { LocalStore, QueuedChange, RemoteItem } from '../storage/local-store.js';
-import { decodeRecord, encodedSize } from '../storage/records.js';
-import type { ItemRecord } from '../storage/store.js';
+import { encodedSize, splitItemRecord } from '../storage/records.js';
 import type { Clock, Timer } from './clock.js';
 import { Connection } from './connection.js';
 import { admissionProof, checkServerProof, deviceIdOf, signParts, verifyParts, type Identity } from './identity.js';
@@ -264,6 +263,12 @@ export class SyncClient {
   /** Current state. */
   get state(): ClientState {
     return this.#state;
+  }
+
+  /** The open session's negotiated protocol and the cipher its frames are sealed with. */
+  get session(): { protocol: number; cipher: Cipher } | undefined {
+    const protocol = this.#conn && this.#welcome ? Math.min(this.#welcome.protocol, this.#o.protocol ?? PROTOCOL_VERSION) : undefined;
+    return protocol === undefined ? undefined : { protocol, cipher: sessionCipher(protocol) };
   }
 
   /** The last coded error (refusal or connection failure). */
@@ -760,11 +765,8 @@ export class SyncClient {
       this.#o.onServerMoved?.(moved);
     }
     // From here on every frame is sealed with keys only these two ephemeral key pairs can derive.
-    conn.secure(
-      SecureChannel.derive('client', ephemeral, challenge.message.ephemeral, [challenge.bytes, helloBytes]),
-      MAX_FRAME_BYTES,
-      Math.min(welcome.protocol, this.#o.protocol ?? PROTOCOL_VERSION),
-    );
+    const protocol = Math.min(welcome.protocol, this.#o.protocol ?? PROTOCOL_VERSION);
+    conn.secure(SecureChannel.derive('client', ephemeral, challenge.message.ephemeral, [challenge.bytes, helloBytes], sessionCipher(protocol)), MAX_FRAME_BYTES, protocol);
     this.#welcome = welcome;
     this.#capabilities = new Set(welcome.capabilities);
     this.#deviceItems = new Set(welcome.sharing.device);
@@ -884,7 +886,8 @@ export class SyncClient {
     await this.#o.store.scanEntities(plan.upload, (e, n, bytes, key) => {
       const u = byEntity.get(e);
       if (!u || !this.#knows(e, n)) return;
-      u.entity.items[n] = decodeRecord<ItemRecord>(bytes, key).val;
+      // The stored value's bytes go into the frame as they are (the server checks and hashes them).
+      u.entity.items[n] = wireValue(splitItemRecord(bytes, key));
       u.size += bytes.length;
     });
     const entities = [...byEntity.values()];

@@ -18,11 +18,12 @@ import { WebSocket } from 'ws';
 import { decodeValue, encodeMessage, encodeValue, type Message } from '../protocol/codec.js';
 import { MfpError } from '../protocol/errors.js';
 import { CHUNK_BYTES, HANDSHAKE_TIMEOUT_MS, MAX_FRAME_BYTES } from '../protocol/limits.js';
+import { ITEM_CODES_PROTOCOL } from '../protocol/sync.js';
 import {
   MIN_REPLICATION_PROTOCOL, readReplHelloBody, readReplWelcomeBody, RELEASE_PROTOCOL, REPLICATION_PROTOCOL, ReplicationType,
   type DigestEntry, type ImageCounts, type ReplChallengeMessage, type ReplCommitMessage, type ReplHelloBody, type ReplWelcomeBody,
 } from '../protocol/replication.js';
-import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
+import { CHACHA_PROTOCOL, ephemeralKeyPair, replicationCipher, SecureChannel } from '../protocol/secure.js';
 import { SessionType } from '../protocol/session.js';
 import { ImageDigest, ImageReceiver, imageEntries, bucketsToSend, REPLICATED_KEY, sameDigest, type EntrySource } from '../storage/image.js';
 import type { KvSnapshot, KvStore } from '../storage/kv.js';
@@ -56,8 +57,10 @@ export function destUnsupported(which: DestCase, detail: string): MfpError {
  * The replication protocol an agent speaks: an agent run with an older sync protocol (`run --protocol
  * N`, simulating older firmware) speaks the replication protocol of that firmware, 1.
  */
-export function replicationProtocolFor(syncProtocol: number, current: number): number {
-  return syncProtocol < current ? MIN_REPLICATION_PROTOCOL : REPLICATION_PROTOCOL;
+export function replicationProtocolFor(syncProtocol: number): number {
+  // Sync protocol 4 came with replication 3 (ChaCha20-Poly1305), 3 with replication 2 (`release`).
+  if (syncProtocol >= CHACHA_PROTOCOL) return REPLICATION_PROTOCOL;
+  return syncProtocol >= ITEM_CODES_PROTOCOL ? RELEASE_PROTOCOL : MIN_REPLICATION_PROTOCOL;
 }
 
 /** Largest image a replica or a recovering server stages in memory. */
@@ -326,7 +329,7 @@ export class ReplicaServer {
       };
       const body = encodeValue(welcome);
       conn.sendBytes(encodeMessage({ type: ReplicationType.Welcome, body, sig: signParts(this.#o.identity.secretKey, challengeBytes, helloBytes, body) }));
-      conn.secure(SecureChannel.derive('server', ephemeral, hello.ephemeral, [challengeBytes, helloBytes]), MAX_FRAME_BYTES);
+      conn.secure(SecureChannel.derive('server', ephemeral, hello.ephemeral, [challengeBytes, helloBytes], replicationCipher(welcome.protocol)), MAX_FRAME_BYTES);
       handshaking = false;
       place.authenticated();
       deadline.cancel();
@@ -490,7 +493,7 @@ async function openSession(o: PeerOptions, needs: number, make: (challenge: Repl
     if (serverKey && !(welcome.adminProof && checkServerProof(serverKey, welcome.adminProof, challenge.nonce, o.identity.deviceId, challenge.replicaKey))) {
       throw new MfpError('AUTH_INCORRECT', 'the target could not prove it holds the administrator account given: it is not the machine it claims to be');
     }
-    conn.secure(SecureChannel.derive('client', ephemeral, challenge.ephemeral, [challengeBytes, helloBytes]), MAX_FRAME_BYTES);
+    conn.secure(SecureChannel.derive('client', ephemeral, challenge.ephemeral, [challengeBytes, helloBytes], replicationCipher(welcome.protocol)), MAX_FRAME_BYTES);
     return { conn, inbox, challenge, welcome };
   } catch (err) {
     if (!conn.closed) conn.terminate();

@@ -9,14 +9,14 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import { encodeMessage, encodeValue, decodeValue, EncodedValue, type Message } from '../protocol/codec.js';
+import { encodeMessage, encodeValue, decodeValue, wireValue, type Message } from '../protocol/codec.js';
 import { MfpError } from '../protocol/errors.js';
 import { HeartbeatType, type SleepMessage } from '../protocol/heartbeat.js';
 import {
   HANDSHAKE_TIMEOUT_MS, MAX_CLOCK_SKEW_MS, MAX_FRAME_BYTES, MAX_GROUP_DEVICES, MIN_PROTOCOL_VERSION, MISSED_HEARTBEATS,
   PROTOCOL_VERSION,
 } from '../protocol/limits.js';
-import { ephemeralKeyPair, SecureChannel } from '../protocol/secure.js';
+import { ephemeralKeyPair, SecureChannel, sessionCipher } from '../protocol/secure.js';
 import { authSettingsMismatch, readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type ResumeMode, type SharingState, type WelcomeBody } from '../protocol/session.js';
 import {
   AckStatus, Chunker, chunk, rejectedAck, SyncType, type AckEntry, type DeltaEntry, type FetchMessage, type JoinOfferMessage,
@@ -391,7 +391,7 @@ export class SyncServer {
     };
     const body = encodeValue(welcome);
     const wsig = signParts(this.#o.groupKey.secretKey, s.challenge, bodyBytes, body);
-    const channel = SecureChannel.derive('server', s.ephemeral, hello.ephemeral, [s.challenge, bodyBytes]);
+    const channel = SecureChannel.derive('server', s.ephemeral, hello.ephemeral, [s.challenge, bodyBytes], sessionCipher(protocol));
     s.place.authenticated();
     s.phase = resume === 'cursor' ? 'live' : 'join-offer';
     s.cursor = hello.cursor;
@@ -688,9 +688,4 @@ export class SyncServer {
       s.conn.send({ type: SyncType.Deltas, list: [], seq: s.cursor });
     }, CURSOR_NOTICE_MS);
   }
-}
-
-/** A stored value as it goes on the wire: its stored bytes as they are, neither decoded nor encoded again. */
-function wireValue(rec: ReturnType<typeof splitItemRecord>): unknown {
-  return 'valBytes' in rec ? new EncodedValue(rec.valBytes) : rec.val;
 }

@@ -33,6 +33,11 @@ export class EncodedValue {
   constructor(readonly bytes: Uint8Array) {}
 }
 
+/** A stored value as it goes on the wire: its stored bytes as they are (`splitItemRecord`), neither decoded nor encoded again. */
+export function wireValue(rec: { valBytes: Uint8Array } | { val: unknown }): unknown {
+  return 'valBytes' in rec ? new EncodedValue(rec.valBytes) : rec.val;
+}
+
 /**
  * msgpackr has no public way to embed encoded bytes, but an extension's `pack` may write into the
  * frame itself through the `allocate` it is given and return nothing, and then no extension header is

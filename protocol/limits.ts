@@ -2,9 +2,11 @@
 
 /**
  * The protocol this build speaks. Version 1 lacks the `shortcuts` and `keychain` items; version 3 names
- * the items of `changes` and `deltas` entries by one-byte codes (protocol/sync.ts, ITEM_CODES).
+ * the items of `changes` and `deltas` entries by one-byte codes (protocol/sync.ts, ITEM_CODES); version 4
+ * seals frames with ChaCha20-Poly1305 through OpenSSL instead of tweetnacl's XSalsa20-Poly1305
+ * (protocol/secure.ts, `sessionCipher`).
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 /** The oldest protocol version this build still accepts. */
 export const MIN_PROTOCOL_VERSION = 1;
 

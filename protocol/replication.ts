@@ -44,9 +44,10 @@ export const ReplicationType = {
  * The replication protocol this build speaks. 2 adds `release` (a stopped server frees its target): a
  * server pushes only to a target that speaks it — an older one could not be released at the stop
  * (DEST_UNSUPPORTED, "the version of the machine is old") — while a replica still takes pushes and
- * pulls of protocol 1, and a recovery pulls from a replica of protocol 1.
+ * pulls of protocol 1, and a recovery pulls from a replica of protocol 1. 3 seals frames with
+ * ChaCha20-Poly1305 (protocol/secure.ts, `replicationCipher`).
  */
-export const REPLICATION_PROTOCOL = 2;
+export const REPLICATION_PROTOCOL = 3;
 /** The oldest replication protocol a replica or a recovering server accepts. */
 export const MIN_REPLICATION_PROTOCOL = 1;
 /** The protocol in which `release` appeared: what a server needs of its target. */

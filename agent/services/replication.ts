@@ -4,7 +4,7 @@
  * recovery exclude one another.
  */
 import { MfpError } from '../../protocol/errors.js';
-import { DEFAULT_PORT, PROTOCOL_VERSION } from '../../protocol/limits.js';
+import { DEFAULT_PORT } from '../../protocol/limits.js';
 import { LevelKv } from '../../storage/level-kv.js';
 import { parseAddress } from '../address.js';
 import { clearDeviceSlot } from '../backup.js';
@@ -79,7 +79,7 @@ export class ReplicationService {
       software: SOFTWARE_VERSION,
       ...(rt.options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: rt.options.handshakeTimeoutMs } : {}),
       onInstalled: (rec) => rt.events.emit('replicated', rec),
-      protocol: replicationProtocolFor(rt.protocol, PROTOCOL_VERSION),
+      protocol: replicationProtocolFor(rt.protocol),
     });
     try {
       await replica.start();

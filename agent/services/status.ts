@@ -39,6 +39,7 @@ export class StatusService {
               server: formatAddress(client.server),
               ...(rt.roleState.found && rt.role === 'client' ? { foundBy: 'search' as const } : {}),
               state: client.state,
+              ...(client.session ? { session: client.session } : {}),
               cursor: rt.local.cursor,
               queued: rt.local.queueSize,
               ...(client.pin?.groupKey ? { groupId: client.pin.groupId, groupKey: fingerprintOf(Buffer.from(client.pin.groupKey, 'base64')) } : {}),

@@ -43,7 +43,7 @@ function channels(): { client: SecureChannel; server: SecureChannel } {
   const c = ephemeralKeyPair();
   const s = ephemeralKeyPair();
   const transcript = [new Uint8Array([1, 2, 3])];
-  return { client: SecureChannel.derive('client', c, s.publicKey, transcript), server: SecureChannel.derive('server', s, c.publicKey, transcript) };
+  return { client: SecureChannel.derive('client', c, s.publicKey, transcript, 'chacha20-poly1305'), server: SecureChannel.derive('server', s, c.publicKey, transcript, 'chacha20-poly1305') };
 }
 
 test('a sealed frame right behind the welcome waits for the session keys the welcome\'s handler sets', async (t) => {

@@ -1,9 +1,11 @@
 /**
  * Mixed firmware (SPEC §3.7), in-process agents on real sockets: an older client (protocol 1, no
  * shortcuts or keychain) keeps fields it does not know inside items it knows, and deletes nothing newer;
- * a protocol-2 client (item names, no codes) and a current one exchange live changes through the server.
+ * a protocol-2 client (item names, no codes) and a current one exchange live changes through the server,
+ * and so do a protocol-3 client (tweetnacl's XSalsa20-Poly1305) and a current one (ChaCha20-Poly1305).
  */
 import test, { type ExecutionContext } from 'ava';
+import { PROTOCOL_VERSION } from '../../protocol/limits.js';
 import { admit, openAgent, openServer, remoteChange } from '../helpers/inprocess.js';
 
 /** A server, a client of this build and a client speaking an older protocol, both admitted. */
@@ -51,4 +53,20 @@ test('a protocol-2 client is sent item names, a current one codes: live changes 
   await toModern;
   t.deepEqual((await v2.getItems('user', 'jo', 'job-defaults')).items['job-defaults']!.value, { copy: { copies: 3 } });
   t.deepEqual((await modern.getItems('user', 'jo', 'keychain')).items.keychain!.value, { 'place-9': { host: 'nas9' } });
+});
+
+test('a protocol-3 client seals with XSalsa20-Poly1305, a current one with ChaCha20-Poly1305: live changes flow both ways', async (t) => {
+  const { modern, old: v3 } = await mixedGroup(t, 3);
+  t.like(modern.status().client, { state: 'live', session: { protocol: PROTOCOL_VERSION, cipher: 'chacha20-poly1305' } });
+  t.like(v3.status().client, { state: 'live', session: { protocol: 3, cipher: 'xsalsa20-poly1305' } });
+  await modern.login('kai');
+  await v3.login('kai');
+  const toV3 = remoteChange(v3, 'kai', 'job-defaults');
+  await modern.setItem('user', 'kai', 'job-defaults', { copy: { copies: 4 } });
+  await toV3;
+  const toModern = remoteChange(modern, 'kai', 'home');
+  await v3.setItem('user', 'kai', 'home', { 'start-screen': 'copy' });
+  await toModern;
+  t.deepEqual((await v3.getItems('user', 'kai', 'job-defaults')).items['job-defaults']!.value, { copy: { copies: 4 } });
+  t.deepEqual((await modern.getItems('user', 'kai', 'home')).items.home!.value, { 'start-screen': 'copy' });
 });

@@ -12,7 +12,7 @@ import { createIdentity, signParts, type Identity } from '../../agent/identity.j
 import { decodeValue, encodeMessage, encodeValue } from '../../protocol/codec.js';
 import { HeartbeatType } from '../../protocol/heartbeat.js';
 import { MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../protocol/limits.js';
-import { ephemeralKeyPair, SecureChannel } from '../../protocol/secure.js';
+import { ephemeralKeyPair, SecureChannel, sessionCipher } from '../../protocol/secure.js';
 import { readHelloBody, SessionType, type ChallengeMessage, type HelloBody, type WelcomeBody } from '../../protocol/session.js';
 import { AckStatus, SyncType, type UploadEntity } from '../../protocol/sync.js';
 
@@ -112,7 +112,7 @@ export class Impostor {
             };
             const body = encodeValue(welcome);
             conn.sendBytes(encodeMessage({ type: SessionType.Welcome, body, sig: signParts(this.#key.secretKey, challengeBytes, m.body, body) }));
-            conn.secure(SecureChannel.derive('server', ephemeral, hello.ephemeral, [challengeBytes, m.body]), MAX_FRAME_BYTES, protocol);
+            conn.secure(SecureChannel.derive('server', ephemeral, hello.ephemeral, [challengeBytes, m.body], sessionCipher(protocol)), MAX_FRAME_BYTES, protocol);
             return;
           }
           case SyncType.JoinOffer: {

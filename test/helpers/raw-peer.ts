@@ -17,7 +17,7 @@ import { admissionProof, createIdentity, signParts, type Identity } from '../../
 import { decodeMessage, decodeValue, encodeMessage, encodeValue, type Message, type MessageType } from '../../protocol/codec.js';
 import { MfpError } from '../../protocol/errors.js';
 import { MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../protocol/limits.js';
-import { ephemeralKeyPair, SecureChannel } from '../../protocol/secure.js';
+import { ephemeralKeyPair, SecureChannel, sessionCipher } from '../../protocol/secure.js';
 import { readWelcomeBody, SessionType, type ChallengeMessage, type HelloBody, type WelcomeBody } from '../../protocol/session.js';
 import { ITEM_CODES_PROTOCOL } from '../../protocol/sync.js';
 import { capabilitiesFor } from '../../storage/catalog.js';
@@ -154,8 +154,9 @@ export class RawPeer {
     const m = await this.#next(undefined, true);
     if (m.type !== SessionType.Welcome) throw new MfpError('MESSAGE_UNEXPECTED', `expected a welcome, got ${m.type}`);
     const welcome = readWelcomeBody(decodeValue(m.body));
-    this.#channel = SecureChannel.derive('client', ephemeral, this.challenge.ephemeral, [this.challengeBytes, body]);
-    this.#itemCodes = Math.min(welcome.protocol, h.protocol ?? PROTOCOL_VERSION) >= ITEM_CODES_PROTOCOL;
+    const protocol = Math.min(welcome.protocol, h.protocol ?? PROTOCOL_VERSION);
+    this.#channel = SecureChannel.derive('client', ephemeral, this.challenge.ephemeral, [this.challengeBytes, body], sessionCipher(protocol));
+    this.#itemCodes = protocol >= ITEM_CODES_PROTOCOL;
     this.welcome = welcome;
     // Frames that came sealed behind the welcome were queued as bytes: open them now, in order.
     const held = this.#held ?? [];

@@ -6,7 +6,7 @@ import { dataPaths, initDataDir, isInitialized } from '../../agent/config.js';
 import { offsetClock, systemClock } from '../../agent/clock.js';
 import { keepYoungGenerationSmall } from '../../agent/heap.js';
 import { MfpError } from '../../protocol/errors.js';
-import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT } from '../../protocol/limits.js';
+import { DEFAULT_HEARTBEAT_SECONDS, DEFAULT_PORT, PROTOCOL_VERSION } from '../../protocol/limits.js';
 import { DEFAULT_UI_PORT, type RemoteUiSettings } from '../../agent/remote-ui/index.js';
 import { action, intOption as int, print, type ShellContext } from '../shell.js';
 import { formatRemoteUi } from './status.js';
@@ -42,7 +42,7 @@ export async function runAgent(ctx: ShellContext, o: RunOptions): Promise<void> 
     heartbeatSeconds: int(o.heartbeat, 'heartbeat', 1, 3600),
     durability: o.durability,
     ...(o.applyDuringLogin !== undefined ? { applyDuringLogin: o.applyDuringLogin } : {}),
-    ...(o.protocol !== undefined ? { protocol: int(o.protocol, 'protocol', 1, 2) } : {}),
+    ...(o.protocol !== undefined ? { protocol: int(o.protocol, 'protocol', 1, PROTOCOL_VERSION) } : {}),
     ...(o.maxUsers !== undefined ? { maxUsers: int(o.maxUsers, 'max-users', 1, 1000) } : {}),
     ...(o.backupDir !== undefined ? { backupDir: resolve(o.backupDir) } : {}),
     // A server answers searches for it (SPEC §13) unless told not to.
@@ -91,7 +91,7 @@ export function register(program: Command): void {
     .option('--port <port>', 'port the server listens on', String(DEFAULT_PORT))
     .option('--heartbeat <seconds>', 'heartbeat interval of the client part', String(DEFAULT_HEARTBEAT_SECONDS))
     .option('--durability <mode>', 'fsync (acknowledge after fsync) or os (after the OS has the write)', 'fsync')
-    .option('--protocol <version>', 'protocol version to speak (1 simulates older firmware)')
+    .option('--protocol <version>', 'protocol version to speak (1, 2 or 3 simulate older firmware)')
     .option('--max-users <n>', 'user bound (default 1000)')
     .option('--apply-during-login <when>', 'a logged-in user\'s changed language/accessibility: immediate or next-login (default: as last set, else immediate)')
     .option('--backup-dir <dir>', 'folder of the device backup slot (default DATA/backup)')
