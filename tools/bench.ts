@@ -5,8 +5,11 @@
  * baseline, ratio, target, PASS/MISS — or with `--json` one JSON document. PASS/MISS is informational:
  * this is a report, never a timed assertion.
  *
- *   node dist/tools/bench.js [--quick] [--json] [--dir PARENT] [--only NAME,…] [--profile DIR]
+ *   node dist/tools/bench.js [--quick] [--json] [--dir PARENT] [--only NAME,…] [--profile DIR] [--peers]
  *
+ * --peers runs the same workload on mfpsync and on Yjs + y-websocket + y-leveldb and reports
+ * mfpsync ÷ Yjs for each figure (tools/bench/peers.ts); alone it runs only that comparison, with
+ * --only also the figures named.
  * --profile DIR writes a CPU profile of each timed figure into DIR and adds a summary of each to the
  * report: which parts of the program the time went to (tools/bench/profile.ts).
  * Figures (names for --only): propagation, propagation-os, wire, throughput, join, join-up, memory, crypto.
@@ -26,6 +29,7 @@ import { memoryAndStart } from './bench/memory.js';
 import { crypto } from './bench/crypto.js';
 import { propagation } from './bench/propagation.js';
 import { throughput } from './bench/throughput.js';
+import { peers } from './bench/peers.js';
 import { formatTable, type Report } from './bench/report.js';
 import { fmtMs, now } from './bench/stats.js';
 import { wire } from './bench/wire.js';
@@ -70,7 +74,7 @@ async function measureBaselines(ctx: Omit<Ctx, 'base'>): Promise<Baselines> {
   return { rtt, fsyncPut, osPut, syncBatchRate: rate.perSecond };
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--json] [--dir PARENT] [--only ${Object.keys(FIGURES).join(',')}] [--profile DIR]\n`;
+const USAGE = `usage: npm run bench -- [--quick] [--json] [--dir PARENT] [--only ${Object.keys(FIGURES).join(',')}] [--profile DIR] [--peers]\n`;
 
 async function main(): Promise<number> {
   // The in-process figures run agents in this process: it gets the heap settings of an agent's process.
@@ -84,6 +88,7 @@ async function main(): Promise<number> {
         dir: { type: 'string' },
         only: { type: 'string' },
         profile: { type: 'string' },
+        peers: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -95,7 +100,8 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const only = values.only ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(FIGURES);
+  // --peers alone is the comparison alone; with --only, the figures named too.
+  const only = values.only ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : values.peers ? [] : Object.keys(FIGURES);
   const unknown = only.filter((f) => !Object.hasOwn(FIGURES, f));
   if (unknown.length > 0) {
     process.stderr.write(`bench: unknown figure(s) ${unknown.join(', ')}; one of ${Object.keys(FIGURES).join(', ')}\n`);
@@ -123,7 +129,7 @@ async function main(): Promise<number> {
       tempDir: parent,
       tempFs: filesystemOf(parent),
       startedAt: new Date().toISOString(),
-      figures: only,
+      figures: values.peers ? [...only, 'peers'] : only,
     },
     baselines: [],
     rows: [],
@@ -148,16 +154,26 @@ async function main(): Promise<number> {
       profile,
       progress: (m: string) => process.stderr.write(`bench [${fmtMs(now() - started)}] ${m}\n`),
     };
-    const base = await measureBaselines(partial);
-    const ctx: Ctx = { ...partial, base };
-    for (const name of only) {
-      if (aborted) break;
-      ctx.progress(`figure ${name}`);
+    // The peers' comparison needs none of the physical baselines: measured only for the figures.
+    if (only.length > 0) {
+      const ctx: Ctx = { ...partial, base: await measureBaselines(partial) };
+      for (const name of only) {
+        if (aborted) break;
+        ctx.progress(`figure ${name}`);
+        try {
+          await FIGURES[name]!(ctx);
+        } catch (err) {
+          // One broken figure must not hide the others; the error is part of the report.
+          report.errors.push(`${name}: ${(err as Error).stack ?? String(err)}`);
+        }
+      }
+    }
+    if (values.peers && !aborted) {
+      partial.progress('figure peers');
       try {
-        await FIGURES[name]!(ctx);
+        report.peers = await peers(partial);
       } catch (err) {
-        // One broken figure must not hide the others; the error is part of the report.
-        report.errors.push(`${name}: ${(err as Error).stack ?? String(err)}`);
+        report.errors.push(`peers: ${(err as Error).stack ?? String(err)}`);
       }
     }
   } catch (err) {

@@ -3,6 +3,7 @@
  * 127.0.0.1, opened through the library API exactly as firmware embeds it, with a silent logger.
  * Waiting is always on the agents' own events, never on polling.
  */
+import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Agent, AgentEvents, ItemChangedEvent } from '../../agent/agent.js';
 import type { Durability } from '../../storage/store.js';
@@ -20,13 +21,17 @@ export interface BenchAgentOptions {
   name: string;
   durability?: Durability;
   heartbeatSeconds?: number;
+  /** Start from a copy of this closed agent's data folder (same identity and store) instead of a new one. */
+  copyOf?: string;
 }
 
-/** Initializes a data folder and opens and starts an agent on it; closed by the cleanup. */
+/** Initializes a data folder (or copies one) and opens and starts an agent on it; closed by the cleanup. */
 export async function openAgent(cleanup: Cleanup, parent: string, o: BenchAgentOptions): Promise<Agent> {
+  const dataDir = join(cleanup.tempDir(parent, `${o.name}-`), 'd');
+  if (o.copyOf !== undefined) cpSync(o.copyOf, dataDir, { recursive: true });
   const agent = await openLocalAgent({
-    dataDir: join(cleanup.tempDir(parent, `${o.name}-`), 'd'),
-    init: { name: o.name, adminPassword: PASSWORD },
+    dataDir,
+    ...(o.copyOf === undefined ? { init: { name: o.name, adminPassword: PASSWORD } } : {}),
     durability: o.durability ?? 'fsync',
     // Heartbeats would add frames to the byte counts; the benchmark's sessions are short.
     heartbeatSeconds: o.heartbeatSeconds ?? 3600,

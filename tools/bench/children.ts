@@ -31,8 +31,13 @@ function exited(proc: ChildProcess): Promise<void> {
   return new Promise((resolve) => proc.once('exit', () => resolve()));
 }
 
-/** Spawns `node ARGS…` and resolves at its first stdout line that `isReady` accepts. */
-export async function spawnUntilReady(cleanup: Cleanup, args: string[], isReady: (line: string) => Record<string, unknown> | undefined): Promise<Child> {
+/** Spawns `node ARGS…` and resolves at its first stdout line that `isReady` accepts; `onLine` sees every line. */
+export async function spawnUntilReady(
+  cleanup: Cleanup,
+  args: string[],
+  isReady: (line: string) => Record<string, unknown> | undefined,
+  onLine?: (line: string) => void,
+): Promise<Child> {
   const t0 = now();
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MFPSYNC_LOG_LEVEL: 'warn' } });
   let err = '';
@@ -49,6 +54,7 @@ export async function spawnUntilReady(cleanup: Cleanup, args: string[], isReady:
   };
   cleanup.defer(`child ${proc.pid}`, stop);
   const lines = createInterface({ input: proc.stdout! });
+  if (onLine) lines.on('line', onLine);
   const ready = await new Promise<{ line: Record<string, unknown>; at: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`child ${args.join(' ')} printed no ready line within 60 s: ${err}`)), 60_000);
     lines.on('line', (line) => {
@@ -68,16 +74,21 @@ export async function spawnUntilReady(cleanup: Cleanup, args: string[], isReady:
   return { proc, ready: ready.line, readyMs: ready.at - t0, stderr: () => err, stop };
 }
 
+/** The parsed JSON line if it is a ready line (`{"event":"ready",…}`). */
+export function readyLine(line: string): Record<string, unknown> | undefined {
+  try {
+    const o = JSON.parse(line) as Record<string, unknown>;
+    return o.event === 'ready' ? o : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Starts `mfpsync run` on a data directory (port 0 on 127.0.0.1), the Remote UI off unless given a port. */
-export function spawnAgent(cleanup: Cleanup, dataDir: string, o: { uiPort?: number } = {}): Promise<Child> {
-  return spawnUntilReady(cleanup, [MFPSYNC, '--data', dataDir, '--json', 'run', '--host', '127.0.0.1', '--port', '0', '--ui-port', String(o.uiPort ?? 0)], (line) => {
-    try {
-      const o = JSON.parse(line) as Record<string, unknown>;
-      return o.event === 'ready' ? o : undefined;
-    } catch {
-      return undefined;
-    }
-  });
+export function spawnAgent(cleanup: Cleanup, dataDir: string, o: { uiPort?: number; durability?: string } = {}): Promise<Child> {
+  const args = [MFPSYNC, '--data', dataDir, '--json', 'run', '--host', '127.0.0.1', '--port', '0', '--ui-port', String(o.uiPort ?? 0)];
+  if (o.durability !== undefined) args.push('--durability', o.durability);
+  return spawnUntilReady(cleanup, args, readyLine);
 }
 
 /** A bare Node.js process that prints a line and idles: the physical floor of start time and memory. */

@@ -75,7 +75,7 @@ function totalBytes(frames: readonly Uint8Array[]): number {
 }
 
 /** Times one join, with the handshake (to the `joining` state) split off. */
-async function timedJoin(client: Agent, port: number): Promise<{ total: number; handshake: number }> {
+export async function timedJoin(client: Agent, port: number): Promise<{ total: number; handshake: number }> {
   let joiningAt = 0;
   const onState = (e: { state: string }) => {
     if (e.state === 'joining' && joiningAt === 0) joiningAt = now();

@@ -5,12 +5,50 @@
  * setItem → server commit, server commit → B applied (A's own write runs while the change is sent).
  */
 import { cpus } from 'node:os';
+import type { Agent } from '../../agent/agent.js';
 import type { Durability } from '../../storage/store.js';
 import { joinAs, nextAck, openAgent, openServer, remoteChange } from './agents.js';
 import type { Ctx } from './context.js';
 import { profiled } from './profile.js';
 import { row } from './report.js';
 import { fmtMs, now, summarize } from './stats.js';
+
+/** The values a change cycles through. */
+export const LANGS = [['fr', 'fr-FR'], ['de', 'de-DE'], ['ja', 'ja-JP'], ['it', 'it-IT']] as const;
+
+/** Hooks of `changeSamples`: before each change, and with each measured sample's stamps. */
+export interface SampleHooks {
+  samples: number;
+  warmup: number;
+  onStart?(): void;
+  /** setItem called at t0, resolved at t1; B's item-changed at t2. */
+  onSample?(t0: number, t1: number, t2: number): void;
+}
+
+/**
+ * Changes `user`'s language on A one at a time and times each to B's item-changed (remote); the next
+ * change starts only once A has settled its acknowledgement, so samples never overlap. Returns the
+ * totals of the samples after the warm-up, ms. Both must hold the user.
+ */
+export async function changeSamples(a: Agent, b: Agent, user: string, o: SampleHooks): Promise<number[]> {
+  const total: number[] = [];
+  for (let i = 0; i < o.warmup + o.samples; i++) {
+    const [display, keyboard] = LANGS[i % LANGS.length]!;
+    const arrived = remoteChange(b, user, 'language');
+    const acked = nextAck(a);
+    o.onStart?.();
+    const t0 = now();
+    await a.setItem('user', user, 'language', { display, keyboard, n: i });
+    const t1 = now();
+    await arrived;
+    const t2 = now();
+    await acked;
+    if (i < o.warmup) continue;
+    total.push(t2 - t0);
+    o.onSample?.(t0, t1, t2);
+  }
+  return total;
+}
 
 /** Runs figure 2 for one durability. */
 export async function propagation(ctx: Ctx, durability: Durability): Promise<void> {
@@ -34,34 +72,23 @@ export async function propagation(ctx: Ctx, durability: Durability): Promise<voi
     const off = server.group!.onCommit(() => {
       serverCommitAt = now();
     });
-    const total: number[] = [];
     const local: number[] = [];
     const toServer: number[] = [];
     const toB: number[] = [];
-    const { propagationSamples: samples, propagationWarmup: warmup } = ctx.sizes;
-    const langs = [['fr', 'fr-FR'], ['de', 'de-DE'], ['ja', 'ja-JP'], ['it', 'it-IT']] as const;
-    await profiled(ctx.profile, `propagation ${durability}`, async () => {
-      for (let i = 0; i < warmup + samples; i++) {
-        const [display, keyboard] = langs[i % langs.length]!;
-        const arrived = remoteChange(b, user, 'language');
-        const acked = nextAck(a);
-        serverCommitAt = 0;
-        const t0 = now();
-        await a.setItem('user', user, 'language', { display, keyboard, n: i });
-        const t1 = now();
-        await arrived;
-        const t2 = now();
-        // The next change starts only when A has settled its acknowledgement: samples never overlap.
-        await acked;
-        if (i < warmup) continue;
-        total.push(t2 - t0);
-        local.push(t1 - t0);
-        if (serverCommitAt > 0) {
-          toServer.push(serverCommitAt - t0);
-          toB.push(t2 - serverCommitAt);
-        }
-      }
-    });
+    const total = await profiled(ctx.profile, `propagation ${durability}`, () =>
+      changeSamples(a, b, user, {
+        samples: ctx.sizes.propagationSamples,
+        warmup: ctx.sizes.propagationWarmup,
+        onStart: () => (serverCommitAt = 0),
+        onSample: (t0, t1, t2) => {
+          local.push(t1 - t0);
+          if (serverCommitAt > 0) {
+            toServer.push(serverCommitAt - t0);
+            toB.push(t2 - serverCommitAt);
+          }
+        },
+      }),
+    );
     off();
     const s = summarize(total);
     // The issue's baselines: the raw round trip plus one fsync'ed put; with `os` durability, the raw round trip alone.

@@ -48,6 +48,17 @@ export interface Report {
   errors: string[];
   /** With --profile: where each profiled figure's time went. */
   profiles?: ProfileSummary[];
+  /** With --peers: mfpsync beside a peer on the same workload. */
+  peers?: PeerTable;
+}
+
+/** mfpsync and a peer on the same workload: medians of `runs` runs per column, and each mfpsync column ÷ the peer's. */
+export interface PeerTable {
+  peer: string;
+  runs: number;
+  /** mfpsync's columns first, the peer's last. */
+  columns: string[];
+  rows: { figure: string; unit: Unit; values: Record<string, number>; ratios: Record<string, number> }[];
 }
 
 /** Fills in ratio and result of a row from its baseline and target. */
@@ -76,16 +87,43 @@ function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
+/** Lines of a table: a header, a rule, and the cells padded to their column's width. */
+function columns(header: string[], cells: string[][], o: { before?: (i: number) => string | undefined } = {}): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) => c.map((x, i) => pad(x, widths[i]!)).join('  ').trimEnd();
+  const lines = [line(header), widths.map((w) => '-'.repeat(w)).join('  ')];
+  cells.forEach((c, i) => {
+    const heading = o.before?.(i);
+    if (heading !== undefined) lines.push(heading);
+    lines.push(line(c));
+  });
+  return lines;
+}
+
+/** The peers' table: one row per figure, a column per system, then mfpsync ÷ the peer per mfpsync column. */
+export function formatPeers(t: PeerTable): string[] {
+  const peer = t.columns[t.columns.length - 1]!;
+  const ours = t.columns.slice(0, -1);
+  const header = ['figure', ...t.columns, ...ours.map((c) => `${c} ÷ ${peer}`)];
+  const cells = t.rows.map((r) => [
+    r.figure,
+    ...t.columns.map((c) => fmt(r.values[c]!, r.unit)),
+    ...ours.map((c) => (Number.isFinite(r.ratios[c]) ? `${r.ratios[c]!.toFixed(2)}×` : '—')),
+  ]);
+  return [`mfpsync vs ${t.peer} (${peer}), same workload, median of ${t.runs} run(s); below 1× mfpsync is faster`, ...columns(header, cells)];
+}
+
 /** The human table. */
 export function formatTable(report: Report): string {
   const lines: string[] = [];
   const m = report.meta;
   lines.push(`mfpsync bench — ${String(m.mode)} run, ${String(m.node)}, ${String(m.platform)}, ${String(m.cpus)} cpu(s), temp ${String(m.tempDir)} (${String(m.tempFs)}), ${fmtMs(Number(m.durationMs))}`);
-  lines.push('');
-  lines.push('Baselines (physical, same run)');
-  const bw = Math.max(...report.baselines.map((b) => b.name.length), 10) + 2;
-  for (const b of report.baselines) lines.push(`  ${pad(b.name, bw)}${b.text}`);
-  lines.push('');
+  if (report.baselines.length > 0) {
+    lines.push('');
+    lines.push('Baselines (physical, same run)');
+    const bw = Math.max(...report.baselines.map((b) => b.name.length), 10) + 2;
+    for (const b of report.baselines) lines.push(`  ${pad(b.name, bw)}${b.text}`);
+  }
   const header = ['figure', 'value', 'baseline', 'ratio', 'target', 'result'];
   const cells = report.rows.map((r) => [
     r.figure,
@@ -95,18 +133,15 @@ export function formatTable(report: Report): string {
     r.target?.text ?? 'info',
     r.result ?? '',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: string[]) => c.map((x, i) => pad(x, widths[i]!)).join('  ').trimEnd();
-  let section = '';
-  lines.push(line(header));
-  lines.push(widths.map((w) => '-'.repeat(w)).join('  '));
-  report.rows.forEach((r, i) => {
-    if (r.section !== section) {
-      section = r.section;
-      lines.push(`[${section}]`);
-    }
-    lines.push(line(cells[i]!));
-  });
+  if (report.rows.length > 0) {
+    lines.push('');
+    const sections = report.rows.map((r, i) => (i === 0 || report.rows[i - 1]!.section !== r.section ? `[${r.section}]` : undefined));
+    lines.push(...columns(header, cells, { before: (i) => sections[i] }));
+  }
+  if (report.peers) {
+    lines.push('');
+    lines.push(...formatPeers(report.peers));
+  }
   if (report.notes.length > 0) {
     lines.push('');
     lines.push('Notes');
