@@ -34,7 +34,7 @@ export function isMachineLocal(key: string): boolean {
   return key.charCodeAt(0) === 0x41 /* A: failed administrator logins */ || key === REPLICATED_KEY || key === INDEX_SNAPSHOT_KEY;
 }
 
-/** The index snapshot's key (store.ts): a record of this folder only, never part of an image. */
+/** Where earlier builds kept the index snapshot (store.ts): a record of this folder only, never part of an image. */
 const INDEX_SNAPSHOT_KEY = Keys.indexSnapshot();
 
 /** The bucket of a key: its tag and slot, e.g. `I517`. */

@@ -31,7 +31,7 @@ function children(...parent: string[]): KvRange {
 export const Keys = {
   /** Singletons: seq, epoch, identity, role, cursor, … */
   meta: (name: string) => key('M', name),
-  /** The index snapshot a clean close leaves (store.ts); machine-local, never part of an image. */
+  /** Where earlier builds kept the index snapshot (store.ts); machine-local, never part of an image. */
   indexSnapshot: () => key('M', 'index-snapshot'),
   /** An item of an entity: `I\0u:alice\0job-defaults`. */
   item: (entity: string, item: string) => key('I', entity, item),

@@ -36,14 +36,17 @@ export interface KvStore {
   open(): Promise<void>;
   /**
    * Closes the store. With `seal`, its backend also notes how it was left (a LevelDB folder: its files,
-   * their sizes and times), so that the next `open` can tell whether anything touched it since.
+   * their sizes and times), so that the next `open` can tell whether anything touched it since, and
+   * keeps the bytes `keep` (the store's index snapshot) outside its data, for that open only.
    */
-  close(options?: { seal?: boolean }): Promise<void>;
+  close(options?: { seal?: boolean; keep?: Uint8Array }): Promise<void>;
   /**
    * After `open`: whether the store is exactly as a sealed close left it — no process, this build or
    * an older one, opened or wrote it in between. The seal is used up by the open that reads it.
    */
   readonly untouchedSinceSeal: boolean;
+  /** After `open`: the bytes the sealed close kept, when the store is untouched since (else undefined). */
+  readonly sealed: Uint8Array | undefined;
   get(key: string): Promise<Uint8Array | undefined>;
   /** Applies all ops or none. After a failed write, recovers (see `recover`) before writing. */
   write(ops: readonly KvOp[], options: KvWriteOptions): Promise<void>;

@@ -1,5 +1,5 @@
 /** LevelDB KvStore (classic-level through `level`): the store of every real agent. */
-import { chmod, readdir, readFile, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import { chmod, open as openFile, readdir, readFile, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { dataDirError, MfpError } from '../protocol/errors.js';
@@ -69,6 +69,14 @@ async function privateFolder(location: string): Promise<void> {
  */
 const SEAL_FILE = 'MFPSYNC-SEAL';
 
+/**
+ * The bytes a sealed close keeps (the store's index snapshot), in a file of their own beside LevelDB's,
+ * listed in the seal: written into LevelDB they went through its log, which the next open replayed
+ * into a table before anything else (25–30 ms of a restart with 1,000 users, and 1–2 MB more written
+ * to the flash at every close and compaction).
+ */
+const SEALED_FILE = 'MFPSYNC-INDEX';
+
 async function listing(location: string): Promise<string> {
   const names = (await readdir(location)).filter((n) => n !== SEAL_FILE).sort();
   const files = await Promise.all(names.map(async (n) => {
@@ -82,22 +90,42 @@ async function listing(location: string): Promise<string> {
   return files.join('\n');
 }
 
-async function writeSeal(location: string): Promise<void> {
+/** Writes the kept bytes (fsync'ed: the seal that lists them may outlive a power loss) and the seal. */
+async function writeSeal(location: string, kept: Uint8Array | undefined): Promise<void> {
+  if (kept !== undefined) {
+    const file = await openFile(join(location, SEALED_FILE), 'w', 0o600);
+    try {
+      await file.writeFile(kept);
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
+  }
   await writeFile(join(location, SEAL_FILE), await listing(location), { mode: 0o600 });
 }
 
-/** Whether the folder matches its seal; the seal is deleted either way (it serves one open). */
-async function takeSeal(location: string): Promise<boolean> {
-  let seal: string;
+/**
+ * Whether the folder matches its seal, and the bytes it kept if it does; the seal and those bytes are
+ * deleted either way (they serve one open, and a crash after it must not find them).
+ */
+async function takeSeal(location: string): Promise<{ untouched: boolean; kept: Uint8Array | undefined }> {
+  let seal: string | undefined;
   try {
     seal = await readFile(join(location, SEAL_FILE), 'utf8');
   } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return false;
-    throw err;
+    if ((err as { code?: string }).code !== 'ENOENT') throw err;
   }
-  const matches = seal === (await listing(location));
-  await unlink(join(location, SEAL_FILE));
-  return matches;
+  const untouched = seal !== undefined && seal === (await listing(location));
+  let kept: Uint8Array | undefined;
+  if (untouched) {
+    kept = await readFile(join(location, SEALED_FILE)).catch((err: { code?: string }) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+  }
+  await rm(join(location, SEALED_FILE), { force: true });
+  if (seal !== undefined) await unlink(join(location, SEAL_FILE));
+  return { untouched, kept };
 }
 
 /** A KvStore in a LevelDB folder. Only one process may hold it open. */
@@ -122,12 +150,15 @@ export class LevelKv implements KvStore {
   }
 
   untouchedSinceSeal = false;
+  sealed: Uint8Array | undefined;
 
   async open(): Promise<void> {
     privateFiles();
     try {
       await privateFolder(this.location);
-      this.untouchedSinceSeal = await takeSeal(this.location);
+      const seal = await takeSeal(this.location);
+      this.untouchedSinceSeal = seal.untouched;
+      this.sealed = seal.kept;
     } catch (err) {
       throw dataDirError(err, this.location, 'open the store at') ?? new MfpError('STORE_WRITE_FAILED', `cannot make the files of the store at ${this.location} private (0600): ${messageOf(err)}`, { cause: err });
     }
@@ -156,7 +187,7 @@ export class LevelKv implements KvStore {
     return this.#level;
   }
 
-  async close(options: { seal?: boolean } = {}): Promise<void> {
+  async close(options: { seal?: boolean; keep?: Uint8Array } = {}): Promise<void> {
     if (this.#level === undefined) return;
     await this.#recovering?.catch(() => undefined);
     // A poisoned handle closes as it is: the next open recovers, dropping the damaged record's block only.
@@ -164,7 +195,9 @@ export class LevelKv implements KvStore {
     this.#poisoned = undefined;
     await this.#db.close();
     // A seal that cannot be written (a full disk) is no seal: the next open reads the store as if unsealed.
-    if (options.seal && !poisoned) await writeSeal(this.location).catch(() => undefined);
+    if (options.seal && !poisoned) {
+      await writeSeal(this.location, options.keep).catch(() => rm(join(this.location, SEALED_FILE), { force: true }).catch(() => undefined));
+    }
   }
 
   /**

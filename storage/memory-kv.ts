@@ -13,17 +13,22 @@ export class MemoryKv implements KvStore {
   /** Writes so far, and their number at the last sealed close (-1: none). */
   #writes = 0;
   #sealedAt = -1;
+  #kept: Uint8Array | undefined;
   untouchedSinceSeal = false;
+  sealed: Uint8Array | undefined;
 
   async open(): Promise<void> {
     this.#open = true;
     this.untouchedSinceSeal = this.#sealedAt === this.#writes;
+    this.sealed = this.untouchedSinceSeal ? this.#kept : undefined;
     this.#sealedAt = -1;
+    this.#kept = undefined;
   }
 
-  async close(options: { seal?: boolean } = {}): Promise<void> {
+  async close(options: { seal?: boolean; keep?: Uint8Array } = {}): Promise<void> {
     this.#open = false;
     this.#sealedAt = options.seal ? this.#writes : -1;
+    this.#kept = options.seal ? options.keep : undefined;
   }
 
   /** Nothing to recover: a failed write (an invalid op) wrote nothing and damaged nothing. */

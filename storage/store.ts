@@ -102,13 +102,14 @@ function emptyLog(): LogIndex {
 }
 
 /**
- * The key of the index snapshot: what a store's index holds (every item's version, hash, writer and
- * time; users' last use; the bounded logs' keys and sizes), written by a clean close, which then seals
- * the backend (KvStore.close), and deleted by the next open before anything else is written; that open
- * uses it only if the seal holds. At a restart with 1,000 users (14,000 item records, 9 MB) it replaces a
- * walk of every record with one read. It is machine-local: never part of an image.
+ * The index snapshot: what a store's index holds (every item's version, hash, writer and time; users'
+ * last use; the bounded logs' keys and sizes), kept by a clean close beside the backend's data, outside
+ * it (KvStore.close's `keep`), and handed back by the next open only if the seal holds; that open
+ * deletes it either way. At a restart with 1,000 users (14,000 item records, 9 MB) it replaces a walk
+ * of every record with one read. It is machine-local: never part of an image. Earlier builds kept it
+ * as a record under this key; an open deletes such a record, unread.
  */
-const INDEX_SNAPSHOT_KEY = Keys.indexSnapshot();
+const LEGACY_SNAPSHOT_KEY = Keys.indexSnapshot();
 const INDEX_SNAPSHOT_FORMAT = 1;
 
 /** An index snapshot's record: items as [entity, [item, v, h, by, at, …], …], users as [user, lastUsed, …]. */
@@ -124,7 +125,7 @@ interface IndexSnapshot {
 function readIndexSnapshot(bytes: Uint8Array): IndexSnapshot | undefined {
   let s: Partial<IndexSnapshot>;
   try {
-    s = decodeRecord<Partial<IndexSnapshot>>(bytes, INDEX_SNAPSHOT_KEY);
+    s = decodeRecord<Partial<IndexSnapshot>>(bytes, 'index snapshot');
   } catch {
     return undefined;
   }
@@ -215,17 +216,16 @@ export class Store {
   }
 
   /**
-   * Reads and deletes the index snapshot, fsync'ed, before anything else is written: from then on the
-   * records alone are the truth, so a crash later (no clean close) is followed by a full reload. It is
-   * used only when the backend is untouched since the close that wrote it (an older build, a restore's
-   * install or any other writer in between leaves it stale); a snapshot this build cannot read is
-   * dropped the same way.
+   * The index snapshot the backend kept at its sealed close, if it is untouched since (an older build,
+   * a restore's install or any other writer in between leaves none); a snapshot this build cannot read
+   * is dropped. The backend has already deleted it: from then on the records alone are the truth, so a
+   * crash later (no clean close) is followed by a full reload. A snapshot record an earlier build left
+   * is deleted (fsync'ed) before anything else is written.
    */
   async #takeIndexSnapshot(): Promise<IndexSnapshot | undefined> {
-    const bytes = await this.kv.get(INDEX_SNAPSHOT_KEY);
-    if (bytes === undefined) return undefined;
-    await this.kv.write([{ type: 'del', key: INDEX_SNAPSHOT_KEY }], { sync: true });
-    return this.kv.untouchedSinceSeal ? readIndexSnapshot(bytes) : undefined;
+    if ((await this.kv.get(LEGACY_SNAPSHOT_KEY)) !== undefined) await this.kv.write([{ type: 'del', key: LEGACY_SNAPSHOT_KEY }], { sync: true });
+    const bytes = this.kv.sealed;
+    return bytes === undefined ? undefined : readIndexSnapshot(bytes);
   }
 
   /** Rebuilds every in-memory structure from disk. Subclasses extend it. */
@@ -261,7 +261,7 @@ export class Store {
     this.#tick = 1 + Math.max(-1, ...[...this.#syncLog.keys, ...this.#conflictLog.keys].map((k) => parseSeqPart(Keys.split(k)[2]!)));
   }
 
-  /** The base index as an index snapshot's record (see INDEX_SNAPSHOT_KEY). */
+  /** The base index as an index snapshot's bytes (see LEGACY_SNAPSHOT_KEY). */
   #indexSnapshot(): Uint8Array {
     const items: unknown[] = [];
     for (const [entity, states] of this.index) {
@@ -306,11 +306,8 @@ export class Store {
     // A pending write that fails (a full disk) is reported to its caller; the store closes all the same.
     await this.flush().catch(() => undefined);
     this.#closed = true;
-    let sealed = false;
-    if (!this.#mustRecover && this.#writeError === undefined) {
-      sealed = await this.kv.write([{ type: 'put', key: INDEX_SNAPSHOT_KEY, value: this.#indexSnapshot() }], { sync: true }).then(() => true, () => false);
-    }
-    await this.kv.close({ seal: sealed });
+    const clean = !this.#mustRecover && this.#writeError === undefined;
+    await this.kv.close(clean ? { seal: true, keep: this.#indexSnapshot() } : {});
   }
 
   /** Resolves when every write submitted so far is committed. */

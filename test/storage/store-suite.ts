@@ -42,11 +42,14 @@ class FlakyKv implements KvStore {
   open(): Promise<void> {
     return this.inner.open();
   }
-  close(options?: { seal?: boolean }): Promise<void> {
+  close(options?: { seal?: boolean; keep?: Uint8Array }): Promise<void> {
     return this.inner.close(options);
   }
   get untouchedSinceSeal(): boolean {
     return this.inner.untouchedSinceSeal;
+  }
+  get sealed(): Uint8Array | undefined {
+    return this.inner.sealed;
   }
   get(key: string): Promise<Uint8Array | undefined> {
     return this.inner.get(key);

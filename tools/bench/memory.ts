@@ -161,7 +161,7 @@ export async function memoryAndStart(ctx: Ctx): Promise<void> {
       value: start,
       unit: 'ms',
       baseline: { value: bareStart, unit: 'ms', label: 'bare node start' },
-      target: { on: 'value', limit: 500, text: '≤ 500 ms' },
+      target: { on: 'value', limit: 300, text: '≤ 300 ms' },
     }));
     ctx.notes.push(
       (ctx.quick
