@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { callControl } from '../agent/control.js';
 
 /** The compiled shell, next to this file. */
-export const MFPSYNC = join(fileURLToPath(import.meta.url), '../mfpsync.js');
+export const MFPSYNC = join(fileURLToPath(import.meta.url), '../mfpsync.cjs');
 
 /** Where started processes are registered for release (the bench's Cleanup, or an ava teardown). */
 export interface CleanupList {

@@ -40,19 +40,24 @@ for (const cmd of program.commands) {
   for (const sub of cmd.commands) sub.exitOverride();
 }
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    if (err.exitCode === 0) process.exit(0);
-    // `mfpsync role` (a group, no subcommand): its help, as `mfpsync role --help` prints it.
-    if (err.code === 'commander.help') {
-      process.stdout.write(written);
-      process.exit(0);
+// No top-level await: the shipped shell is this module bundled as CommonJS (tools/bundle.ts).
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) process.exit(0);
+      // `mfpsync role` (a group, no subcommand): its help, as `mfpsync role --help` prints it.
+      if (err.code === 'commander.help') {
+        process.stdout.write(written);
+        process.exit(0);
+      }
+      const message = err.message.replace(/^error: /, '');
+      process.exitCode = printError(new MfpError('USAGE', message), process.argv.includes('--json'));
+    } else {
+      process.exitCode = printError(err, process.argv.includes('--json'));
     }
-    const message = err.message.replace(/^error: /, '');
-    process.exitCode = printError(new MfpError('USAGE', message), process.argv.includes('--json'));
-  } else {
-    process.exitCode = printError(err, process.argv.includes('--json'));
   }
 }
+
+void main();

@@ -21,7 +21,7 @@ test('the packed tarball installs into an empty prefix, and its mfpsync runs; th
   const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: ROOT });
   const [{ filename, files }] = JSON.parse(stdout) as [{ filename: string; files: { path: string }[] }];
   const paths = files.map((f) => f.path);
-  t.true(paths.includes('dist/tools/mfpsync.js'));
+  t.true(paths.includes('dist/tools/mfpsync.cjs'), 'the shipped shell, bundled');
   t.true(paths.includes('deploy/mfpsync.service'));
   t.true(paths.includes('dist/ui/index.html'), 'the Remote UI\'s pages');
   t.false(paths.some((p) => p.startsWith('dist/test/') || p.startsWith('test/')), 'no tests in the package');

@@ -12,7 +12,7 @@ import type { Cleanup } from './cleanup.js';
 import { now } from './stats.js';
 
 /** The compiled shell, next to the compiled benchmark. */
-export const MFPSYNC = join(dirname(fileURLToPath(import.meta.url)), '..', 'mfpsync.js');
+export const MFPSYNC = join(dirname(fileURLToPath(import.meta.url)), '..', 'mfpsync.cjs');
 
 /** A running child. */
 export interface Child {
