@@ -90,6 +90,9 @@ export class Connection {
     });
     ws.on('error', (err) => {
       this.#closeReason ??= wsError(err);
+      // ws ends the socket after an error and says 'close' later, once the peer has answered: the session
+      // is over now, and its end (a refusal's log line) must not wait on the peer.
+      this.#finish();
     });
     setMaxPayload(ws, this.#maxFrame);
     ws.once('open', () => setMaxPayload(ws, this.#maxFrame));

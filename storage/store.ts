@@ -316,6 +316,11 @@ export class Store {
     await this.commit(() => undefined, { sync: false });
   }
 
+  /** Resolves once the writes submitted so far are done, failed ones too: a log read sees what was logged. */
+  async #settled(): Promise<void> {
+    await this.flush().catch(() => undefined);
+  }
+
   /**
    * Submits a builder to the group-commit writer. Builders queued while a batch is being written are
    * committed together in the next batch: one fsync for many changes under load.
@@ -604,6 +609,7 @@ export class Store {
 
   /** Lists conflict entries, oldest first. */
   async conflicts(): Promise<ConflictEntry[]> {
+    await this.#settled();
     const out: ConflictEntry[] = [];
     for await (const [k, bytes] of this.kv.entries(Keys.allConflicts())) {
       const stored = decodeRecord<ConflictEntry & { record?: Uint8Array }>(bytes, k);
@@ -625,6 +631,7 @@ export class Store {
   /** Reads the sync log, oldest first, at or above a level. */
   async syncLog(minLevel: LogLevel = 'info'): Promise<SyncLogEntry[]> {
     const rank = { info: 0, warning: 1, error: 2 } as const;
+    await this.#settled();
     const out: SyncLogEntry[] = [];
     for await (const [k, bytes] of this.kv.entries(Keys.allSyncLog())) {
       const e = decodeRecord<SyncLogEntry>(bytes, k);
