@@ -5,14 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { MFPSYNC } from '../fleet.js';
 import type { Cleanup } from './cleanup.js';
 import { now } from './stats.js';
-
-/** The compiled shell, next to the compiled benchmark. */
-export const MFPSYNC = join(dirname(fileURLToPath(import.meta.url)), '..', 'mfpsync.cjs');
 
 /** A running child. */
 export interface Child {
