@@ -304,7 +304,7 @@ export class Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     // A pending write that fails (a full disk) is reported to its caller; the store closes all the same.
-    await this.flush().catch(() => undefined);
+    await this.#settled();
     this.#closed = true;
     const clean = !this.#mustRecover && this.#writeError === undefined;
     await this.kv.close(clean ? { seal: true, keep: this.#indexSnapshot() } : {});
@@ -316,7 +316,7 @@ export class Store {
     await this.commit(() => undefined, { sync: false });
   }
 
-  /** Resolves once the writes submitted so far are done, failed ones too: a log read sees what was logged. */
+  /** Resolves once the writes submitted so far are done, failed ones too (their callers hear of it). */
   async #settled(): Promise<void> {
     await this.flush().catch(() => undefined);
   }
